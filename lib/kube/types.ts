@@ -1,0 +1,36 @@
+/**
+ * Wire shapes shared by the Kubernetes adapters: watch events, list results and the
+ * API server's `Status` object. Only the fields the controller reads are declared.
+ *
+ * @module
+ */
+
+/** The `metav1.Status` body the API server sends with errors and in watch `ERROR` events. */
+export interface KubeStatus {
+  kind?: string;
+  apiVersion?: string;
+  status?: string;
+  message?: string;
+  /** Machine-readable reason, e.g. `Conflict`, `NotFound`, `Expired`, `Gone`. */
+  reason?: string;
+  /** The HTTP status code the error maps to (410 for an expired resourceVersion). */
+  code?: number;
+}
+
+/** One event of a watch stream, after the controller's own ingestion transform. */
+export type WatchEvent<T> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T }
+  | { type: "BOOKMARK"; object: { metadata: { resourceVersion: string } } }
+  | { type: "ERROR"; object: KubeStatus };
+
+/** The type names a watch stream may carry. */
+export type WatchEventType = WatchEvent<unknown>["type"];
+
+/** A list response reduced to what a watcher needs: the items and the list's resourceVersion. */
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+/** Query parameters of a list or watch request; `undefined` values are left out. */
+export type Query = Record<string, string | number | boolean | undefined>;
