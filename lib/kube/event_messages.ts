@@ -1,0 +1,142 @@
+/**
+ * The texts of the controller's Kubernetes Events, byte for byte those of upstream
+ * multus-dynamic-networks-controller (users and tests match on them), including the
+ * attributes suffix rendered the way Go's `%v` renders a `[]string` and a
+ * `*map[string]interface{}`. Failure messages also carry the error, after `: `.
+ *
+ * Pure functions, no I/O.
+ *
+ * @module
+ */
+
+/** The event source component, as upstream. */
+export const EVENT_COMPONENT = "pod-networks-updates";
+
+/** The event reasons, as upstream. */
+export const EventReason = {
+  AddedInterface: "AddedInterface",
+  FailedAddingInterface: "FailedAddingInterface",
+  RemovedInterface: "RemovedInterface",
+  FailedRemovingInterface: "FailedRemovingInterface",
+  InterfaceAddRejected: "InterfaceAddRejected",
+} as const;
+/** One of {@linkcode EventReason}. */
+export type EventReason = typeof EventReason[keyof typeof EventReason];
+
+/** The attachment attributes upstream shows in add events. */
+export interface InterfaceAttributes {
+  /** Requested IPs (`ips`), e.g. `["10.1.1.11/24"]`. */
+  ips?: readonly string[];
+  /** Requested MAC (`mac`). */
+  mac?: string;
+  /** `cni-args`; undefined or null when absent (Go's nil). */
+  cniArgs?: Record<string, unknown> | null;
+}
+
+function goFloat(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (!Number.isFinite(n)) return n > 0 ? "+Inf" : "-Inf";
+  if (n === 0) return Object.is(n, -0) ? "-0" : "0";
+  // Go's %v of a float64 is %g with the shortest digits: exponent form when the decimal
+  // exponent is < -4 or >= 6 (two exponent digits at least), plain decimals otherwise.
+  const [mantissa, expText] = n.toExponential().split("e") as [string, string];
+  const exp = Number(expText);
+  if (exp < -4 || exp >= 6) {
+    const sign = exp < 0 ? "-" : "+";
+    return `${mantissa}e${sign}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  return String(n);
+}
+
+/** Renders a JSON value as Go's `%v` renders the matching `interface{}` value. */
+export function goValue(value: unknown): string {
+  if (value === null || value === undefined) return "<nil>";
+  if (typeof value === "string") return value;
+  if (typeof value === "number") return goFloat(value);
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (Array.isArray(value)) return `[${value.map(goValue).join(" ")}]`;
+  if (typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([k, v]) => `${k}:${goValue(v)}`);
+    return `map[${entries.join(" ")}]`;
+  }
+  return String(value);
+}
+
+/**
+ * Upstream's attributes suffix: empty, or `(ips: [a b], mac: m, cni-args: &map[k:v])` when
+ * any of ips, mac or cni-args is set. It follows the network name without a space.
+ */
+export function attributesSuffix(attrs?: InterfaceAttributes): string {
+  if (!attrs) return "";
+  const ips = attrs.ips ?? [];
+  const mac = attrs.mac ?? "";
+  const hasArgs = attrs.cniArgs !== undefined && attrs.cniArgs !== null;
+  if (ips.length === 0 && mac === "" && !hasArgs) return "";
+  const args = hasArgs ? `&${goValue(attrs.cniArgs)}` : "<nil>";
+  return `(ips: [${ips.join(" ")}], mac: ${mac}, cni-args: ${args})`;
+}
+
+function withError(message: string, error?: unknown): string {
+  if (error === undefined || error === null || error === "") return message;
+  const text = error instanceof Error ? error.message : String(error);
+  return `${message}: ${text}`;
+}
+
+/** `pod [<ns/name>]: added interface <iface> to network: <net><attrs>` (Normal `AddedInterface`). */
+export function addedInterfaceMessage(
+  podKey: string,
+  iface: string,
+  network: string,
+  attrs?: InterfaceAttributes,
+): string {
+  return `pod [${podKey}]: added interface ${iface} to network: ${network}${
+    attributesSuffix(attrs)
+  }`;
+}
+
+/**
+ * `pod [<ns/name>]: failed adding interface <iface> to network: <net><attrs>: <error>`
+ * (Warning `FailedAddingInterface`).
+ */
+export function failedAddingInterfaceMessage(
+  podKey: string,
+  iface: string,
+  network: string,
+  attrs?: InterfaceAttributes,
+  error?: unknown,
+): string {
+  return withError(
+    `pod [${podKey}]: failed adding interface ${iface} to network: ${network}${
+      attributesSuffix(attrs)
+    }`,
+    error,
+  );
+}
+
+/** `pod [<ns/name>]: removed interface <iface> from network: <net>` (Normal `RemovedInterface`). */
+export function removedInterfaceMessage(podKey: string, iface: string, network: string): string {
+  return `pod [${podKey}]: removed interface ${iface} from network: ${network}`;
+}
+
+/**
+ * `pod [<ns/name>]: failed removing interface <iface> from network: <net>: <error>`
+ * (Warning `FailedRemovingInterface`).
+ */
+export function failedRemovingInterfaceMessage(
+  podKey: string,
+  iface: string,
+  network: string,
+  error?: unknown,
+): string {
+  return withError(
+    `pod [${podKey}]: failed removing interface ${iface} from network: ${network}`,
+    error,
+  );
+}
+
+/** `pod [<ns/name>]: will not add interface to host networked pod` (Warning `InterfaceAddRejected`). */
+export function interfaceAddRejectedMessage(podKey: string): string {
+  return `pod [${podKey}]: will not add interface to host networked pod`;
+}
