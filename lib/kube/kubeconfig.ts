@@ -121,6 +121,15 @@ export async function loadKubeconfig(
   }
   // deno-lint-ignore no-explicit-any
   const raw = doc as Record<string, any>;
+  const root = dirname(path);
+  // client-node reads a token-file while parsing, relative to the working directory:
+  // resolve it against the kubeconfig's directory first, as kubectl does.
+  if (Array.isArray(raw.users)) {
+    for (const u of raw.users) {
+      const tf = u?.user?.["token-file"];
+      if (typeof tf === "string" && tf !== "") u.user["token-file"] = absolute(root, tf);
+    }
+  }
   let clusters, users, contexts;
   try {
     clusters = model.newClusters(raw.clusters);
@@ -174,7 +183,6 @@ export async function loadKubeconfig(
       { cause: err },
     );
   }
-  const root = dirname(path);
   const ca = await pemFrom(
     cluster.caData,
     absolute(root, cluster.caFile),
@@ -207,7 +215,7 @@ export async function loadKubeconfig(
     key ??= resolved.key;
     credentials = plugin;
   } else if (rawUser?.["token-file"]) {
-    credentials = new TokenFile(absolute(root, String(rawUser["token-file"]))!);
+    credentials = new TokenFile(String(rawUser["token-file"]));
   } else if (user?.token) {
     credentials = new StaticToken(user.token);
   } else if (user?.username) {
