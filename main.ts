@@ -1,8 +1,81 @@
 /**
  * dynamic-networks-controller: hot-plugs secondary network interfaces into running pods.
  *
+ * Exit codes: 0 success, 1 invalid configuration, 2 unusable command line.
+ *
  * @module
  */
+import { PROGRAM, UsageError, VERSION } from "./lib/cli.ts";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  describeOrigin,
+  helpText,
+  loadConfig,
+  parseCommandLine,
+  readEnvironment,
+} from "./lib/config.ts";
+import { errorText, Logger } from "./lib/log.ts";
+
+/** Where {@linkcode main} writes its plain-text output; replaceable in tests. */
+export interface MainIo {
+  /** Writes text to standard output. */
+  out(text: string): void;
+  /** Writes text to standard error. */
+  err(text: string): void;
+}
+
+const processIo: MainIo = {
+  out: (text) => console.log(text.replace(/\n$/, "")),
+  err: (text) => console.error(text.replace(/\n$/, "")),
+};
+
+function fail(io: MainIo, err: unknown): number {
+  if (err instanceof UsageError) {
+    io.err(`${PROGRAM}: ${err.message}`);
+    return err.exitCode;
+  }
+  if (err instanceof ConfigError) {
+    for (const problem of err.problems) io.err(`${PROGRAM}: ${problem}`);
+    return err.exitCode;
+  }
+  io.err(`${PROGRAM}: ${errorText(err)}`);
+  return 1;
+}
+
+/** Runs the program with `args` (without the program name) and returns its exit code. */
+export function main(args: readonly string[], io: MainIo = processIo): Promise<number> {
+  try {
+    const commandLine = parseCommandLine(args);
+    if (commandLine.help) {
+      io.out(helpText());
+      return Promise.resolve(0);
+    }
+    if (commandLine.version) {
+      io.out(`${PROGRAM} ${VERSION}`);
+      return Promise.resolve(0);
+    }
+    const { config, warnings, origins, configPath, configRead } = loadConfig({
+      args,
+      env: readEnvironment(),
+    });
+    const log = new Logger({ level: config.logLevel, format: config.logFormat });
+    for (const warning of warnings) log.warn("Configuration warning", { detail: warning });
+    const from = Object.fromEntries(
+      CONFIG_KEYS.map(({ key }) => [key, describeOrigin(origins[key])]),
+    );
+    log.info("Loaded configuration", {
+      version: VERSION,
+      configFile: configRead ? configPath : undefined,
+      config,
+      origins: from,
+    });
+    return Promise.resolve(0);
+  } catch (err) {
+    return Promise.resolve(fail(io, err));
+  }
+}
+
 if (import.meta.main) {
-  console.log("dynamic-networks-controller");
+  Deno.exit(await main(Deno.args));
 }
