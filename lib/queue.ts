@@ -1,0 +1,526 @@
+/**
+ * A keyed work queue in the style of client-go's rate-limited workqueue, as the
+ * controller's reconcile loop uses it. Keys are strings (`"namespace/name"`).
+ *
+ * - **De-duplication.** A key that already waits to run is not queued twice.
+ * - **Per-key serialization.** A key is never run twice at once. Adding a key while it runs
+ *   marks it dirty: it runs once more right after the current run ends.
+ * - **Bounded concurrency** across keys (`concurrency` runs at most).
+ * - **Unlimited retries.** A run that throws is retried after a per-key capped exponential
+ *   backoff with jitter (`baseDelayMs · 2^(failures-1)`, at most `maxDelayMs`); the failure
+ *   count resets on success. A key is never dropped.
+ * - **Requeue.** A run that returns `{ requeueAfterMs }` (> 0) runs again that much later.
+ * - **Delayed keys** keep one timer each; when several delays are asked for, the earliest wins.
+ *
+ * ### A fresh `add` while the key waits in backoff
+ *
+ * Reconciles are level-driven: a fresh event may be the very fix (a NAD created, an
+ * annotation corrected), so an `add` of a key that waits for a retry **cuts the wait short
+ * and runs it promptly**, as client-go's `Add` does. To avoid a hot loop when events keep
+ * arriving for a key that keeps failing, this happens **at most once per backoff wait**:
+ * further adds before the retry timer fires are folded into that pending retry (which reads
+ * the world afresh, so nothing is lost). The failure count is not reset by an add, only by
+ * a success, so the retry delays of a failing key keep growing. An add that arrives while a
+ * key is running follows the same rule when that run fails.
+ *
+ * ### Shutdown
+ *
+ * {@linkcode WorkQueue.shutdown} stops taking work, drops waiting and delayed keys (the next
+ * start reconciles every pod again from the informer's list), clears every timer and waits
+ * for the runs in flight until a deadline.
+ *
+ * @module
+ */
+import { type Clock, systemClock, type TimerId } from "./clock.ts";
+import { Backoff } from "./kube/backoff.ts";
+import type { Logger } from "./log.ts";
+
+/** What a handler returns: nothing, or a request to run the key again later. */
+export type ReconcileOutcome = { requeueAfterMs?: number } | void;
+
+/** How a run ended, as controller-runtime's `result` label names it. */
+export type RunResult = "success" | "error" | "requeue_after";
+
+/** Work in flight, read when metrics are scraped. */
+export interface InFlightProbe {
+  /** Sum of the time every running handler has been running, in seconds. */
+  unfinishedSeconds: number;
+  /** Time the longest-running handler has been running, in seconds (0 when idle). */
+  longestRunningSeconds: number;
+}
+
+/**
+ * Where the queue reports what it does. {@linkcode ControllerMetrics.queueMetrics} in
+ * `controller_metrics.ts` implements it with the `workqueue_*` and
+ * `controller_runtime_*` metric families.
+ */
+export interface QueueMetrics {
+  /** The queue's configured concurrency. */
+  maxConcurrency(workers: number): void;
+  /** A key entered the queue (a duplicate does not count). */
+  added(): void;
+  /** Number of keys that wait to run. */
+  depth(keys: number): void;
+  /** A key left the queue for a worker after waiting `seconds`. */
+  started(waitedSeconds: number): void;
+  /** A run ended after `seconds` with `result`. */
+  finished(result: RunResult, seconds: number): void;
+  /** A failed key was scheduled to run again. */
+  retried(): void;
+  /** Number of runs in flight. */
+  active(workers: number): void;
+  /** Registers a probe of the work in flight, to be read at scrape time. */
+  observeInFlight(probe: () => InFlightProbe): void;
+}
+
+/** Settings of a {@linkcode WorkQueue}. */
+export interface WorkQueueOptions {
+  /** Most keys run at once (an integer >= 1). */
+  concurrency: number;
+  /** Delay before the first retry of a failed key, in ms (> 0). */
+  baseDelayMs: number;
+  /** Largest retry delay, in ms (>= baseDelayMs). */
+  maxDelayMs: number;
+  /** Fraction of a retry delay that is random, 0..1 (default 0.25: delay × [0.75, 1]). */
+  jitter?: number;
+  /** Random source in [0, 1) for the jitter; `Math.random` unless a test injects one. */
+  random?: () => number;
+  /** Time source and timers (default {@linkcode systemClock}). */
+  clock?: Clock;
+  /** Metrics sink. */
+  metrics?: QueueMetrics;
+  /** Name for logs (default `queue`). */
+  name?: string;
+  /** Logger for failures (warn) and shutdown (info). */
+  log?: Logger;
+}
+
+/** A key's pending delays: a retry after a failure, and/or a requested later run. */
+interface Delayed {
+  retryAt?: number;
+  afterAt?: number;
+  timer?: TimerId;
+  timerAt?: number;
+}
+
+interface IdleWaiter {
+  withinMs: number;
+  resolve: () => void;
+}
+
+/** Timers may fire a fraction of a ms early on the monotonic scale. */
+const TIMER_SLACK_MS = 1;
+
+function checkOption(ok: boolean, message: string): void {
+  if (!ok) throw new RangeError(message);
+}
+
+/** The keyed work queue; see the module documentation for its semantics. */
+export class WorkQueue {
+  /** The queue's name, as given in the options. */
+  readonly name: string;
+  readonly #handler: (key: string) => Promise<ReconcileOutcome>;
+  readonly #concurrency: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #jitter: number;
+  readonly #random: () => number;
+  readonly #clock: Clock;
+  readonly #metrics: QueueMetrics | undefined;
+  readonly #log: Logger | undefined;
+
+  /** Keys in order of arrival, waiting for a worker. */
+  #fifo: string[] = [];
+  /** Keys that need a run: those in the FIFO, and running keys marked dirty. */
+  readonly #waiting = new Set<string>();
+  /** When each waiting key was queued (for the queue-duration metric). */
+  readonly #queuedAt = new Map<string, number>();
+  /** Running keys and when their run started. */
+  readonly #running = new Map<string, number>();
+  readonly #delayed = new Map<string, Delayed>();
+  readonly #backoffs = new Map<string, Backoff>();
+  /** Keys whose current backoff wait was already cut short by a fresh add. */
+  readonly #cutShort = new Set<string>();
+  #started = false;
+  #stopping = false;
+  #pumpScheduled = false;
+  #idleWaiters: IdleWaiter[] = [];
+  #drainWaiters: (() => void)[] = [];
+
+  /**
+   * Creates a stopped queue that runs `handler` for each key once {@linkcode start} is
+   * called. Throws a RangeError naming the option when one is out of range.
+   */
+  constructor(handler: (key: string) => Promise<ReconcileOutcome>, options: WorkQueueOptions) {
+    this.name = options.name ?? "queue";
+    const { concurrency, baseDelayMs, maxDelayMs } = options;
+    const jitter = options.jitter ?? 0.25;
+    const q = `work queue ${this.name}`;
+    checkOption(
+      Number.isInteger(concurrency) && concurrency >= 1,
+      `${q}: concurrency=${concurrency} is not a whole number >= 1; set it to 1 or more`,
+    );
+    checkOption(
+      Number.isFinite(baseDelayMs) && baseDelayMs > 0,
+      `${q}: baseDelayMs=${baseDelayMs} must be a finite number of ms > 0`,
+    );
+    checkOption(
+      Number.isFinite(maxDelayMs) && maxDelayMs >= baseDelayMs,
+      `${q}: maxDelayMs=${maxDelayMs} must be finite and >= baseDelayMs (${baseDelayMs})`,
+    );
+    checkOption(
+      jitter >= 0 && jitter <= 1,
+      `${q}: jitter=${jitter} must be between 0 and 1 (a fraction of the delay)`,
+    );
+    this.#handler = handler;
+    this.#concurrency = concurrency;
+    this.#baseDelayMs = baseDelayMs;
+    this.#maxDelayMs = maxDelayMs;
+    this.#jitter = jitter;
+    this.#random = options.random ?? Math.random;
+    this.#clock = options.clock ?? systemClock;
+    this.#metrics = options.metrics;
+    this.#log = options.log;
+    this.#metrics?.maxConcurrency(concurrency);
+    this.#metrics?.observeInFlight(() => this.#probe());
+  }
+
+  /** Keys waiting in line for a worker (not counting runs in flight or delayed keys). */
+  get length(): number {
+    return this.#fifo.length;
+  }
+
+  /** Runs in flight. */
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /** Consecutive failures of `key` since its last success (0 when none). */
+  failures(key: string): number {
+    return this.#backoffs.get(key)?.failures ?? 0;
+  }
+
+  /** How long the oldest run in flight has been running, in ms (0 when none): for liveness. */
+  longestRunningMs(): number {
+    const now = this.#clock.now();
+    let longest = 0;
+    for (const started of this.#running.values()) longest = Math.max(longest, now - started);
+    return longest;
+  }
+
+  /** Starts handing keys to the handler. Calling it again does nothing. */
+  start(): void {
+    if (this.#stopping) {
+      throw new Error(
+        `work queue ${this.name}: start() called after shutdown(); create a new queue instead`,
+      );
+    }
+    this.#started = true;
+    this.#schedulePump();
+  }
+
+  /**
+   * Queues `key` to run as soon as a worker is free. A key already waiting is not queued
+   * twice; a running key runs once more after its current run. A key waiting for a retry
+   * runs promptly, once per backoff wait (see the module documentation).
+   * Ignored after {@linkcode shutdown}.
+   */
+  add(key: string): void {
+    if (this.#stopping) return;
+    const delayed = this.#delayed.get(key);
+    if (delayed?.retryAt !== undefined) {
+      if (this.#cutShort.has(key)) {
+        this.#log?.debug("Folded add into pending retry", { queue: this.name, key });
+        return;
+      }
+      this.#cutShort.add(key);
+      delayed.retryAt = undefined;
+      this.#arm(key, delayed);
+    }
+    this.#enqueue(key);
+  }
+
+  /**
+   * Queues `key` after `delayMs` (a delay <= 0 is an {@linkcode add}). If the key already
+   * has a delayed run, the earlier of the two is kept. Ignored after {@linkcode shutdown}.
+   */
+  addAfter(key: string, delayMs: number): void {
+    if (Number.isNaN(delayMs)) {
+      throw new RangeError(`work queue ${this.name}: addAfter("${key}", NaN); pass a delay in ms`);
+    }
+    if (this.#stopping) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    if (delayMs === Infinity) return;
+    this.#delay(key, "after", this.#clock.now() + delayMs);
+  }
+
+  /**
+   * Resolves when nothing waits, nothing runs, and no delayed key is due within `withinMs`
+   * of now (default 0: delayed keys due later are ignored; `Infinity` waits for every
+   * delayed key as well). After {@linkcode shutdown} it resolves once the runs in flight end.
+   */
+  idle(withinMs = 0): Promise<void> {
+    if (this.#isIdle(withinMs)) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push({ withinMs, resolve }));
+  }
+
+  /**
+   * Stops taking work: later adds are ignored, waiting and delayed keys are dropped and
+   * every timer is cleared. Resolves when the runs in flight have ended (`drained: true`) or
+   * when `deadlineMs` has passed with runs still going (`drained: false`).
+   */
+  async shutdown(deadlineMs: number): Promise<{ drained: boolean }> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      for (const delayed of this.#delayed.values()) {
+        if (delayed.timer !== undefined) this.#clock.clearTimer(delayed.timer);
+      }
+      this.#delayed.clear();
+      const dropped = this.#waiting.size;
+      this.#fifo = [];
+      this.#waiting.clear();
+      this.#queuedAt.clear();
+      this.#metrics?.depth(0);
+      this.#log?.info("Stopping work queue", {
+        queue: this.name,
+        inFlight: this.#running.size,
+        dropped,
+      });
+    }
+    this.#checkIdle();
+    if (this.#running.size === 0) return { drained: true };
+    const drained = await new Promise<boolean>((resolve) => {
+      const onDrained = () => {
+        this.#clock.clearTimer(timer);
+        resolve(true);
+      };
+      const timer = this.#clock.setTimer(() => {
+        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== onDrained);
+        resolve(this.#running.size === 0);
+      }, deadlineMs);
+      this.#drainWaiters.push(onDrained);
+    });
+    if (!drained) {
+      this.#log?.warn("Shutdown deadline passed with reconciles in flight", {
+        queue: this.name,
+        keys: [...this.#running.keys()],
+        deadlineMs,
+      });
+    }
+    return { drained };
+  }
+
+  #enqueue(key: string): void {
+    if (this.#waiting.has(key)) return;
+    this.#waiting.add(key);
+    this.#queuedAt.set(key, this.#clock.now());
+    this.#metrics?.added();
+    this.#metrics?.depth(this.#waiting.size);
+    if (this.#running.has(key)) return; // dirty: runs again when the current run ends
+    this.#fifo.push(key);
+    this.#schedulePump();
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#started && !this.#stopping) {
+      while (this.#running.size < this.#concurrency) {
+        const key = this.#fifo.shift();
+        if (key === undefined) break;
+        this.#begin(key);
+      }
+    }
+    this.#checkIdle();
+  }
+
+  #begin(key: string): void {
+    const now = this.#clock.now();
+    const queuedAt = this.#queuedAt.get(key) ?? now;
+    this.#waiting.delete(key);
+    this.#queuedAt.delete(key);
+    this.#running.set(key, now);
+    this.#metrics?.depth(this.#waiting.size);
+    this.#metrics?.started((now - queuedAt) / 1000);
+    this.#metrics?.active(this.#running.size);
+    // This run is the retry: a pending retry of the key is consumed.
+    const delayed = this.#delayed.get(key);
+    if (delayed?.retryAt !== undefined) {
+      delayed.retryAt = undefined;
+      this.#arm(key, delayed);
+    }
+    void this.#execute(key, now);
+  }
+
+  async #execute(key: string, startedAt: number): Promise<void> {
+    let outcome: ReconcileOutcome = undefined;
+    let failed = false;
+    let error: unknown;
+    try {
+      outcome = await this.#handler(key);
+    } catch (err) {
+      failed = true;
+      error = err;
+    }
+    this.#finish(key, startedAt, failed ? { error } : { outcome });
+  }
+
+  #finish(
+    key: string,
+    startedAt: number,
+    end: { error: unknown } | { outcome: ReconcileOutcome },
+  ): void {
+    const now = this.#clock.now();
+    this.#running.delete(key);
+    this.#metrics?.active(this.#running.size);
+    let result: RunResult;
+    if ("error" in end) {
+      result = "error";
+      if (!this.#stopping) this.#retryLater(key, end.error, now);
+    } else {
+      this.#backoffs.delete(key);
+      this.#cutShort.delete(key);
+      const after = end.outcome?.requeueAfterMs;
+      if (after !== undefined && after > 0 && Number.isFinite(after)) {
+        result = "requeue_after";
+        if (!this.#stopping) this.#delay(key, "after", now + after);
+      } else {
+        result = "success";
+      }
+    }
+    this.#metrics?.finished(result, (now - startedAt) / 1000);
+    if (this.#waiting.has(key)) {
+      this.#fifo.push(key);
+      this.#schedulePump();
+    } else if (this.#fifo.length > 0) {
+      this.#schedulePump();
+    }
+    if (this.#running.size === 0 && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
+    this.#checkIdle();
+  }
+
+  #retryLater(key: string, error: unknown, now: number): void {
+    let backoff = this.#backoffs.get(key);
+    if (!backoff) {
+      backoff = new Backoff({
+        initialMs: this.#baseDelayMs,
+        maxMs: this.#maxDelayMs,
+        jitter: this.#jitter,
+        random: this.#random,
+      });
+      this.#backoffs.set(key, backoff);
+    }
+    const delayMs = backoff.next();
+    this.#metrics?.retried();
+    // An add during the run may cut this wait short, once.
+    const rerunNow = this.#waiting.has(key) && !this.#cutShort.has(key);
+    this.#log?.warn("Reconcile failed", {
+      queue: this.name,
+      key,
+      err: error,
+      failures: backoff.failures,
+      retryInMs: rerunNow ? 0 : delayMs,
+    });
+    if (rerunNow) {
+      this.#cutShort.add(key);
+      return;
+    }
+    if (this.#waiting.delete(key)) {
+      this.#queuedAt.delete(key);
+      this.#metrics?.depth(this.#waiting.size);
+    }
+    this.#delay(key, "retry", now + delayMs);
+  }
+
+  #delay(key: string, kind: "retry" | "after", at: number): void {
+    const delayed = this.#delayed.get(key) ?? {};
+    if (kind === "retry") {
+      delayed.retryAt = Math.min(delayed.retryAt ?? Infinity, at);
+    } else {
+      delayed.afterAt = Math.min(delayed.afterAt ?? Infinity, at);
+    }
+    this.#delayed.set(key, delayed);
+    this.#arm(key, delayed);
+  }
+
+  /** Keeps one timer for the key, at its earliest pending delay, or none. */
+  #arm(key: string, delayed: Delayed): void {
+    const due = Math.min(delayed.retryAt ?? Infinity, delayed.afterAt ?? Infinity);
+    if (delayed.timer !== undefined && delayed.timerAt === due) return;
+    if (delayed.timer !== undefined) this.#clock.clearTimer(delayed.timer);
+    delayed.timer = undefined;
+    delayed.timerAt = undefined;
+    if (due === Infinity) {
+      this.#delayed.delete(key);
+      this.#checkIdle();
+      return;
+    }
+    delayed.timerAt = due;
+    delayed.timer = this.#clock.setTimer(() => this.#fire(key), due - this.#clock.now());
+  }
+
+  #fire(key: string): void {
+    const delayed = this.#delayed.get(key);
+    if (!delayed) return;
+    delayed.timer = undefined;
+    delayed.timerAt = undefined;
+    const now = this.#clock.now() + TIMER_SLACK_MS;
+    let due = false;
+    if (delayed.retryAt !== undefined && delayed.retryAt <= now) {
+      delayed.retryAt = undefined;
+      this.#cutShort.delete(key); // the backoff wait is over: a new one may be cut short again
+      due = true;
+    }
+    if (delayed.afterAt !== undefined && delayed.afterAt <= now) {
+      delayed.afterAt = undefined;
+      due = true;
+    }
+    this.#arm(key, delayed);
+    if (due) this.#enqueue(key);
+  }
+
+  #isIdle(withinMs: number): boolean {
+    if (this.#running.size > 0) return false;
+    if (this.#stopping) return true;
+    if (this.#waiting.size > 0) return false;
+    const horizon = this.#clock.now() + withinMs;
+    for (const delayed of this.#delayed.values()) {
+      if (delayed.timerAt !== undefined && delayed.timerAt <= horizon) return false;
+    }
+    return true;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const still: IdleWaiter[] = [];
+    const ready: IdleWaiter[] = [];
+    for (const w of this.#idleWaiters) (this.#isIdle(w.withinMs) ? ready : still).push(w);
+    this.#idleWaiters = still;
+    for (const w of ready) w.resolve();
+  }
+
+  #probe(): InFlightProbe {
+    const now = this.#clock.now();
+    let unfinished = 0;
+    let longest = 0;
+    for (const started of this.#running.values()) {
+      unfinished += now - started;
+      longest = Math.max(longest, now - started);
+    }
+    return { unfinishedSeconds: unfinished / 1000, longestRunningSeconds: longest / 1000 };
+  }
+}
