@@ -13,7 +13,8 @@
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (typeof value === "object" && value !== null) {
-    const out: Record<string, unknown> = {};
+    // A null prototype keeps a "__proto__" key an ordinary key.
+    const out: Record<string, unknown> = Object.create(null);
     for (const key of Object.keys(value).sort(compareUtf8)) {
       out[key] = sortKeys((value as Record<string, unknown>)[key]);
     }
