@@ -13,31 +13,9 @@
 import { Buffer } from "node:buffer";
 import { type IncomingMessage, request } from "node:http";
 import { goEscape, goMarshal } from "./go_json.ts";
+import type { CniResult } from "./status.ts";
 
-/**
- * A CNI result (spec 1.0.0) as multus returns it under `Result` for an ADD. Only the commonly
- * read fields are typed; everything else the plugin reported is kept.
- */
-export interface CniResult {
-  /** CNI version of the result, `1.0.0` from multus. */
-  cniVersion?: string;
-  /** Interfaces created; the pod's have a `sandbox` (the netns path). */
-  interfaces?: {
-    name: string;
-    mac?: string;
-    mtu?: number;
-    sandbox?: string;
-    [k: string]: unknown;
-  }[];
-  /** Addresses, `address` in CIDR form; `interface` indexes `interfaces`. */
-  ips?: { address: string; gateway?: string; interface?: number; [k: string]: unknown }[];
-  /** Routes added. */
-  routes?: { dst: string; gw?: string; [k: string]: unknown }[];
-  /** DNS settings. */
-  dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
-  /** Anything else in the result. */
-  [key: string]: unknown;
-}
+export type { CniResult } from "./status.ts";
 
 /** One delegate call: the CNI command and where and for whom to run it. */
 export interface DelegateRequest {
