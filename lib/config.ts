@@ -646,6 +646,21 @@ function show(value: unknown): string {
 }
 
 /**
+ * The config file to read: `--config` > `DNC_CONFIG` > {@linkcode DEFAULT_CONFIG_PATH}, and
+ * what named it (undefined for the default path, whose absence is not an error).
+ */
+export function configFileOf(
+  flags: ParsedFlags,
+  env: Readonly<Record<string, string | undefined>>,
+): { path: string; origin?: "--config" | typeof CONFIG_PATH_ENV } {
+  const flagPath = flags.get("config");
+  if (typeof flagPath === "string") return { path: flagPath, origin: "--config" };
+  const envPath = env[CONFIG_PATH_ENV];
+  if (envPath !== undefined && envPath !== "") return { path: envPath, origin: CONFIG_PATH_ENV };
+  return { path: DEFAULT_CONFIG_PATH };
+}
+
+/**
  * Loads the configuration from the command line, the environment, the config file and the
  * defaults, in that order of precedence. Throws `UsageError` (exit code 2) for a command line
  * that cannot be parsed and {@linkcode ConfigError} (exit code 1) for anything invalid, naming
@@ -659,18 +674,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const warnings: string[] = [];
   const problems: string[] = [];
 
-  // The config file: --config > DNC_CONFIG > the default path.
-  const flagPath = flags.get("config");
-  const envPath = env[CONFIG_PATH_ENV];
-  let configPath = DEFAULT_CONFIG_PATH;
-  let pathOrigin: string | undefined;
-  if (typeof flagPath === "string") {
-    configPath = flagPath;
-    pathOrigin = "--config";
-  } else if (envPath !== undefined && envPath !== "") {
-    configPath = envPath;
-    pathOrigin = CONFIG_PATH_ENV;
-  }
+  const { path: configPath, origin: pathOrigin } = configFileOf(flags, env);
   if (configPath === "") {
     throw new ConfigError([
       `--config is empty: name a JSON config file, or leave the flag out to use ${DEFAULT_CONFIG_PATH}`,
