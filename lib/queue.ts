@@ -466,7 +466,6 @@ export class WorkQueue {
     delayed.timerAt = undefined;
     if (due === Infinity) {
       this.#delayed.delete(key);
-      this.#checkIdle();
       return;
     }
     delayed.timerAt = due;
@@ -491,6 +490,7 @@ export class WorkQueue {
     }
     this.#arm(key, delayed);
     if (due) this.#enqueue(key);
+    else this.#checkIdle();
   }
 
   #isIdle(withinMs: number): boolean {
