@@ -687,8 +687,14 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const set = (spec: ConfigKeySpec, value: unknown, origin: Origin, subject: string) => {
     const parsed = ConfigSchema.shape[spec.key].safeParse(value);
     if (!parsed.success) {
+      // A number or boolean written as a JSON string in the file: say so.
+      const quoted = origin.kind === "file" && typeof value === "string" &&
+        (spec.kind === "integer" || spec.kind === "boolean") &&
+        ConfigSchema.shape[spec.key].safeParse(fromString(spec, value)).success;
       problems.push(
-        `${describeOrigin(origin)}: ${subject}${show(value)} is not ${spec.expected}; ${spec.fix}`,
+        `${describeOrigin(origin)}: ${subject}${show(value)} is not ${spec.expected}; ${
+          quoted ? `write it without quotes: ${value.trim()}` : spec.fix
+        }`,
       );
       return;
     }
