@@ -247,7 +247,13 @@ export class ProtoCodec {
           else if (eid === 2) v = this.#decodeValue(entry, name, field.type, ewire);
           else entry.skip(ewire);
         }
-        (out[name] as Record<string, unknown>)[String(k)] = v;
+        // defineProperty: a "__proto__" key must stay an ordinary key.
+        Object.defineProperty(out[name], String(k), {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       } else if (field.rule === "repeated") {
         const list = out[name] as unknown[];
         const numeric = VARINT_SCALARS.has(field.type) || this.#isEnum(field.type);
@@ -282,8 +288,9 @@ export class ProtoCodec {
   #decodeValue(r: Reader, name: string, type: string, wire: number): unknown {
     if (type === "string") {
       this.#expectWire(r, name, wire, WIRE_LEN);
+      const data = r.lengthDelimited();
       try {
-        return utf8Decoder.decode(r.lengthDelimited());
+        return utf8Decoder.decode(data);
       } catch {
         throw new ProtoDecodeError(r.type, `field ${name} is not valid UTF-8`);
       }
