@@ -250,8 +250,8 @@ const SERVICE = "/runtime.v1.RuntimeService/";
 
 /**
  * CRI v1 client over a unix socket. One long-lived gRPC channel; when a call fails with
- * `UNAVAILABLE` (runtime stopped, socket recreated) the next call opens a fresh channel, so a
- * runtime restart costs at most the calls made while it was down.
+ * `UNAVAILABLE` (runtime stopped, socket recreated) it is retried once on a fresh channel, so a
+ * runtime restart costs only the calls made while it was down.
  */
 export class CriClient implements SandboxLocator {
   readonly #socketPath: string;
@@ -296,11 +296,37 @@ export class CriClient implements SandboxLocator {
     return this.#client;
   }
 
-  #call(
+  /**
+   * One call with the per-call deadline. Every method we use only reads, so a call that fails
+   * with `UNAVAILABLE` (the connection had died: runtime restarted, socket recreated) is made
+   * once more on a fresh channel within the same deadline.
+   */
+  async #call(
     method: string,
     reqType: string,
     resType: string,
     req: ProtoMessage,
+    signal?: AbortSignal,
+  ): Promise<ProtoMessage> {
+    const deadline = Date.now() + this.#options.timeoutMs;
+    try {
+      return await this.#callOnce(method, reqType, resType, req, deadline, signal);
+    } catch (e) {
+      if (
+        !(e instanceof CriError && e.code === grpc.status.UNAVAILABLE) || Date.now() >= deadline
+      ) {
+        throw e;
+      }
+      return await this.#callOnce(method, reqType, resType, req, deadline, signal);
+    }
+  }
+
+  #callOnce(
+    method: string,
+    reqType: string,
+    resType: string,
+    req: ProtoMessage,
+    deadline: number,
     signal?: AbortSignal,
   ): Promise<ProtoMessage> {
     signal?.throwIfAborted();
@@ -314,7 +340,7 @@ export class CriClient implements SandboxLocator {
         (b) => criCodec.decode(resType, b),
         req,
         new grpc.Metadata(),
-        { deadline: Date.now() + this.#options.timeoutMs },
+        { deadline },
         (err, res) => {
           signal?.removeEventListener("abort", onAbort);
           const code = err ? err.code : grpc.status.OK;

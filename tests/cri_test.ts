@@ -13,6 +13,7 @@ import {
 import { CRI_DESCRIPTOR } from "../lib/cri_descriptor.ts";
 import { ProtoCodec, ProtoDecodeError } from "../lib/cri_proto/codec.ts";
 import { renderDescriptor } from "../lib/cri_proto/gen_descriptor.ts";
+import { Rig } from "./rig/mod.ts";
 
 const codec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1");
 const ascii = (s: string) => Array.from(new TextEncoder().encode(s));
@@ -624,6 +625,16 @@ Deno.test({
           (e: unknown) => e instanceof CriError && e.codeName === "UNAVAILABLE",
         );
       }
+      // A restart between two lookups (the channel's connection died unseen): no failed lookup.
+      let fake = await startFake(socket, { sandboxes });
+      assert.equal((await client.findSandbox(UID))?.id, "s");
+      await fake.stop();
+      fake = await startFake(socket, { sandboxes });
+      try {
+        assert.equal((await client.findSandbox(UID))?.id, "s");
+      } finally {
+        await fake.stop();
+      }
     } finally {
       client.close();
       await Deno.remove(dir, { recursive: true });
@@ -637,4 +648,161 @@ Deno.test("cri client: relative socket paths and bad timeouts are refused up fro
     /must be absolute; fix criSocketPath/,
   );
   assert.throws(() => new CriClient("/run/containerd.sock", { timeoutMs: -1 }), /positive number/);
+});
+
+// --- on the node rig: real containerd ------------------------------------------------------------
+
+const isRoot = Deno.uid() === 0;
+/** Rig tests: root only; gRPC and fetch keep handles between tests. */
+const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+let rig: Rig | undefined;
+function theRig(): Rig {
+  if (!rig) throw new Error("the node rig did not start (see the first rig test's failure)");
+  return rig;
+}
+
+Deno.test({
+  name: "cri rig: start the node rig",
+  ...rigTest,
+  async fn() {
+    rig = await Rig.start();
+  },
+});
+
+Deno.test({
+  name: "cri rig: Version reports containerd speaking CRI v1",
+  ...rigTest,
+  async fn() {
+    const client = new CriClient(theRig().criSocket, { timeoutMs: 10_000 });
+    try {
+      const v = await client.version();
+      assert.equal(v.runtimeName, "containerd");
+      assert.equal(v.runtimeApiVersion, "v1");
+      assert.match(v.runtimeVersion, /^\d+\.\d+/);
+    } finally {
+      client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "cri rig: findSandbox on a pod returns its sandbox and the netns path its interfaces live in",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "cri-find" });
+    const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
+    try {
+      const found = await client.findSandbox(pod.uid);
+      assert.ok(found, `no sandbox found for pod uid ${pod.uid}`);
+      assert.equal(found.id, pod.sandboxId);
+      assert.equal(found.ready, true);
+      assert.equal(typeof found.createdAt, "bigint");
+      assert.ok(Deno.statSync(found.netnsPath).isFile, `${found.netnsPath} is not a netns file`);
+      // The rig reads the path its own way; both must name the same namespace.
+      assert.equal(found.netnsPath, await r.podNetns(pod));
+      const inside = await r.netnsInterfaces(found.netnsPath);
+      assert.ok(inside.some((i) => i.name === "eth0" && i.ipv4.length > 0), JSON.stringify(inside));
+      assert.equal(await client.findSandbox(crypto.randomUUID()), undefined);
+    } finally {
+      client.close();
+      await r.deletePod(pod);
+    }
+  },
+});
+
+Deno.test({
+  name: "cri rig: a stopped sandbox is returned with ready=false; a newer READY sandbox wins",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "cri-restart" });
+    const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
+    let second: string | undefined;
+    try {
+      const first = await client.findSandbox(pod.uid);
+      assert.ok(first);
+      await r.cri.stopPodSandbox(pod.sandboxId);
+      const stopped = await client.findSandbox(pod.uid);
+      assert.deepEqual(stopped, { ...first, ready: false });
+      // The kubelet's sandbox restart: a new sandbox (attempt 1) with the same pod labels,
+      // while the stopped one is not yet garbage-collected.
+      const dir = `${r.dir}/pods/cri-restart-attempt-1`;
+      await Deno.mkdir(dir, { recursive: true });
+      second = await r.cri.runPodSandbox({
+        metadata: { name: pod.name, uid: pod.uid, namespace: pod.namespace, attempt: 1 },
+        hostname: pod.name,
+        log_directory: dir,
+        labels: {
+          [POD_UID_LABEL]: pod.uid,
+          "io.kubernetes.pod.name": pod.name,
+          "io.kubernetes.pod.namespace": pod.namespace,
+        },
+        annotations: {},
+        linux: {
+          security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
+        },
+      });
+      const current = await client.findSandbox(pod.uid);
+      assert.ok(current);
+      assert.equal(current.id, second);
+      assert.equal(current.ready, true);
+      assert.notEqual(current.netnsPath, first.netnsPath);
+      assert.ok(current.createdAt > first.createdAt);
+    } finally {
+      client.close();
+      if (second !== undefined) {
+        await r.cri.stopPodSandbox(second);
+        await r.cri.removePodSandbox(second);
+      }
+      await r.deletePod(pod);
+    }
+  },
+});
+
+Deno.test({
+  name: "cri rig: the same client keeps working across a containerd restart",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "cri-survive" });
+    const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
+    try {
+      const before = await client.findSandbox(pod.uid);
+      assert.ok(before);
+      await r.restartContainerd();
+      // The channel's connection died with the old containerd; the next lookup just works.
+      assert.deepEqual(await client.findSandbox(pod.uid), before);
+    } finally {
+      client.close();
+      await r.deletePod(pod);
+    }
+  },
+});
+
+Deno.test({
+  name: "cri rig: a CRI socket path with nothing behind it gives the clear 'not found' error",
+  ...rigTest,
+  async fn() {
+    const missing = `${theRig().dir}/containerd/not-here.sock`;
+    const client = new CriClient(missing, { timeoutMs: 10_000 });
+    try {
+      await assert.rejects(client.findSandbox(UID), (e: unknown) => {
+        assert.ok(e instanceof CriError);
+        assert.ok(e.message.startsWith(`CRI socket ${missing} not found`), e.message);
+        return true;
+      });
+    } finally {
+      client.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "cri rig: stop the node rig",
+  ...rigTest,
+  async fn() {
+    await rig?.stop();
+  },
 });
