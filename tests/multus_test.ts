@@ -9,6 +9,9 @@ import {
   MultusClient,
   parseDelegateResponse,
 } from "../lib/multus.ts";
+import { CriClient } from "../lib/cri.ts";
+import { delegateConfig, type NetworkAttachmentDefinition } from "../lib/nad.ts";
+import { Rig } from "./rig/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -406,4 +409,120 @@ Deno.test("multus client: a restarted daemon on a recreated socket is reached on
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// --- on the node rig: the real multus thick daemon and CNI plugins ------------------------------
+
+const isRoot = Deno.uid() === 0;
+/** Rig tests: root only; gRPC and fetch keep handles between tests. */
+const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+let rig: Rig | undefined;
+function theRig(): Rig {
+  if (!rig) throw new Error("the node rig did not start (see the first rig test's failure)");
+  return rig;
+}
+
+Deno.test({
+  name: "multus rig: start the node rig",
+  ...rigTest,
+  async fn() {
+    rig = await Rig.start();
+  },
+});
+
+Deno.test({
+  name: "multus rig: healthy() on the real daemon",
+  ...rigTest,
+  async fn() {
+    assert.equal(
+      await new MultusClient(theRig().multusSocket, { timeoutMs: 10_000 }).healthy(),
+      true,
+    );
+  },
+});
+
+Deno.test({
+  name: "multus rig: ADD a macvlan into a pod, a second ADD fails verbatim, DEL removes it",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    // No "name": the NAD's metadata.name is injected, as for the original controller.
+    const nad: NetworkAttachmentDefinition = {
+      namespace: "default",
+      name: "mv-hotplug",
+      config: JSON.stringify({
+        cniVersion: "0.3.1",
+        type: "macvlan",
+        master: r.macvlanMaster,
+        mode: "bridge",
+        ipam: { type: "static" },
+        capabilities: { ips: true, mac: true },
+      }),
+    };
+    const pod = await r.createPod({ name: "multus-hotplug" });
+    const cri = new CriClient(r.criSocket, { timeoutMs: 10_000 });
+    const multus = new MultusClient(r.multusSocket, { timeoutMs: 30_000 });
+    try {
+      const sandbox = await cri.findSandbox(pod.uid);
+      assert.ok(sandbox);
+      const req: DelegateRequest = {
+        command: "ADD",
+        containerId: sandbox.id,
+        netns: sandbox.netnsPath,
+        ifname: "net7",
+        podNamespace: pod.namespace,
+        podName: pod.name,
+        podUid: pod.uid,
+        config: delegateConfig(nad),
+        interfaceAttributes: { ips: ["10.77.0.5/24"], mac: "02:77:00:00:00:05" },
+      };
+      const result = await multus.delegate(req);
+      assert.ok(result, "ADD returned no CNI result");
+      const iface = result.interfaces?.find((i) => i.sandbox === sandbox.netnsPath);
+      assert.equal(iface?.name, "net7", JSON.stringify(result));
+      assert.equal(iface?.mac, "02:77:00:00:00:05");
+      assert.deepEqual(result.ips?.map((ip) => ip.address), ["10.77.0.5/24"]);
+      const plugged = (await r.netnsInterfaces(pod)).find((i) => i.name === "net7");
+      assert.ok(plugged, "net7 is not in the pod's netns");
+      assert.equal(plugged.mac, "02:77:00:00:00:05");
+      assert.deepEqual(plugged.ipv4, ["10.77.0.5/24"]);
+
+      await assert.rejects(multus.delegate(req), (e: unknown) => {
+        assert.ok(e instanceof DelegateError, String(e));
+        assert.equal(e.status, 400);
+        assert.ok(e.body?.includes("already exists"), String(e.body));
+        assert.equal(e.message, `unexpected CNI response status 400: '${e.body}'`);
+        return true;
+      });
+
+      assert.equal(await multus.delegate({ ...req, command: "DEL" }), undefined);
+      const after = await r.netnsInterfaces(pod);
+      assert.equal(after.some((i) => i.name === "net7"), false, JSON.stringify(after));
+    } finally {
+      cri.close();
+      await r.deletePod(pod);
+    }
+  },
+});
+
+Deno.test({
+  name: "multus rig: a restarted daemon (socket recreated) is reached by the same client",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const multus = new MultusClient(r.multusSocket, { timeoutMs: 10_000 });
+    assert.equal(await multus.healthy(), true);
+    const before = Deno.statSync(r.multusSocket).ino;
+    await r.restartMultus();
+    assert.notEqual(Deno.statSync(r.multusSocket).ino, before, "the socket was not recreated");
+    assert.equal(await multus.healthy(), true);
+  },
+});
+
+Deno.test({
+  name: "multus rig: stop the node rig",
+  ...rigTest,
+  async fn() {
+    await rig?.stop();
+  },
 });
