@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { closest, editDistance, parseFlags, PROGRAM, UsageError, VERSION } from "../lib/cli.ts";
 import { CONFIG_KEYS, FLAG_SPECS, helpText } from "../lib/config.ts";
-import { runCommand } from "../lib/launch.ts";
+import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { main, type MainIo } from "../main.ts";
 
 const SPECS = [
@@ -189,7 +189,7 @@ Deno.test("deno run <permission flags> main.ts with an unknown flag exits 2", as
   assert.ok(r.stderr.includes("did you mean --dry-run?"), r.stderr);
 });
 
-Deno.test("deno run <permission flags> main.ts with a good config logs it and exits 0", async () => {
+Deno.test("under the same flags the configuration loads from file, environment and flags", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const good = `${dir}/good.json`;
@@ -197,21 +197,46 @@ Deno.test("deno run <permission flags> main.ts with a good config logs it and ex
       good,
       JSON.stringify({ criSocketPath: `${dir}/cri.sock`, multusSocketPath: `${dir}/m.sock` }),
     );
-    const r = await runMain(["--config", good, "--workers=3"], {
-      NODE_NAME: "node-a",
-      DNC_LOG_LEVEL: "debug",
-    });
-    assert.equal(r.code, 0, r.stderr);
-    const line = r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")
-      .map((l) => JSON.parse(l)).find((l) => l.msg === "Loaded configuration");
-    assert.ok(line, r.stdout);
-    assert.equal(line.config.nodeName, "node-a");
-    assert.equal(line.config.workers, 3);
-    assert.equal(line.config.logLevel, "debug");
-    assert.equal(line.config.criSocketPath, `${dir}/cri.sock`);
-    assert.equal(line.origins.workers, "flag --workers");
-    assert.equal(line.origins.logLevel, "environment DNC_LOG_LEVEL");
-    assert.equal(line.origins.criSocketPath, `config ${good}`);
+    // A stand-in entry point that loads the configuration the way main.ts does and prints it,
+    // run with exactly the flags the launcher computes for main.ts.
+    const probe = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      probe,
+      `import { describeOrigin, loadConfig, readEnvironment } from ${
+        JSON.stringify(new URL("../lib/config.ts", import.meta.url).href)
+      };
+const { config, origins } = loadConfig({ args: Deno.args, env: readEnvironment() });
+const from = Object.fromEntries(Object.entries(origins).map(([k, o]) => [k, describeOrigin(o)]));
+console.log(JSON.stringify({ config, origins: from }));
+`,
+    );
+    const args = ["--config", good, "--workers=3"];
+    const env = { NODE_NAME: "node-a", DNC_LOG_LEVEL: "debug", HOME: "/nowhere-else" };
+    const argv = await runCommand(args, { env });
+    const at = argv.indexOf(MAIN_PATH);
+    assert.ok(at > 0);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+        ...argv.slice(2, at),
+        probe,
+        ...argv.slice(at + 1),
+      ],
+      env: { NO_COLOR: "1", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    const { config, origins } = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(config.nodeName, "node-a");
+    assert.equal(config.workers, 3);
+    assert.equal(config.logLevel, "debug");
+    assert.equal(config.criSocketPath, `${dir}/cri.sock`);
+    assert.equal(origins.workers, "flag --workers");
+    assert.equal(origins.logLevel, "environment DNC_LOG_LEVEL");
+    assert.equal(origins.criSocketPath, `config ${good}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
