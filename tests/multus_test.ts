@@ -450,13 +450,20 @@ Deno.test({
     const nad: NetworkAttachmentDefinition = {
       namespace: "default",
       name: "mv-hotplug",
+      // macvlan + static IPAM take the requested IP, tuning sets the requested MAC
+      // (upstream e2e's "network with IPAM").
       config: JSON.stringify({
         cniVersion: "0.3.1",
-        type: "macvlan",
-        master: r.macvlanMaster,
-        mode: "bridge",
-        ipam: { type: "static" },
-        capabilities: { ips: true, mac: true },
+        plugins: [
+          {
+            type: "macvlan",
+            master: r.macvlanMaster,
+            mode: "bridge",
+            ipam: { type: "static" },
+            capabilities: { ips: true },
+          },
+          { type: "tuning", capabilities: { mac: true } },
+        ],
       }),
     };
     const pod = await r.createPod({ name: "multus-hotplug" });
