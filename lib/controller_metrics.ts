@@ -173,6 +173,7 @@ export class ControllerMetrics {
   readonly #attachmentOps: Counter<"operation" | "result">;
   readonly #delegateDuration: Histogram<"command">;
   readonly #criDuration: Histogram<"method">;
+  readonly #criRequests: Counter<"method" | "code">;
   readonly #hotplugLatency: Histogram<"operation">;
   readonly #statusWrites: Counter<"result">;
   readonly #statusConflicts: Counter;
@@ -287,6 +288,11 @@ export class ControllerMetrics {
       labelNames: ["method"],
       buckets: RPC_BUCKETS,
     });
+    this.#criRequests = r.counter({
+      name: "dynamic_networks_cri_requests_total",
+      help: "CRI runtime calls, by method and gRPC status code.",
+      labelNames: ["method", "code"],
+    });
     this.#hotplugLatency = r.histogram({
       name: "dynamic_networks_hotplug_latency_seconds",
       help: "Time from a networks annotation change being observed to network-status written.",
@@ -381,9 +387,14 @@ export class ControllerMetrics {
     this.#delegateDuration.observe({ command }, seconds);
   }
 
-  /** Records how long one CRI call took (`method` is the RPC name, e.g. `ListPodSandbox`). */
-  criDuration(method: string, seconds: number): void {
+  /**
+   * Records one CRI call: `method` is the RPC name (e.g. `ListPodSandbox`), `code` its gRPC
+   * status name (e.g. `OK`, `UNAVAILABLE`). Fits the CRI client's `observe` option:
+   * `observe: (m, s, c) => metrics.criDuration(m, s, c)`.
+   */
+  criDuration(method: string, seconds: number, code = "OK"): void {
     this.#criDuration.observe({ method }, seconds);
+    this.#criRequests.inc({ method, code });
   }
 
   /** Counts one network-status write and whether it succeeded. */

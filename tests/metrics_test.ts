@@ -213,6 +213,7 @@ Deno.test("the controller's metric set: names, labels and the observer methods",
   m.attachmentOperation("remove", false);
   m.delegateDuration("ADD", 0.2);
   m.criDuration("PodSandboxStatus", 0.004);
+  m.criDuration("ListPodSandbox", 0.002, "UNAVAILABLE");
   m.statusWrite(true);
   m.statusWrite(false);
   m.statusConflict();
@@ -231,6 +232,8 @@ Deno.test("the controller's metric set: names, labels and the observer methods",
   has('dynamic_networks_delegate_duration_seconds_count{command="ADD"} 1');
   has('dynamic_networks_delegate_duration_seconds_bucket{command="ADD",le="0.25"} 1');
   has('dynamic_networks_cri_duration_seconds_count{method="PodSandboxStatus"} 1');
+  has('dynamic_networks_cri_requests_total{method="PodSandboxStatus",code="OK"} 1');
+  has('dynamic_networks_cri_requests_total{method="ListPodSandbox",code="UNAVAILABLE"} 1');
   has('dynamic_networks_status_writes_total{result="success"} 1');
   has('dynamic_networks_status_writes_total{result="error"} 1');
   has("dynamic_networks_status_update_conflicts_total 1");
