@@ -374,3 +374,38 @@ console.log(JSON.stringify(results));
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Deno accepts the deployment flags and they allow the Service network on 443 only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const probe = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      probe,
+      `const out: Record<string, string> = {};
+for (const host of Deno.args) out[host] = (await Deno.permissions.query({ name: "net", host })).state;
+console.log(JSON.stringify(out));
+`,
+    );
+    const hosts = {
+      "10.96.0.1:443": "granted", // kubeadm
+      "10.43.0.1:443": "granted", // k3s
+      "172.20.0.1:443": "granted", // EKS
+      "172.30.0.1:443": "granted", // OpenShift
+      "192.168.0.1:443": "granted",
+      "10.96.0.1:6443": "prompt",
+      "8.8.8.8:443": "prompt",
+      "kubernetes.default.svc:443": "prompt",
+      "0.0.0.0:9091": "granted",
+      "0.0.0.0:9090": "prompt",
+    };
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...permissionFlags(DEPLOY_GRANTS), probe, ...Object.keys(hosts)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), hosts);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
