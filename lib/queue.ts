@@ -226,7 +226,7 @@ export class WorkQueue {
    * Ignored after {@linkcode shutdown}.
    */
   add(key: string): void {
-    if (this.#stopping) return;
+    if (this.#stopping || this.#waiting.has(key)) return;
     const delayed = this.#delayed.get(key);
     if (delayed?.retryAt !== undefined) {
       if (this.#cutShort.has(key)) {
