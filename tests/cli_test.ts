@@ -163,6 +163,19 @@ Deno.test("deno run <permission flags> main.ts --help exits 0 and lists every ke
   }
 });
 
+Deno.test("plain deno run main.ts --help needs no permission at all", async () => {
+  // --help must not load the controller's modules: grpc-js reads GRPC_* at import time.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", MAIN_PATH, "--help"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.equal(new TextDecoder().decode(out.stdout), helpText());
+});
+
 Deno.test("deno run <permission flags> main.ts --config bad.json exits 1 naming the key", async () => {
   const dir = await Deno.makeTempDir();
   try {
