@@ -391,7 +391,7 @@ export const EXTRA_FLAGS: readonly (HelpEntry & FlagSpec)[] = [
     flag: "help",
     kind: "boolean",
     placeholder: "",
-    description: "Print this help and exit.",
+    description: "Print this help and exit (also -h).",
     defaultText: "false",
   },
   {
