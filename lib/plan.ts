@@ -128,14 +128,46 @@ export interface Plan {
   desired: DesiredAttachment[];
 }
 
-/** Canonical bare IPs; text that does not parse is compared as written. */
-function ipSet(ips: readonly string[] | undefined): Set<string> {
-  return new Set((ips ?? []).map((ip) => canonicalIp(ip) ?? ip));
+/** Addresses in a comparable form: canonical bare IPs, sorted, without repeats. */
+function ipKey(ips: readonly unknown[]): string {
+  const bare = ips.filter((ip): ip is string => typeof ip === "string")
+    .map((ip) => canonicalIp(ip) ?? ip);
+  return [...new Set(bare)].sort().join(",");
 }
 
-function sameMac(a: string, b: string | undefined): boolean {
-  if (b === undefined) return false;
-  return (canonicalMac(a) ?? a.toLowerCase()) === (canonicalMac(b) ?? b.toLowerCase());
+/** A MAC in a comparable form; text that does not parse is compared lowercased. */
+function macKey(mac: string): string {
+  return canonicalMac(mac) ?? mac.toLowerCase();
+}
+
+/** What an element asks of its attachment, in comparable form; undefined parts ask nothing. */
+interface Asked {
+  ips?: string;
+  mac?: string;
+}
+
+/** What a recorded attachment has, in comparable form. */
+interface Held {
+  ips: string;
+  mac?: string;
+}
+
+function askedBy(element: NetworkSelectionElement): Asked {
+  const request: Asked = {};
+  if (element.ips && element.ips.length > 0) request.ips = ipKey(element.ips);
+  if (element.mac) request.mac = macKey(element.mac);
+  return request;
+}
+
+function heldBy(entry: NetworkStatus): Held {
+  const record: Held = { ips: ipKey(Array.isArray(entry.ips) ? entry.ips : []) };
+  if (typeof entry.mac === "string" && entry.mac !== "") record.mac = macKey(entry.mac);
+  return record;
+}
+
+function meets(request: Asked, record: Held): boolean {
+  return (request.ips === undefined || request.ips === record.ips) &&
+    (request.mac === undefined || request.mac === record.mac);
 }
 
 /**
@@ -143,15 +175,7 @@ function sameMac(a: string, b: string | undefined): boolean {
  * it asks for any; prefixes ignored) and the same MAC (when it asks for one; any notation).
  */
 export function entrySatisfies(element: NetworkSelectionElement, entry: NetworkStatus): boolean {
-  if (element.ips && element.ips.length > 0) {
-    const wanted = ipSet(element.ips);
-    const recorded = ipSet(Array.isArray(entry.ips) ? entry.ips : []);
-    if (wanted.size !== recorded.size || [...wanted].some((ip) => !recorded.has(ip))) return false;
-  }
-  if (element.mac && !sameMac(element.mac, typeof entry.mac === "string" ? entry.mac : undefined)) {
-    return false;
-  }
-  return true;
+  return meets(askedBy(element), heldBy(entry));
 }
 
 /** A desired attachment and, when it must be added, why. */
@@ -350,7 +374,9 @@ export function planPod(
   desired.forEach((element, index) => {
     if (element.interface !== undefined) return;
     const key = `${element.namespace}/${element.name}`;
-    unnamedByNetwork.set(key, [...(unnamedByNetwork.get(key) ?? []), index]);
+    const list = unnamedByNetwork.get(key) ?? [];
+    list.push(index);
+    unnamedByNetwork.set(key, list);
   });
   const needName: number[] = [];
   for (const indices of unnamedByNetwork.values()) {
@@ -361,10 +387,12 @@ export function planPod(
       const recorded = slot.recorded.find((r) => sameNetwork(r.id, sample));
       if (recorded) candidates.push({ slot, recorded });
     }
+    const requests = indices.map((index) => askedBy(desired[index]!));
+    const records = candidates.map((candidate) => heldBy(candidate.recorded.entry));
     const match = maximumMatching(
       indices.length,
       candidates.length,
-      (l, r) => entrySatisfies(desired[indices[l]!]!, candidates[r]!.recorded.entry),
+      (l, r) => meets(requests[l]!, records[r]!),
     );
     const free = candidates.filter((_, r) => !match.includes(r));
     indices.forEach((index, l) => {
