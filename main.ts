@@ -70,7 +70,11 @@ export function main(args: readonly string[], io: MainIo = processIo): Promise<n
       config,
       origins: from,
     });
-    return Promise.resolve(0);
+    // Loaded only now: --help, --version and configuration errors need no permission, and
+    // grpc-js reads GRPC_* variables as soon as it is imported.
+    return import("./lib/controller.ts")
+      .then(({ runController }) => runController(config, log, { version: VERSION }))
+      .catch((err) => fail(io, err));
   } catch (err) {
     return Promise.resolve(fail(io, err));
   }

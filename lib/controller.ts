@@ -1,0 +1,248 @@
+/**
+ * Wires the controller together: API client, pod and NAD caches, CRI and multus clients,
+ * the reconciler behind a keyed work queue, the probe and metrics server, and a graceful
+ * shutdown on SIGTERM or SIGINT.
+ *
+ * @module
+ */
+import type { Config } from "./config.ts";
+import { ControllerMetrics } from "./controller_metrics.ts";
+import { CriClient } from "./cri.ts";
+import { type HealthServer, serveHealth } from "./http.ts";
+import { KubeClient } from "./kube/client.ts";
+import { KubeEventRecorder } from "./kube/events.ts";
+import { nadInformer, nadKey } from "./kube/nads.ts";
+import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
+import { updateNetworkStatus } from "./kube/status_writer.ts";
+import { errorText, type Logger } from "./log.ts";
+import { MultusClient } from "./multus.ts";
+import { describeOperations, Reconciler, type StatusStore } from "./reconcile.ts";
+import { WorkQueue } from "./queue.ts";
+import { formatNetworkStatus, parseNetworkStatus } from "./status.ts";
+
+/** Options of {@linkcode runController} beyond the configuration. */
+export interface RunOptions {
+  /** Program version, for the build-info metric and the start-up log line. */
+  version: string;
+  /** Stops the controller when aborted (in addition to SIGTERM and SIGINT). */
+  signal?: AbortSignal;
+  /** Where `--dry-run --once` prints its plans (default: standard output). */
+  print?: (line: string) => void;
+}
+
+/** How long a cached socket probe result stays valid for `/readyz`. */
+const PROBE_TTL_MS = 5_000;
+
+function networkStatusStore(client: KubeClient): StatusStore {
+  return {
+    async update(namespace, name, uid, mutate) {
+      const result = await updateNetworkStatus(client, namespace, name, uid, (current) => {
+        const entries = parseNetworkStatus(current);
+        const before = formatNetworkStatus(entries);
+        const after = formatNetworkStatus(mutate(entries));
+        return after === before ? current : after;
+      });
+      return { written: result.written };
+    },
+  };
+}
+
+/** A check whose (slow) probe runs at most once per {@linkcode PROBE_TTL_MS}. */
+function cachedProbe(probe: () => Promise<void>): () => Promise<string | undefined> {
+  let checkedAt = -Infinity;
+  let last: string | undefined = "not checked yet";
+  return async () => {
+    if (Date.now() - checkedAt < PROBE_TTL_MS) return last;
+    try {
+      await probe();
+      last = undefined;
+    } catch (err) {
+      last = errorText(err);
+    }
+    checkedAt = Date.now();
+    return last;
+  };
+}
+
+/** Runs the controller until it is stopped; resolves to the process exit code. */
+export async function runController(
+  config: Config,
+  log: Logger,
+  options: RunOptions,
+): Promise<number> {
+  const stop = new AbortController();
+  const metrics = new ControllerMetrics({ version: options.version });
+  const kube = await KubeClient.create({
+    kubeconfig: config.kubeconfig || undefined,
+    onResponse: (method, path, status, seconds) =>
+      metrics.apiRequest(method, path, status, seconds),
+  }, log);
+  const pods = podInformer(kube, config.nodeName, log, {
+    onError: () => metrics.watchError("pods"),
+  });
+  const nads = nadInformer(kube, log, {
+    onError: () => metrics.watchError("network-attachment-definitions"),
+  });
+  const cri = new CriClient(config.criSocketPath, {
+    timeoutMs: config.criTimeoutMs,
+    observe: (call, seconds) => metrics.criDuration(call, seconds),
+  });
+  const multus = new MultusClient(config.multusSocketPath, {
+    timeoutMs: config.delegateTimeoutMs,
+  });
+  const events = new KubeEventRecorder(kube, { nodeName: config.nodeName, log });
+  const reconciler = new Reconciler({
+    pods: {
+      cached: (key) => pods.get(key),
+      fetch: async (namespace, name) => slimPod(await getPod(kube, namespace, name)),
+    },
+    nads: { get: (namespace, name) => nads.get(`${namespace}/${name}`) },
+    sandboxes: cri,
+    delegator: multus,
+    status: networkStatusStore(kube),
+    events: {
+      record(pod, type, reason, message) {
+        metrics.eventRecorded(reason);
+        events.record(pod, type, reason, message);
+      },
+    },
+    log,
+    options: {
+      namespaceIsolation: config.namespaceIsolation,
+      allowedNadNamespaces: config.allowedNadNamespaces,
+      dryRun: config.dryRun,
+    },
+    observer: metrics,
+  });
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+    name: "pod-networks-updates",
+    concurrency: config.workers,
+    baseDelayMs: config.retryBaseDelayMs,
+    maxDelayMs: config.retryMaxDelayMs,
+    metrics: metrics.queueMetrics(),
+    log,
+  });
+
+  pods.on("upsert", (pod: Pod, old: Pod | undefined) => {
+    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const networks = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
+    if (old !== undefined && networks !== old.metadata.annotations?.[NETWORKS_ANNOTATION]) {
+      reconciler.noteAnnotationChange(key);
+    }
+    metrics.setManagedPods(pods.size);
+    queue.add(key);
+  });
+  pods.on("delete", (pod: Pod) => {
+    reconciler.forget(`${pod.metadata.namespace}/${pod.metadata.name}`);
+    metrics.setManagedPods(pods.size);
+  });
+  nads.on("upsert", (nad) => {
+    for (const key of reconciler.podsWaitingFor(nadKey(nad))) queue.add(key);
+  });
+
+  const criReachable = cachedProbe(async () => {
+    await cri.version();
+  });
+  const multusReachable = cachedProbe(async () => {
+    if (!await multus.healthy()) {
+      throw new Error(`multus at ${config.multusSocketPath} is unhealthy`);
+    }
+  });
+  let health: HealthServer | undefined;
+  if (!config.once) {
+    health = serveHealth({
+      address: config.metricsAddress,
+      registry: metrics.registry,
+      log,
+      checks: {
+        live: () => {
+          // A worker stuck far beyond every call's time limit means the loop is wedged.
+          const limitMs = 3 * (config.delegateTimeoutMs + config.criTimeoutMs) + 60_000;
+          const longest = queue.longestRunningMs();
+          return longest > limitMs
+            ? { ok: false, reasons: [`a reconcile has been running for ${longest} ms`] }
+            : { ok: true, reasons: [] };
+        },
+        ready: async () => {
+          const reasons: string[] = [];
+          if (!pods.hasSynced()) reasons.push("pod cache not synced");
+          if (!nads.hasSynced()) reasons.push("NetworkAttachmentDefinition cache not synced");
+          const criProblem = await criReachable();
+          if (criProblem) reasons.push(`CRI: ${criProblem}`);
+          const multusProblem = await multusReachable();
+          if (multusProblem) reasons.push(`multus: ${multusProblem}`);
+          return { ok: reasons.length === 0, reasons };
+        },
+      },
+    });
+  }
+
+  const onSignal = () => {
+    log.info("Shutdown requested");
+    stop.abort(new Error("shutdown"));
+  };
+  const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  options.signal?.addEventListener("abort", onSignal, { once: true });
+
+  const runs = [pods.run(stop.signal), nads.run(stop.signal)].map((p) =>
+    p.catch((err) => {
+      if (!stop.signal.aborted) log.error("Cache stopped", { err });
+    })
+  );
+  let resync: ReturnType<typeof setInterval> | undefined;
+  let exitCode = 0;
+  try {
+    await Promise.all([pods.waitForSync(stop.signal), nads.waitForSync(stop.signal)]);
+    log.info("Caches synced", { pods: pods.size, nads: nads.size, nodeName: config.nodeName });
+    if (config.once && config.dryRun) {
+      const print = options.print ?? ((line: string) => console.log(line));
+      for (const key of pods.keys().sort()) {
+        const plan = reconciler.planFor(key);
+        if (typeof plan === "string") print(`${key}: ${plan}`);
+        else {
+          const lines = [
+            ...describeOperations(plan),
+            ...plan.refusals.map((r) => `refused: ${r.message}`),
+          ];
+          print(`${key}: ${lines.length === 0 ? "nothing to do" : lines.join("; ")}`);
+        }
+      }
+      return 0;
+    }
+    queue.start();
+    for (const key of pods.keys()) queue.add(key);
+    if (config.once) {
+      await Promise.race([
+        queue.idle(),
+        new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true })),
+      ]);
+      return 0;
+    }
+    if (config.resyncPeriodSeconds > 0) {
+      resync = setInterval(() => {
+        for (const key of pods.keys()) queue.add(key);
+      }, config.resyncPeriodSeconds * 1000);
+    }
+    await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
+  } catch (err) {
+    if (!stop.signal.aborted) {
+      log.error("Controller failed", { err });
+      exitCode = 1;
+    }
+  } finally {
+    clearInterval(resync);
+    health?.setShuttingDown();
+    const { drained } = await queue.shutdown(config.shutdownTimeoutSeconds * 1000);
+    if (!drained) log.warn("Shutdown deadline passed with reconciles still running");
+    stop.abort(new Error("shutdown"));
+    await Promise.all(runs);
+    await events.close();
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    await health?.close();
+    cri.close();
+    kube.close();
+    log.info("Stopped");
+  }
+  return exitCode;
+}

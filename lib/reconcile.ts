@@ -1,0 +1,564 @@
+/**
+ * The reconciler: one pass over one pod. It reads the world as it is now (the pod's
+ * desired networks, its recorded network-status, its sandbox), plans with the pure
+ * planner, runs the delegate calls, writes network-status once from a fresh read, and
+ * reports every outcome as an Event and a log line.
+ *
+ * It never trusts the event that queued the pod: any pass may be repeated, interrupted or
+ * run after a crash, and it still converges.
+ *
+ * @module
+ */
+import type { Logger } from "./log.ts";
+import { errorText } from "./log.ts";
+import {
+  NETWORKS_ANNOTATION,
+  type NetworkSelectionElement,
+  parseNetworkSelection,
+  SelectionError,
+} from "./selection.ts";
+import {
+  NETWORK_STATUS_ANNOTATION,
+  type NetworkStatus,
+  parseNetworkStatus,
+  statusFromCniResult,
+  withAttachment,
+  withoutAttachment,
+} from "./status.ts";
+import { type AttachmentId, attachmentKey, type Operation, type Plan, planPod } from "./plan.ts";
+import type { SandboxLocator } from "./cri.ts";
+import type { DelegateRequest, Delegator } from "./multus.ts";
+import { delegateConfig, type NetworkAttachmentDefinition } from "./nad.ts";
+import {
+  addedInterfaceMessage,
+  EventReason,
+  failedAddingInterfaceMessage,
+  failedRemovingInterfaceMessage,
+  interfaceAddRejectedMessage,
+  type InterfaceAttributes,
+  removedInterfaceMessage,
+} from "./kube/event_messages.ts";
+import type { EventRecorder } from "./kube/events.ts";
+
+/** The parts of a Pod the reconciler reads. */
+export interface PodSnapshot {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    resourceVersion?: string;
+    deletionTimestamp?: string;
+    annotations?: Record<string, string>;
+  };
+  spec: { nodeName?: string; hostNetwork?: boolean };
+  status?: { phase?: string };
+}
+
+/** Pods as the reconciler sees them: the informer's cache and a fresh read. */
+export interface PodSource {
+  /** The cached pod for `namespace/name`, if any. */
+  cached(key: string): PodSnapshot | undefined;
+  /** A fresh read from the API server; undefined when the pod is gone. */
+  fetch(namespace: string, name: string): Promise<PodSnapshot | undefined>;
+}
+
+/** NetworkAttachmentDefinitions by namespace and name. */
+export interface NadSource {
+  get(namespace: string, name: string): NetworkAttachmentDefinition | undefined;
+}
+
+/** Writes network-status with optimistic concurrency from a fresh read. */
+export interface StatusStore {
+  /**
+   * Applies `mutate` to the pod's current network-status entries and writes the result
+   * when it differs. Must fail (not write) when the pod's uid is no longer `uid`.
+   */
+  update(
+    namespace: string,
+    name: string,
+    uid: string,
+    mutate: (entries: NetworkStatus[]) => NetworkStatus[],
+  ): Promise<{ written: boolean }>;
+}
+
+/** What the reconciler reports to metrics; every method is optional to implement. */
+export interface ReconcileObserver {
+  attachmentOperation?(operation: "add" | "remove", ok: boolean): void;
+  delegateDuration?(command: "ADD" | "DEL", seconds: number): void;
+  statusWrite?(ok: boolean): void;
+  hotplugCompleted?(operation: "add" | "remove", seconds: number): void;
+}
+
+/** Settings the reconciler needs from the configuration. */
+export interface ReconcileOptions {
+  /** When true, a pod may use NADs only from its own namespace or `allowedNadNamespaces`. */
+  namespaceIsolation: boolean;
+  /** Namespaces whose NADs any pod may use when isolation is on. */
+  allowedNadNamespaces: readonly string[];
+  /** Plan and log, act on nothing. */
+  dryRun: boolean;
+}
+
+/** Everything a reconcile pass talks to. */
+export interface ReconcilerDeps {
+  pods: PodSource;
+  nads: NadSource;
+  sandboxes: SandboxLocator;
+  delegator: Delegator;
+  status: StatusStore;
+  events: EventRecorder;
+  log: Logger;
+  options: ReconcileOptions;
+  observer?: ReconcileObserver;
+  /** Wall clock in ms; injectable for tests. */
+  now?: () => number;
+}
+
+/** A pass that could not finish; the queue retries it with backoff. */
+export class ReconcileError extends Error {
+  /** The failures of this pass, one line each. */
+  readonly failures: string[];
+  /** Creates an error summarising `failures` for pod `podKey`. */
+  constructor(podKey: string, failures: string[]) {
+    super(`pod ${podKey}: ${failures.length} operation(s) failed: ${failures.join("; ")}`);
+    this.name = "ReconcileError";
+    this.failures = failures;
+  }
+}
+
+/** Reason recorded when the networks annotation cannot be parsed. */
+export const INVALID_SELECTION_REASON = "InvalidNetworkSelection";
+/** Reason recorded when network-status cannot be parsed. */
+export const INVALID_STATUS_REASON = "InvalidNetworkStatus";
+
+const ALREADY_EXISTS = /already exists/i;
+
+interface OperationOutcome {
+  op: Operation;
+  ok: boolean;
+  /** The status entry to record for a successful add. */
+  entry?: NetworkStatus;
+  error?: string;
+}
+
+/** Splits "namespace/name" into its parts. */
+export function splitKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf("/");
+  if (slash <= 0 || slash === key.length - 1 || key.indexOf("/", slash + 1) !== -1) {
+    throw new Error(`work queue key "${key}" is not of the form namespace/name`);
+  }
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+function podKey(pod: PodSnapshot): string {
+  return `${pod.metadata.namespace}/${pod.metadata.name}`;
+}
+
+/** True when the pod's sandbox is gone or going: its attachments are to be released. */
+export function isFinished(pod: PodSnapshot): boolean {
+  const phase = pod.status?.phase;
+  return pod.metadata.deletionTimestamp !== undefined || phase === "Succeeded" ||
+    phase === "Failed";
+}
+
+/**
+ * Reconciles pods one pass at a time. Also remembers which pods wait for a missing NAD,
+ * so that the NAD's creation can queue them again.
+ */
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly #now: () => number;
+  /** NAD key "ns/name" → pod keys whose last pass needed it and did not find it. */
+  readonly #waitingForNad = new Map<string, Set<string>>();
+  /** Pod key → time its networks annotation was seen to change (for the latency metric). */
+  readonly #changedAt = new Map<string, number>();
+
+  /** Creates a reconciler over `deps`. */
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Records when a pod's networks annotation was seen to change. */
+  noteAnnotationChange(key: string, at = this.#now()): void {
+    if (!this.#changedAt.has(key)) this.#changedAt.set(key, at);
+  }
+
+  /** Forgets a pod that left the node. */
+  forget(key: string): void {
+    this.#changedAt.delete(key);
+    for (const pods of this.#waitingForNad.values()) pods.delete(key);
+  }
+
+  /** Pods whose last pass failed because NAD `namespace/name` was missing. */
+  podsWaitingFor(nadKey: string): string[] {
+    return [...(this.#waitingForNad.get(nadKey) ?? [])];
+  }
+
+  /** Plans one pod from the cache without acting: for `--dry-run` and diagnostics. */
+  planFor(key: string): Plan | string {
+    const pod = this.#deps.pods.cached(key);
+    if (!pod) return `pod ${key} is not on this node`;
+    try {
+      return this.#plan(pod);
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
+  /** One reconcile pass for pod `key` ("namespace/name"). Throws to ask for a retry. */
+  async reconcile(key: string): Promise<void> {
+    const cached = this.#deps.pods.cached(key);
+    if (!cached) {
+      this.forget(key);
+      return;
+    }
+    const log = this.#deps.log.with({ pod: key });
+    if (!isFinished(cached) && cached.status?.phase !== "Running") {
+      log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
+      return;
+    }
+    const cachedPlan = this.#planOrReport(cached, log);
+    if (!cachedPlan || cachedPlan.operations.length === 0) {
+      this.#changedAt.delete(key);
+      return;
+    }
+    if (this.#deps.options.dryRun) {
+      log.info("dry run: would apply plan", { operations: describeOperations(cachedPlan) });
+      return;
+    }
+
+    // The cache may lag behind our own last status write; plan again from a fresh read.
+    const { namespace, name } = splitKey(key);
+    const pod = await this.#deps.pods.fetch(namespace, name);
+    if (!pod || pod.metadata.uid !== cached.metadata.uid) {
+      log.debug("pod gone or replaced before acting");
+      return;
+    }
+    const plan = this.#planOrReport(pod, log);
+    if (!plan || plan.operations.length === 0) {
+      this.#changedAt.delete(key);
+      return;
+    }
+    await this.#apply(pod, plan, log);
+  }
+
+  #plan(pod: PodSnapshot): Plan {
+    const annotations = pod.metadata.annotations ?? {};
+    const desired = parseNetworkSelection(
+      annotations[NETWORKS_ANNOTATION],
+      pod.metadata.namespace,
+    );
+    const current = parseNetworkStatus(annotations[NETWORK_STATUS_ANNOTATION]);
+    return planPod(
+      {
+        namespace: pod.metadata.namespace,
+        name: pod.metadata.name,
+        uid: pod.metadata.uid,
+        hostNetwork: pod.spec.hostNetwork === true,
+        deleting: isFinished(pod),
+      },
+      desired,
+      current,
+    );
+  }
+
+  /** Plans, and turns bad input and refusals into Events; undefined when nothing may be done. */
+  #planOrReport(pod: PodSnapshot, log: Logger): Plan | undefined {
+    const key = podKey(pod);
+    let plan: Plan;
+    try {
+      plan = this.#plan(pod);
+    } catch (err) {
+      const selection = err instanceof SelectionError;
+      const reason = selection ? INVALID_SELECTION_REASON : INVALID_STATUS_REASON;
+      const annotation = selection ? NETWORKS_ANNOTATION : NETWORK_STATUS_ANNOTATION;
+      const message = `pod [${key}]: annotation ${annotation} is invalid, nothing was changed: ${
+        errorText(err)
+      }`;
+      log.warn("cannot plan: annotation is invalid", { reason, err });
+      this.#event(pod, "Warning", reason, message);
+      return undefined;
+    }
+    for (const refusal of plan.refusals) {
+      if (refusal.code === "host-network") {
+        this.#event(
+          pod,
+          "Warning",
+          EventReason.InterfaceAddRejected,
+          interfaceAddRejectedMessage(key),
+        );
+        log.warn("refusing to plug interfaces into a host-network pod");
+        continue;
+      }
+      log.warn("refused part of the networks annotation", {
+        code: refusal.code,
+        refusal: refusal.message,
+      });
+      this.#event(
+        pod,
+        "Warning",
+        EventReason.FailedAddingInterface,
+        `pod [${key}]: refused: ${refusal.message}`,
+      );
+    }
+    return plan;
+  }
+
+  async #apply(pod: PodSnapshot, plan: Plan, log: Logger): Promise<void> {
+    const key = podKey(pod);
+    const finished = isFinished(pod);
+    const sandbox = await this.#deps.sandboxes.findSandbox(pod.metadata.uid);
+    if (!sandbox) {
+      if (finished) {
+        log.info("sandbox already removed; nothing left to release");
+        return;
+      }
+      throw new ReconcileError(key, [`no pod sandbox found for uid ${pod.metadata.uid} yet`]);
+    }
+    if (!sandbox.ready && !finished) {
+      throw new ReconcileError(key, [`pod sandbox ${sandbox.id} is not ready`]);
+    }
+
+    const outcomes: OperationOutcome[] = [];
+    const failedRemovals = new Set<string>();
+    for (const op of plan.operations) {
+      if (op.kind === "add" && failedRemovals.has(op.id.interface)) {
+        outcomes.push({
+          op,
+          ok: false,
+          error:
+            `interface ${op.id.interface} is still held by an attachment that failed to detach`,
+        });
+        continue;
+      }
+      const outcome = await this.#run(pod, sandbox, op, log);
+      if (op.kind === "remove" && !outcome.ok) failedRemovals.add(op.id.interface);
+      outcomes.push(outcome);
+    }
+
+    const succeeded = outcomes.filter((o) => o.ok);
+    if (succeeded.length > 0) {
+      try {
+        await this.#deps.status.update(
+          pod.metadata.namespace,
+          pod.metadata.name,
+          pod.metadata.uid,
+          (entries) => applyOutcomes(entries, succeeded),
+        );
+        this.#deps.observer?.statusWrite?.(true);
+      } catch (err) {
+        this.#deps.observer?.statusWrite?.(false);
+        log.error("writing network-status failed; the next pass repairs it", { err });
+        throw new ReconcileError(key, [`network-status write failed: ${errorText(err)}`]);
+      }
+    }
+
+    for (const outcome of outcomes) this.#report(pod, outcome, log);
+    const failures = outcomes.filter((o) => !o.ok).map((o) =>
+      `${o.op.kind} ${attachmentKey(o.op.id)}: ${o.error}`
+    );
+    if (failures.length > 0) throw new ReconcileError(key, failures);
+
+    const changedAt = this.#changedAt.get(key);
+    if (changedAt !== undefined) {
+      const seconds = (this.#now() - changedAt) / 1000;
+      for (const o of succeeded) this.#deps.observer?.hotplugCompleted?.(o.op.kind, seconds);
+      this.#changedAt.delete(key);
+    }
+  }
+
+  async #run(
+    pod: PodSnapshot,
+    sandbox: { id: string; netnsPath: string },
+    op: Operation,
+    log: Logger,
+  ): Promise<OperationOutcome> {
+    const key = podKey(pod);
+    const network = `${op.id.namespace}/${op.id.network}`;
+    const nad = this.#deps.nads.get(op.id.namespace, op.id.network);
+    this.#unwait(network, key);
+    if (!nad) {
+      this.#wait(network, key);
+      const hint = op.kind === "add"
+        ? "create it, or fix the name in the networks annotation"
+        : "the interface stays attached until the definition is recreated or the pod is deleted";
+      return {
+        op,
+        ok: false,
+        error: `NetworkAttachmentDefinition ${network} not found; ${hint}`,
+      };
+    }
+    if (op.kind === "add" && !this.#namespaceAllowed(pod.metadata.namespace, op.id.namespace)) {
+      return {
+        op,
+        ok: false,
+        error:
+          `namespace isolation forbids pod namespace ${pod.metadata.namespace} from using ${network}; ` +
+          `use a NetworkAttachmentDefinition in ${pod.metadata.namespace} or add ${op.id.namespace} to allowedNadNamespaces`,
+      };
+    }
+    let config: Uint8Array;
+    try {
+      config = delegateConfig(nad);
+    } catch (err) {
+      return { op, ok: false, error: errorText(err) };
+    }
+    const base = {
+      containerId: sandbox.id,
+      netns: sandbox.netnsPath,
+      ifname: op.id.interface,
+      podNamespace: pod.metadata.namespace,
+      podName: pod.metadata.name,
+      podUid: pod.metadata.uid,
+      config,
+    };
+    if (op.kind === "remove") {
+      try {
+        await this.#delegate({ ...base, command: "DEL" });
+        return { op, ok: true };
+      } catch (err) {
+        return { op, ok: false, error: errorText(err) };
+      }
+    }
+    const element = op.element;
+    const attributes: DelegateRequest["interfaceAttributes"] = {};
+    if (element.ips && element.ips.length > 0) attributes.ips = element.ips;
+    if (element.mac) attributes.mac = element.mac;
+    if (element["cni-args"] != null) attributes["cni-args"] = element["cni-args"];
+    const request: DelegateRequest = {
+      ...base,
+      command: "ADD",
+      ...(Object.keys(attributes).length > 0 ? { interfaceAttributes: attributes } : {}),
+    };
+    try {
+      let result;
+      try {
+        result = await this.#delegate(request);
+      } catch (err) {
+        if (!ALREADY_EXISTS.test(errorText(err))) throw err;
+        // Left over from a pass that attached it but died before recording it: detach, retry.
+        log.info("interface exists but is not recorded; re-attaching", {
+          interfaceName: op.id.interface,
+          network,
+        });
+        await this.#delegate({ ...base, command: "DEL" });
+        result = await this.#delegate(request);
+      }
+      const entry = statusFromCniResult(network, result ?? {});
+      // Plugins that report no sandbox interface must still be recorded under the name we asked for.
+      if (!entry.interface) entry.interface = op.id.interface;
+      return { op, ok: true, entry };
+    } catch (err) {
+      return { op, ok: false, error: errorText(err) };
+    }
+  }
+
+  async #delegate(request: DelegateRequest) {
+    const started = performance.now();
+    try {
+      return await this.#deps.delegator.delegate(request);
+    } finally {
+      this.#deps.observer?.delegateDuration?.(
+        request.command,
+        (performance.now() - started) / 1000,
+      );
+    }
+  }
+
+  #namespaceAllowed(podNamespace: string, nadNamespace: string): boolean {
+    const { namespaceIsolation, allowedNadNamespaces } = this.#deps.options;
+    return !namespaceIsolation || nadNamespace === podNamespace ||
+      allowedNadNamespaces.includes(nadNamespace);
+  }
+
+  #report(pod: PodSnapshot, outcome: OperationOutcome, log: Logger): void {
+    const key = podKey(pod);
+    const { op } = outcome;
+    this.#deps.observer?.attachmentOperation?.(op.kind, outcome.ok);
+    const iface = op.id.interface;
+    const fields = { interfaceName: iface, network: `${op.id.namespace}/${op.id.network}` };
+    if (op.kind === "add") {
+      const attrs = eventAttributes(op.element);
+      if (outcome.ok) {
+        log.info("added interface", fields);
+        this.#event(
+          pod,
+          "Normal",
+          EventReason.AddedInterface,
+          addedInterfaceMessage(key, iface, op.id.network, attrs),
+        );
+      } else {
+        log.warn("adding interface failed", { ...fields, err: outcome.error });
+        this.#event(
+          pod,
+          "Warning",
+          EventReason.FailedAddingInterface,
+          failedAddingInterfaceMessage(key, iface, op.id.network, attrs, outcome.error),
+        );
+      }
+    } else if (outcome.ok) {
+      log.info("removed interface", fields);
+      this.#event(
+        pod,
+        "Normal",
+        EventReason.RemovedInterface,
+        removedInterfaceMessage(key, iface, op.id.network),
+      );
+    } else {
+      log.warn("removing interface failed", { ...fields, err: outcome.error });
+      this.#event(
+        pod,
+        "Warning",
+        EventReason.FailedRemovingInterface,
+        failedRemovingInterfaceMessage(key, iface, op.id.network, outcome.error),
+      );
+    }
+  }
+
+  #event(pod: PodSnapshot, type: "Normal" | "Warning", reason: string, message: string): void {
+    this.#deps.events.record(pod.metadata, type, reason, message);
+  }
+
+  #wait(nadKey: string, podKey: string): void {
+    let pods = this.#waitingForNad.get(nadKey);
+    if (!pods) this.#waitingForNad.set(nadKey, pods = new Set());
+    pods.add(podKey);
+  }
+
+  #unwait(nadKey: string, podKey: string): void {
+    const pods = this.#waitingForNad.get(nadKey);
+    if (!pods) return;
+    pods.delete(podKey);
+    if (pods.size === 0) this.#waitingForNad.delete(nadKey);
+  }
+}
+
+/** Records the successful operations of a pass in network-status, keeping order. */
+export function applyOutcomes(
+  entries: NetworkStatus[],
+  succeeded: readonly { op: Operation; entry?: NetworkStatus }[],
+): NetworkStatus[] {
+  let next = entries;
+  for (const { op, entry } of succeeded) {
+    if (op.kind === "remove") next = withoutAttachment(next, op.id);
+    else if (entry) next = withAttachment(next, entry);
+  }
+  return next;
+}
+
+function eventAttributes(element: NetworkSelectionElement): InterfaceAttributes | undefined {
+  const attrs: InterfaceAttributes = {};
+  if (element.ips && element.ips.length > 0) attrs.ips = element.ips;
+  if (element.mac) attrs.mac = element.mac;
+  if (element["cni-args"] != null) attrs.cniArgs = element["cni-args"];
+  return Object.keys(attrs).length > 0 ? attrs : undefined;
+}
+
+/** One readable line per planned operation, for logs and `--dry-run`. */
+export function describeOperations(plan: Plan): string[] {
+  return plan.operations.map((op) => `${op.kind} ${attachmentKey(op.id)} (${op.reason})`);
+}
+
+/** The attachment identity of a status entry, as the planner would key it. */
+export type { AttachmentId };
