@@ -6,7 +6,6 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { errorText } from "../log.ts";
 import {
   type ClusterConfig,
   inClusterConfig,
@@ -181,9 +180,7 @@ export class KubeClient {
       } catch (err) {
         if (init.signal.aborted) throw init.signal.reason ?? err;
         throw new Error(
-          `${method} ${path} to ${this.#base} failed: ${
-            errorText(err)
-          }: check that the API server is up and reachable (and allowed by --allow-net)`,
+          `${method} ${path} to ${this.#base} failed (is the API server up, reachable and allowed by --allow-net?)`,
           { cause: err },
         );
       }

@@ -22,7 +22,6 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { errorText } from "../log.ts";
 import { Backoff, type BackoffOptions, sleep as realSleep } from "./backoff.ts";
 import { KubeApiError } from "./client.ts";
 import type { KubeStatus, ListResult, WatchEvent } from "./types.ts";
@@ -88,7 +87,7 @@ const TIMEOUT = Symbol("inactivity timeout");
 export class WatchError extends Error {
   /** Wraps `cause`, which happened while in `state`. */
   constructor(name: string, state: string, cause: unknown) {
-    super(`watch of ${name} failed in state ${state}: ${errorText(cause)}`, { cause });
+    super(`watch of ${name} failed in state ${state}`, { cause });
     this.name = "WatchError";
   }
 }

@@ -1,0 +1,519 @@
+/**
+ * The Kubernetes adapters against the rig's real kube-apiserver: the node-scoped pod
+ * informer (add/update/delete, other nodes invisible, survives an API server restart), the
+ * NAD informer, the status writer (fresh read, real 409 conflicts, other annotations kept,
+ * re-created pods refused) and the event recorder (create, then count repeats). The
+ * controller's components run with the ServiceAccount token bound to the ClusterRole in
+ * deploy/base/cluster_role.yaml, so the tests also prove that RBAC is enough.
+ */
+import assert from "node:assert/strict";
+import { load as loadYaml } from "npm:js-yaml@5.5.0";
+import { Logger, type LogLevel } from "../lib/log.ts";
+import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
+import { KubeEventRecorder } from "../lib/kube/events.ts";
+import { addedInterfaceMessage } from "../lib/kube/event_messages.ts";
+import { nadInformer } from "../lib/kube/nads.ts";
+import { getPod, NETWORK_STATUS_ANNOTATION, type Pod, podInformer } from "../lib/kube/pods.ts";
+import { PodReplacedError, updateNetworkStatus } from "../lib/kube/status_writer.ts";
+import type { Reflector } from "../lib/kube/reflector.ts";
+import { Rig, waitFor } from "./rig/mod.ts";
+
+const isRoot = Deno.uid() === 0;
+const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+const log = new Logger({ level: (Deno.env.get("KUBE_TEST_LOG") ?? "error") as LogLevel });
+/** Short retry pacing, so the restart test does not wait for the production backoff. */
+const fast = { backoff: { initialMs: 100, maxMs: 1000 } };
+const NS = "kube-adapters";
+const WAIT_MS = 60_000;
+
+let rig: Rig | undefined;
+let admin: KubeClient | undefined;
+let controller: KubeClient | undefined;
+const stop = new AbortController();
+
+function theRig(): Rig {
+  if (!rig) throw new Error("the rig did not start (see the first test's failure)");
+  return rig;
+}
+function adminClient(): KubeClient {
+  if (!admin) throw new Error("no admin client (see the first test's failure)");
+  return admin;
+}
+function controllerClient(): KubeClient {
+  if (!controller) throw new Error("no controller client (see the first test's failure)");
+  return controller;
+}
+
+/** A bare Pod object bound to `node` (no sandbox: the informer only sees API objects). */
+async function createApiPod(
+  name: string,
+  node: string,
+  annotations: Record<string, string> = {},
+): Promise<{ uid: string }> {
+  const pod = await adminClient().json<{ metadata: { uid: string } }>(
+    "POST",
+    `/api/v1/namespaces/${NS}/pods`,
+    {
+      body: {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: NS, annotations },
+        spec: { nodeName: node, containers: [{ name: "app", image: "pause" }] },
+      },
+    },
+  );
+  return { uid: pod.metadata.uid };
+}
+
+async function annotate(name: string, annotations: Record<string, string | null>): Promise<void> {
+  await adminClient().json("PATCH", `/api/v1/namespaces/${NS}/pods/${name}`, {
+    body: { metadata: { annotations } },
+    contentType: "application/merge-patch+json",
+  });
+}
+
+async function deleteApiPod(name: string): Promise<void> {
+  try {
+    await adminClient().json("DELETE", `/api/v1/namespaces/${NS}/pods/${name}`, {
+      body: { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 },
+    });
+  } catch (err) {
+    if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+  }
+}
+
+/**
+ * Records every change a reflector reports, in order. An update that only marks a pod as
+ * terminating (the API server sets deletionTimestamp before removing it) is recorded as
+ * `terminating`.
+ */
+function recordChanges<T>(reflector: Reflector<T>, keyOf: (o: T) => string): string[] {
+  const seen: string[] = [];
+  reflector.on("upsert", (o, old) => {
+    const terminating = (o as { metadata?: { deletionTimestamp?: string } }).metadata
+      ?.deletionTimestamp;
+    seen.push(`${old ? terminating ? "terminating" : "update" : "add"} ${keyOf(o)}`);
+  });
+  reflector.on("delete", (o) => seen.push(`delete ${keyOf(o)}`));
+  return seen;
+}
+
+const podKey = (p: Pod) => `${p.metadata.namespace}/${p.metadata.name}`;
+
+Deno.test({
+  name: "kube rig: start, admin client (client certificate), controller client (RBAC token)",
+  ...rigTest,
+  async fn() {
+    rig = await Rig.start();
+    admin = await KubeClient.create({ kubeconfig: rig.kubeconfig }, log);
+    await admin.json("POST", "/api/v1/namespaces", {
+      body: { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+    });
+    const role = loadYaml(
+      await Deno.readTextFile(new URL("../deploy/base/cluster_role.yaml", import.meta.url)),
+    );
+    await admin.json("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", { body: role });
+    const kubeconfig = await rig.serviceAccountKubeconfig(
+      "dynamic-networks-controller",
+      "kube-system",
+      "dynamic-networks-controller",
+    );
+    controller = await KubeClient.create({ kubeconfig }, log);
+    assert.equal(controller.server.href, new URL(rig.apiServerUrl).href);
+    // The token carries only the ClusterRole: anything else is forbidden.
+    await assert.rejects(
+      controller.json("GET", `/api/v1/namespaces/${NS}/configmaps`),
+      (err) => err instanceof KubeApiError && err.status === 403,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: in-cluster config reads the ServiceAccount files and re-reads a rotated token after 401",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const kc = JSON.parse(
+      await Deno.readTextFile(
+        await r.serviceAccountKubeconfig("rotating", "kube-system", "dynamic-networks-controller"),
+      ),
+    );
+    const token: string = kc.users[0].user.token;
+    const dir = await Deno.makeTempDir({ prefix: "kube_sa_" });
+    try {
+      await Deno.copyFile(r.caCertPath, `${dir}/ca.crt`);
+      await Deno.writeTextFile(`${dir}/token`, "not-a-valid-token");
+      const url = new URL(r.apiServerUrl);
+      const client = await KubeClient.create({
+        inCluster: {
+          serviceAccountDir: dir,
+          env: (n) =>
+            ({ KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port })[n],
+        },
+      }, log);
+      await assert.rejects(
+        client.json("GET", `/api/v1/namespaces/${NS}/pods`),
+        (err) => err instanceof KubeApiError && err.status === 401,
+      );
+      await Deno.writeTextFile(`${dir}/token`, `${token}\n`); // the kubelet rotated the token
+      const list = await client.json<{ kind: string }>("GET", `/api/v1/namespaces/${NS}/pods`);
+      assert.equal(list.kind, "PodList");
+      client.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+let pods: Reflector<Pod> | undefined;
+let podRun: Promise<void> | undefined;
+let podChanges: string[] = [];
+
+Deno.test({
+  name: "kube rig: pod informer sees add, update and delete of its node's pods only",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    await createApiPod("before-start", r.nodeName, { "k8s.v1.cni.cncf.io/networks": "net-a" });
+    pods = podInformer(controllerClient(), r.nodeName, log, fast);
+    podChanges = recordChanges(pods, podKey);
+    podRun = pods.run(stop.signal);
+    await pods.waitForSync();
+    assert.deepEqual(pods.keys(), [`${NS}/before-start`]);
+    const cached = pods.get(`${NS}/before-start`)!;
+    assert.equal(cached.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], "net-a");
+    assert.equal(cached.spec.nodeName, r.nodeName);
+
+    await createApiPod("elsewhere", "some-other-node");
+    await createApiPod("mine", r.nodeName, { "unrelated": "dropped at ingestion" });
+    await waitFor("pod mine in the cache", () => pods!.get(`${NS}/mine`), WAIT_MS);
+    assert.deepEqual(pods.get(`${NS}/mine`)!.metadata.annotations, undefined);
+
+    await annotate("mine", { "k8s.v1.cni.cncf.io/networks": "net-b" });
+    await waitFor(
+      "the annotation edit in the cache",
+      () => pods!.get(`${NS}/mine`)?.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"],
+      WAIT_MS,
+    );
+    await deleteApiPod("mine");
+    await waitFor("pod mine gone from the cache", () => !pods!.get(`${NS}/mine`), WAIT_MS);
+    await deleteApiPod("elsewhere");
+
+    assert.deepEqual(podChanges.filter((c) => !c.startsWith("terminating")), [
+      `add ${NS}/before-start`,
+      `add ${NS}/mine`,
+      `update ${NS}/mine`,
+      `delete ${NS}/mine`,
+    ]);
+    assert.equal(pods.get(`${NS}/elsewhere`), undefined);
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: pod informer survives an API server restart and applies the edits made around it",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const informer = pods;
+    assert.ok(informer, "the informer of the previous test runs");
+    await createApiPod("survivor", r.nodeName);
+    await createApiPod("doomed", r.nodeName);
+    await waitFor("both pods cached", () => informer.get(`${NS}/doomed`), WAIT_MS);
+    podChanges.length = 0;
+
+    await r.restartApiServer();
+    // Right after the restart the informer is still reconnecting: these changes reach it
+    // through the resumed watch or the re-list, whichever happens.
+    await annotate("survivor", { "k8s.v1.cni.cncf.io/networks": "after-restart" });
+    await deleteApiPod("doomed");
+    await createApiPod("newborn", r.nodeName);
+
+    await waitFor(
+      "the edit made after the restart",
+      () =>
+        informer.get(`${NS}/survivor`)?.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"] ===
+          "after-restart" &&
+        informer.get(`${NS}/doomed`) === undefined &&
+        informer.get(`${NS}/newborn`) !== undefined,
+      WAIT_MS,
+    );
+    assert.ok(podChanges.includes(`update ${NS}/survivor`), podChanges.join(", "));
+    assert.ok(podChanges.includes(`delete ${NS}/doomed`), podChanges.join(", "));
+    assert.ok(podChanges.includes(`add ${NS}/newborn`), podChanges.join(", "));
+
+    // And it keeps watching afterwards.
+    await annotate("survivor", { "k8s.v1.cni.cncf.io/networks": "later" });
+    await waitFor(
+      "an edit after recovery",
+      () =>
+        informer.get(`${NS}/survivor`)?.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"] ===
+          "later",
+      WAIT_MS,
+    );
+  },
+});
+
+Deno.test({
+  name: "kube rig: NAD informer sees create, update and delete cluster-wide",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const nads = nadInformer(controllerClient(), log, fast);
+    const changes = recordChanges(nads, (n) => `${n.namespace}/${n.name}`);
+    const run = nads.run(stop.signal);
+    await nads.waitForSync();
+    const config = { cniVersion: "0.3.1", type: "bridge", bridge: "br-x" };
+    await r.createNad(NS, "net-a", config);
+    await r.createNad("default", "net-b", { ...config, type: "macvlan" });
+    await waitFor("both NADs cached", () => nads.get("default/net-b"), WAIT_MS);
+    assert.deepEqual(JSON.parse(nads.get(`${NS}/net-a`)!.config), config);
+    const path = `/apis/k8s.cni.cncf.io/v1/namespaces/${NS}/network-attachment-definitions/net-a`;
+    await adminClient().json("PATCH", path, {
+      body: { spec: { config: JSON.stringify({ ...config, bridge: "br-y" }) } },
+      contentType: "application/merge-patch+json",
+    });
+    await waitFor(
+      "the NAD update",
+      () => nads.get(`${NS}/net-a`)?.config.includes("br-y"),
+      WAIT_MS,
+    );
+    await adminClient().json("DELETE", path);
+    await waitFor("the NAD deletion", () => !nads.get(`${NS}/net-a`), WAIT_MS);
+    assert.deepEqual(changes, [
+      `add ${NS}/net-a`,
+      "add default/net-b",
+      `update ${NS}/net-a`,
+      `delete ${NS}/net-a`,
+    ]);
+    assert.deepEqual(Object.keys(nads.get("default/net-b")!).sort(), [
+      "config",
+      "name",
+      "namespace",
+      "resourceVersion",
+    ]);
+    void run;
+  },
+});
+
+const STATUS = JSON.stringify([{ name: "rig-cluster", interface: "eth0", default: true }]);
+
+Deno.test({
+  name:
+    "kube rig: status writer writes from a fresh read and keeps other annotations; no write when unchanged",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const { uid } = await createApiPod("status-a", r.nodeName, {
+      [NETWORK_STATUS_ANNOTATION]: STATUS,
+      "example.com/keep": "me",
+    });
+    const seen: (string | undefined)[] = [];
+    const appended = (current: string | undefined) => {
+      seen.push(current);
+      const entries = JSON.parse(current ?? "[]");
+      return JSON.stringify([...entries, { name: `${NS}/net-a`, interface: "net1" }]);
+    };
+    const res = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, appended);
+    assert.equal(res.written, true);
+    assert.equal(res.attempts, 1);
+    assert.deepEqual(seen, [STATUS]);
+    const pod = (await getPod(adminClient(), NS, "status-a")) as {
+      metadata: { annotations: Record<string, string>; resourceVersion: string };
+    };
+    assert.equal(pod.metadata.annotations["example.com/keep"], "me");
+    assert.deepEqual(JSON.parse(pod.metadata.annotations[NETWORK_STATUS_ANNOTATION]!), [
+      { name: "rig-cluster", interface: "eth0", default: true },
+      { name: `${NS}/net-a`, interface: "net1" },
+    ]);
+    assert.equal(res.resourceVersion, pod.metadata.resourceVersion);
+
+    const same = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, (c) => c);
+    assert.deepEqual(same, {
+      written: false,
+      attempts: 1,
+      resourceVersion: pod.metadata.resourceVersion,
+    });
+    const removed = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-a",
+      uid,
+      () => undefined,
+    );
+    assert.equal(removed.written, true);
+    const after = (await getPod(adminClient(), NS, "status-a")) as {
+      metadata: { annotations: Record<string, string> };
+    };
+    assert.equal(after.metadata.annotations[NETWORK_STATUS_ANNOTATION], undefined);
+    assert.equal(after.metadata.annotations["example.com/keep"], "me");
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: status writer retries a real 409 conflict on a re-read, keeping the concurrent change",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const { uid } = await createApiPod("status-b", r.nodeName, {
+      [NETWORK_STATUS_ANNOTATION]: STATUS,
+    });
+    const inputs: (string | undefined)[] = [];
+    const res = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-b",
+      uid,
+      (current) => {
+        inputs.push(current);
+        return JSON.stringify([...JSON.parse(current ?? "[]"), { name: `${NS}/net-c` }]);
+      },
+      {
+        beforeWrite: async (attempt) => {
+          if (attempt !== 1) return;
+          // Another writer changes the pod between our GET and our PUT.
+          await annotate("status-b", {
+            "example.com/concurrent": "yes",
+            [NETWORK_STATUS_ANNOTATION]: JSON.stringify([
+              ...JSON.parse(STATUS),
+              { name: "other/writer" },
+            ]),
+          });
+        },
+      },
+    );
+    assert.equal(res.written, true);
+    assert.equal(res.attempts, 2, "the first PUT got 409 Conflict and was retried");
+    assert.equal(inputs.length, 2);
+    const pod = (await getPod(adminClient(), NS, "status-b")) as {
+      metadata: { annotations: Record<string, string> };
+    };
+    assert.equal(pod.metadata.annotations["example.com/concurrent"], "yes");
+    assert.deepEqual(
+      JSON.parse(pod.metadata.annotations[NETWORK_STATUS_ANNOTATION]!).map((e: { name: string }) =>
+        e.name
+      ),
+      ["rig-cluster", "other/writer", `${NS}/net-c`],
+    );
+  },
+});
+
+Deno.test({
+  name: "kube rig: status writer refuses a pod re-created under the same name, and a deleted one",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const { uid: oldUid } = await createApiPod("status-c", r.nodeName);
+    await deleteApiPod("status-c");
+    await waitFor(
+      "status-c gone",
+      async () => !(await getPod(adminClient(), NS, "status-c")),
+      WAIT_MS,
+    );
+    await assert.rejects(
+      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
+      (err) => err instanceof PodReplacedError && err.reason === "NotFound",
+    );
+    await createApiPod("status-c", r.nodeName);
+    await assert.rejects(
+      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
+      (err) => err instanceof PodReplacedError && err.reason === "UidChanged",
+    );
+  },
+});
+
+Deno.test({
+  name: "kube rig: status writer keeps multus' own network-status entries of a real pod",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "real-pod", namespace: NS });
+    const before = (await getPod(adminClient(), NS, "real-pod")) as {
+      metadata: { annotations: Record<string, string> };
+    };
+    const multusStatus = before.metadata.annotations[NETWORK_STATUS_ANNOTATION]!;
+    assert.ok(JSON.parse(multusStatus).length >= 1, "multus wrote the default network's entry");
+    await updateNetworkStatus(controllerClient(), NS, "real-pod", pod.uid, (current) => {
+      assert.equal(current, multusStatus);
+      return JSON.stringify([...JSON.parse(current!), { name: `${NS}/net-z`, interface: "net1" }]);
+    });
+    const after = (await getPod(adminClient(), NS, "real-pod")) as {
+      metadata: { annotations: Record<string, string> };
+    };
+    const entries = JSON.parse(after.metadata.annotations[NETWORK_STATUS_ANNOTATION]!);
+    assert.deepEqual(entries.slice(0, -1), JSON.parse(multusStatus));
+    assert.equal(entries.at(-1).name, `${NS}/net-z`);
+    await r.deletePod(pod);
+  },
+});
+
+Deno.test({
+  name: "kube rig: event recorder creates an Event, then counts repeats on it",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const { uid } = await createApiPod("evented", r.nodeName);
+    const recorder = new KubeEventRecorder(controllerClient(), { nodeName: r.nodeName, log });
+    const involved = { namespace: NS, name: "evented", uid };
+    const msg = addedInterfaceMessage(`${NS}/evented`, "net1", "tiny-net-2");
+    recorder.record(involved, "Normal", "AddedInterface", msg);
+    await recorder.flush();
+    recorder.record(involved, "Normal", "AddedInterface", msg);
+    recorder.record(involved, "Normal", "AddedInterface", msg);
+    recorder.record(involved, "Warning", "FailedAddingInterface", "pod [x]: failed: boom");
+    await recorder.flush();
+    assert.deepEqual(recorder.stats, { created: 2, patched: 1, failed: 0, dropped: 0 });
+
+    type Ev = {
+      reason: string;
+      message: string;
+      type: string;
+      count: number;
+      source: { component: string; host: string };
+      involvedObject: { kind: string; name: string; uid: string; namespace: string };
+      reportingComponent: string;
+      reportingInstance: string;
+      firstTimestamp: string;
+      lastTimestamp: string;
+    };
+    const list = await adminClient().json<{ items: Ev[] }>(
+      "GET",
+      `/api/v1/namespaces/${NS}/events`,
+      { query: { fieldSelector: `involvedObject.uid=${uid}` } },
+    );
+    const byReason = Object.fromEntries(list.items.map((e) => [e.reason, e]));
+    assert.equal(list.items.length, 2);
+    const added = byReason["AddedInterface"]!;
+    assert.equal(added.count, 3);
+    assert.equal(
+      added.message,
+      "pod [kube-adapters/evented]: added interface net1 to network: tiny-net-2",
+    );
+    assert.equal(added.type, "Normal");
+    assert.deepEqual(added.source, { component: "pod-networks-updates", host: r.nodeName });
+    assert.equal(added.reportingComponent, "pod-networks-updates");
+    assert.equal(added.reportingInstance, r.nodeName);
+    assert.deepEqual(
+      { ...added.involvedObject },
+      { ...added.involvedObject, kind: "Pod", name: "evented", uid, namespace: NS },
+    );
+    assert.ok(added.lastTimestamp >= added.firstTimestamp);
+    assert.equal(byReason["FailedAddingInterface"]!.count, 1);
+    assert.equal(byReason["FailedAddingInterface"]!.type, "Warning");
+    await recorder.close();
+  },
+});
+
+Deno.test({
+  name: "kube rig: stop",
+  ...rigTest,
+  async fn() {
+    stop.abort();
+    await podRun;
+    admin?.close();
+    controller?.close();
+    await rig?.stop();
+  },
+});
