@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   type AttachmentKeyParts,
   type CniResult,
@@ -551,4 +552,67 @@ Deno.test("is entry of: identity is namespace, network and interface", () => {
   assert.equal(isEntryOf(net1, id("ns1", "a", "net2")), false);
   assert.equal(isEntryOf(defaultEntry, id("ns1", "kindnet", "eth0")), false);
   assert.equal(isEntryOf({ name: "x/y/z", interface: "net1" }, id("x", "y", "net1")), false);
+});
+
+// --- properties ---
+
+const statusEntryArb: fc.Arbitrary<NetworkStatus> = fc.record({
+  name: fc.constantFrom("kindnet", "ns1/a", "ns1/b", "a", "x/y/z"),
+  interface: fc.constantFrom("eth0", "net1", "net2", ""),
+  ips: fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { maxLength: 2 }),
+  mac: fc.constantFrom("", "02:00:00:00:00:01"),
+  mtu: fc.constantFrom(0, 1500),
+  default: fc.boolean(),
+  dns: fc.record({
+    nameservers: fc.array(fc.ipV4(), { maxLength: 2 }),
+    domain: fc.constantFrom("", "example.org"),
+  }),
+  "device-info": fc.record({ type: fc.constantFrom("pci", "vdpa"), version: fc.constant("1.1.0") }),
+  gateway: fc.array(fc.ipV4(), { maxLength: 1 }),
+  // Unknown fields written by other tools, including text Go escapes.
+  note: fc.string({ maxLength: 8 }),
+  owner: fc.jsonValue({ maxDepth: 2 }),
+}, { requiredKeys: ["name"] }).map((entry) => JSON.parse(JSON.stringify(entry)));
+
+Deno.test("property: formatting is a fixpoint of parsing", () => {
+  fc.assert(
+    fc.property(fc.array(statusEntryArb, { maxLength: 4 }), (entries) => {
+      const text = formatNetworkStatus(entries);
+      const reread = parseNetworkStatus(text);
+      assert.equal(reread.length, entries.length);
+      assert.equal(formatNetworkStatus(reread), text);
+      reread.forEach((entry, i) => {
+        assert.equal(entry.name, entries[i]!.name);
+        assert.deepEqual(entry.note, entries[i]!.note);
+        assert.deepEqual(entry.owner, entries[i]!.owner);
+      });
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+Deno.test("property: edits keep order and never drop or replace default entries", () => {
+  const keyArb = fc.record({
+    namespace: fc.constantFrom("ns1", "kindnet"),
+    network: fc.constantFrom("a", "b", "kindnet"),
+    interface: fc.constantFrom("eth0", "net1", "net2"),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(statusEntryArb, { maxLength: 5 }),
+      keyArb,
+      statusEntryArb,
+      (entries, key, added) => {
+        const defaults = entries.filter((e) => e.default === true);
+        const removed = withoutAttachment(entries, key);
+        assert.deepEqual(removed.filter((e) => e.default === true), defaults);
+        assert.deepEqual(removed, entries.filter((e) => removed.includes(e)), "order changed");
+        const withAdded = withAttachment(entries, added);
+        assert.ok(withAdded.includes(added));
+        for (const d of defaults) assert.ok(withAdded.includes(d), "a default entry was replaced");
+        assert.ok(withAdded.length === entries.length || withAdded.length === entries.length + 1);
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });
