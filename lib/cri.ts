@@ -130,6 +130,13 @@ export class CriError extends Error {
         `the server on ${socketPath} does not implement runtime.v1.RuntimeService/${call}; ` +
         "it is not a CRI v1 runtime (CRI v1 needs containerd >= 1.6 or CRI-O >= 1.20); " +
         "check criSocketPath";
+    } else if (
+      /without gRPC status|Protocol error|Received HTTP status|Unexpected content-type/i.test(
+        details,
+      )
+    ) {
+      advice = `the server on ${socketPath} is not a gRPC server, so not a CRI runtime; ` +
+        "check criSocketPath";
     } else if (code === grpc.status.DEADLINE_EXCEEDED) {
       advice =
         `the runtime did not answer ${call} within ${timeoutMs} ms; it is overloaded or hung`;

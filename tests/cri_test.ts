@@ -642,6 +642,35 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "cri client: a socket served by a plain HTTP server → 'not a gRPC server'",
+  ...grpcTest,
+  async fn() {
+    const { dir, socket } = await tempSocket();
+    const server = Deno.serve(
+      { transport: "unix", path: socket, onListen() {} },
+      () => new Response("ok"),
+    );
+    const client = new CriClient(socket, { timeoutMs: 5000 });
+    try {
+      await assert.rejects(client.findSandbox(UID), (e: unknown) => {
+        assert.ok(e instanceof CriError, String(e));
+        assert.ok(
+          e.message.startsWith(
+            `the server on ${socket} is not a gRPC server, so not a CRI runtime`,
+          ),
+          e.message,
+        );
+        return true;
+      });
+    } finally {
+      client.close();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("cri client: relative socket paths and bad timeouts are refused up front", () => {
   assert.throws(
     () => new CriClient("run/containerd.sock", { timeoutMs: 1 }),

@@ -108,7 +108,7 @@ Deno.test("nad: property — result is the original bytes when named, else the o
   );
 });
 
-Deno.test("nad: a \"__proto__\" key survives name injection as an ordinary key", () => {
+Deno.test('nad: a "__proto__" key survives name injection as an ordinary key', () => {
   const out = delegateConfig(nad(`{"type": "x", "__proto__": {"a": 1}}`, "n"));
   assert.equal(text(out), '{"__proto__":{"a":1},"name":"n","type":"x"}');
 });

@@ -4,9 +4,11 @@
  *
  * ```sh
  * deno run --allow-read=lib/cri_proto --allow-write=lib/cri_descriptor.ts lib/cri_proto/gen_descriptor.ts
+ * deno fmt lib/cri_descriptor.ts
  * ```
  *
- * `tests/cri_test.ts` checks that the committed descriptor matches this output.
+ * `tests/cri_test.ts` checks that the committed descriptor equals what this script makes of the
+ * proto, so a change to the proto without regenerating fails the tests.
  *
  * @module
  */
