@@ -67,13 +67,24 @@ kube_version=$(pinned "$rig_dir/kube/go.mod" k8s.io/kubernetes)
 multus_version=$(pinned "$rig_dir/multus/go.mod" gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
 [ -n "$kube_version" ] || fail "no k8s.io/kubernetes requirement in $rig_dir/kube/go.mod"
 [ -n "$multus_version" ] || fail "no multus-cni.v4 requirement in $rig_dir/multus/go.mod"
-kube_bin=$cache/bin/kube-$kube_version
-multus_bin=$cache/bin/multus-$multus_version
+# Version stamps, as the upstream release builds set them (kubectl version, /version).
+kube_minor=$(echo "$kube_version" | cut -d. -f2)
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor"
+  kube_ldflags+=" -X $pkg.gitTreeState=clean"
+done
+multus_ldflags="-s -w -X gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version=$multus_version"
+
+# The cache directory is keyed by the pin (go.mod, go.sum) and the flags: a change rebuilds.
+key() { cat "$1/go.mod" "$1/go.sum" 2>/dev/null | cat - <(echo "$2") | sha256sum | cut -c1-10; }
+kube_bin=$cache/bin/kube-$kube_version-$(key "$rig_dir/kube" "$kube_ldflags")
+multus_bin=$cache/bin/multus-$multus_version-$(key "$rig_dir/multus" "$multus_ldflags")
 
 # Builds one Go command from a module dir into the cache, unless it is already there.
 build() {
-  local module_dir=$1 package=$2 out=$3 log
-  log=$cache/logs/build-$(basename "$out")-$(basename "$(dirname "$out")").log
+  local module_dir=$1 package=$2 out=$3 ldflags=$4 log
+  log=$cache/logs/build-$(basename "$(dirname "$out")")-$(basename "$out").log
   begin "build $(basename "$out")"
   if [ -x "$out" ]; then
     done_step "cached"
@@ -81,7 +92,7 @@ build() {
   fi
   mkdir -p "$(dirname "$out")"
   echo "rig set-up: building $package (log: $log); a cold build takes minutes"
-  if ! (cd "$module_dir" && go build -trimpath -ldflags='-s -w' -o "$out.tmp" "$package") >"$log" 2>&1; then
+  if ! (cd "$module_dir" && go build -trimpath -ldflags="$ldflags" -o "$out.tmp" "$package") >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     fail "go build $package failed in $module_dir; full log in $log"
   fi
@@ -89,10 +100,12 @@ build() {
   done_step "built"
 }
 
-build "$rig_dir/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_bin/kube-apiserver"
-build "$rig_dir/kube" k8s.io/kubernetes/cmd/kubectl "$kube_bin/kubectl"
-build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-daemon "$multus_bin/multus-daemon"
-build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-shim "$multus_bin/multus-shim"
+build "$rig_dir/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_bin/kube-apiserver" "$kube_ldflags"
+build "$rig_dir/kube" k8s.io/kubernetes/cmd/kubectl "$kube_bin/kubectl" "$kube_ldflags"
+build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-daemon \
+  "$multus_bin/multus-daemon" "$multus_ldflags"
+build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-shim \
+  "$multus_bin/multus-shim" "$multus_ldflags"
 
 # ---------------------------------------------------------------------------------------------
 # The pause image, keyed by the hash of its sources so a change rebuilds it.

@@ -1,0 +1,195 @@
+/**
+ * The node rig's own CRI client: the kubelet's side of the CRI v1 RuntimeService
+ * (run, inspect, list, stop and remove pod sandboxes) over containerd's unix socket.
+ * It is separate from the controller's client on purpose: the controller never runs
+ * or removes sandboxes.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import protobuf from "protobufjs";
+
+const PROTO_PATH = new URL("./cri_runtime.proto", import.meta.url);
+const SERVICE = "runtime.v1.RuntimeService";
+const METHODS = [
+  "Version",
+  "RunPodSandbox",
+  "StopPodSandbox",
+  "RemovePodSandbox",
+  "PodSandboxStatus",
+  "ListPodSandbox",
+] as const;
+type Method = typeof METHODS[number];
+
+/** Namespace modes of CRI v1 (`POD`: the sandbox's own, `NODE`: the host's). */
+export type NamespaceMode = "POD" | "CONTAINER" | "NODE" | "TARGET";
+
+/** The sandbox config the rig sends, in the proto's snake_case field names. */
+export interface SandboxConfig {
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  hostname: string;
+  log_directory: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  linux: {
+    cgroup_parent?: string;
+    security_context: {
+      namespace_options: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode };
+    };
+  };
+}
+
+/** A pod sandbox as ListPodSandbox reports it. */
+export interface SandboxSummary {
+  id: string;
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** PodSandboxStatus(verbose) reduced to what the rig needs. */
+export interface SandboxStatus {
+  id: string;
+  state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
+  ip: string;
+  /** containerd's verbose `info` document, parsed. */
+  info: Record<string, unknown>;
+}
+
+let root: protobuf.Root | undefined;
+function protoRoot(): protobuf.Root {
+  root ??= protobuf.parse(Deno.readTextFileSync(PROTO_PATH), { keepCase: true }).root;
+  return root;
+}
+
+function methodDefinition(method: Method): grpc.MethodDefinition<unknown, unknown> {
+  const service = protoRoot().lookupService(SERVICE);
+  const rpc = service.methods[method];
+  if (!rpc) throw new Error(`method ${method} is missing from ${PROTO_PATH.pathname}`);
+  const request = protoRoot().lookupType(`runtime.v1.${rpc.requestType}`);
+  const response = protoRoot().lookupType(`runtime.v1.${rpc.responseType}`);
+  return {
+    path: `/${SERVICE}/${method}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: unknown) =>
+      Buffer.from(request.encode(request.fromObject(value as Record<string, unknown>)).finish()),
+    requestDeserialize: (bytes: Buffer) => request.decode(bytes),
+    responseSerialize: () => {
+      throw new Error("the rig is a CRI client only");
+    },
+    responseDeserialize: (bytes: Buffer) =>
+      response.toObject(response.decode(bytes), {
+        longs: String,
+        enums: String,
+        defaults: true,
+        objects: true,
+      }),
+  };
+}
+
+/** A CRI RuntimeService client over a unix socket, with a deadline on every call. */
+export class CriClient {
+  readonly #client: grpc.Client;
+  readonly #timeoutMs: number;
+
+  /**
+   * @param socketPath containerd's CRI socket, e.g. `/tmp/dnc-rig/ab12cd/containerd/containerd.sock`
+   * @param timeoutMs deadline of each call
+   */
+  constructor(readonly socketPath: string, timeoutMs = 60_000) {
+    const definition = Object.fromEntries(METHODS.map((m) => [m, methodDefinition(m)]));
+    const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
+    this.#client = new Client(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    this.#timeoutMs = timeoutMs;
+  }
+
+  #call<T>(method: Method, request: unknown): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.#timeoutMs;
+      // deno-lint-ignore no-explicit-any
+      const fn = (this.#client as any)[method] as (
+        req: unknown,
+        options: grpc.CallOptions,
+        cb: (err: grpc.ServiceError | null, res: T) => void,
+      ) => void;
+      fn.call(this.#client, request, { deadline }, (err, res) => {
+        if (err) {
+          reject(
+            new Error(`CRI ${method} on ${this.socketPath} failed: ${err.message}`, { cause: err }),
+          );
+        } else resolve(res);
+      });
+    });
+  }
+
+  /** CRI Version: answers once the runtime serves the CRI. */
+  async version(): Promise<{ runtime_name: string; runtime_version: string }> {
+    return await this.#call("Version", { version: "v1" });
+  }
+
+  /** Runs a pod sandbox; containerd calls the CNI (multus) before this returns. */
+  async runPodSandbox(config: SandboxConfig): Promise<string> {
+    const res = await this.#call<{ pod_sandbox_id: string }>("RunPodSandbox", {
+      config,
+      runtime_handler: "",
+    });
+    return res.pod_sandbox_id;
+  }
+
+  /** Stops a sandbox: CNI DEL, then kills its processes. */
+  async stopPodSandbox(id: string): Promise<void> {
+    await this.#call("StopPodSandbox", { pod_sandbox_id: id });
+  }
+
+  /** Removes a stopped sandbox and its netns. */
+  async removePodSandbox(id: string): Promise<void> {
+    await this.#call("RemovePodSandbox", { pod_sandbox_id: id });
+  }
+
+  /** PodSandboxStatus with verbose info. */
+  async podSandboxStatus(id: string): Promise<SandboxStatus> {
+    const res = await this.#call<{
+      status: { id: string; state: SandboxStatus["state"]; network: { ip: string } | null };
+      info: Record<string, string>;
+    }>("PodSandboxStatus", { pod_sandbox_id: id, verbose: true });
+    const infoText = res.info["info"];
+    return {
+      id: res.status.id,
+      state: res.status.state,
+      ip: res.status.network?.ip ?? "",
+      info: infoText ? JSON.parse(infoText) : {},
+    };
+  }
+
+  /** Lists sandboxes, optionally only those carrying all the given labels. */
+  async listPodSandbox(labels: Record<string, string> = {}): Promise<SandboxSummary[]> {
+    const res = await this.#call<{ items: SandboxSummary[] }>("ListPodSandbox", {
+      filter: { label_selector: labels },
+    });
+    return res.items;
+  }
+
+  /** Closes the channel. */
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/** Reads the sandbox's netns path out of containerd's verbose info. */
+export function netnsPathFromInfo(info: Record<string, unknown>): string {
+  const spec = info["runtimeSpec"] as
+    | { linux?: { namespaces?: { type: string; path?: string }[] } }
+    | undefined;
+  const path = spec?.linux?.namespaces?.find((n) => n.type === "network")?.path;
+  if (!path) {
+    throw new Error(
+      "the sandbox's verbose status has no network namespace path " +
+        "(a hostNetwork pod, or a runtime other than containerd?)",
+    );
+  }
+  return path;
+}

@@ -1,0 +1,1196 @@
+/**
+ * The node rig: a one-node Kubernetes made of real parts, for tests, benchmarks and the demo.
+ *
+ * - etcd (Debian) and a kube-apiserver built from the Go module proxy, with a throw-away CA,
+ *   client-certificate and ServiceAccount-token authentication, RBAC, and the
+ *   NetworkAttachmentDefinition CRD;
+ * - containerd + runc (Debian) with the CRI plugin, whose CNI is `multus-shim`;
+ * - the multus thick daemon, reading in-cluster credentials inside a private mount namespace,
+ *   with a cluster network of bridge + host-local and the Debian CNI plugins;
+ * - a veth pair owned by the run, usable as a macvlan master;
+ * - the kubelet's part as helpers: {@linkcode Rig.createPod} creates the Pod, runs its sandbox
+ *   through the CRI (so multus cold-plugs its networks and writes `network-status`) and marks it
+ *   Running; {@linkcode Rig.deletePod} undoes that in the kubelet's order.
+ *
+ * Everything listens on loopback or on unix sockets in a private run directory
+ * (`/tmp/dnc-rig/<id>`), so two rigs, or a rig and the host's own services, do not collide.
+ * A rig left behind by a crashed test process is cleaned up by the next {@linkcode Rig.start}.
+ *
+ * Needs root. Run `bash tests/rig/setup.sh` once (the rig runs it too; a warm run takes seconds).
+ *
+ * ```ts
+ * const rig = await Rig.start();
+ * await rig.createNad("default", "mv", { cniVersion: "0.3.1", type: "macvlan", master: rig.macvlanMaster, ipam: { type: "static" } });
+ * const pod = await rig.createPod({ name: "p1", networks: '[{"name":"mv","ips":["10.10.0.5/24"]}]' });
+ * console.log(await rig.netnsInterfaces(pod));
+ * await rig.deletePod(pod);
+ * await rig.stop();
+ * ```
+ *
+ * @module
+ */
+
+import { ApiError, KubeApi } from "./kube_api.ts";
+import { CriClient, netnsPathFromInfo, type SandboxConfig } from "./cri_client.ts";
+import { Daemon, processAlive, stopGroup, waitFor } from "./daemon.ts";
+import { run, type RunResult } from "./exec.ts";
+import { createPki, type Pki } from "./pki.ts";
+import { unixRequest } from "./unix_http.ts";
+
+/** The annotation a user edits to request networks. */
+export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
+/** The annotation multus (and the controller) write. */
+export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
+/** Where every rig's run directory lives. */
+export const RIG_BASE_DIR = "/tmp/dnc-rig";
+/** Where a stopped rig's logs are kept (the last {@linkcode KEPT_LOGS} runs). */
+export const RIG_LOG_DIR = "/tmp/dnc-rig-logs";
+const KEPT_LOGS = 10;
+/** The cniVersion the rig's multus forces onto every delegate it runs. */
+export const RIG_CNI_VERSION = "0.3.1";
+
+const RIG_DIR = new URL(".", import.meta.url).pathname;
+const NAD_CRD_NAME = "network-attachment-definitions.k8s.cni.cncf.io";
+
+/** Binaries and images set up by `tests/rig/setup.sh` (its `paths.json`). */
+export interface RigBinaries {
+  etcd: string;
+  containerd: string;
+  ctr: string;
+  kubeApiserver: string;
+  kubectl: string;
+  multusDaemon: string;
+  multusShim: string;
+  cniBinDir: string;
+  pauseImageTar: string;
+  pauseImage: string;
+  kubeVersion: string;
+  multusVersion: string;
+}
+
+/** Options of {@linkcode Rig.start}. */
+export interface RigOptions {
+  /** Run `tests/rig/setup.sh` first (default true; a warm run takes seconds). */
+  setup?: boolean;
+  /** Cache directory of the set-up (default `$DNC_RIG_CACHE` or `/var/cache/dnc-rig`). */
+  cacheDir?: string;
+}
+
+/** A network request in the JSON form of the networks annotation. */
+export interface NetworkSelection {
+  name: string;
+  namespace?: string;
+  interface?: string;
+  ips?: string[];
+  mac?: string;
+  "cni-args"?: Record<string, unknown>;
+}
+
+/** Options of {@linkcode Rig.createPod}. */
+export interface CreatePodOptions {
+  name: string;
+  /** Default `default`. */
+  namespace?: string;
+  /** The networks annotation: a string as written by users, or a list (JSON-encoded). */
+  networks?: string | NetworkSelection[];
+  /** Run in the host's network namespace: no CNI, no multus. */
+  hostNetwork?: boolean;
+  /** More annotations. */
+  annotations?: Record<string, string>;
+  /** Labels. */
+  labels?: Record<string, string>;
+}
+
+/** A pod the rig runs. */
+export interface RigPod {
+  name: string;
+  namespace: string;
+  uid: string;
+  /** The CRI sandbox ID (multus' and the controller's `CNI_CONTAINERID`). */
+  sandboxId: string;
+  hostNetwork: boolean;
+}
+
+/** One link inside a network namespace, from `ip -j addr`. */
+export interface NetnsInterface {
+  name: string;
+  mac: string;
+  /** `address/prefix` */
+  ipv4: string[];
+  /** `address/prefix`, link-local included */
+  ipv6: string[];
+}
+
+/** Names of pods and objects, as `{name, namespace}`. */
+export interface PodRef {
+  name: string;
+  namespace?: string;
+}
+
+/** Picks a free TCP port on 127.0.0.1. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(3));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function isRoot(): boolean {
+  return Deno.uid() === 0;
+}
+
+function kubeconfigJson(
+  name: string,
+  server: string,
+  caPem: string,
+  user: Record<string, string>,
+): string {
+  const b64 = (s: string) => btoa(s);
+  return JSON.stringify(
+    {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{
+        name: "dnc-rig",
+        cluster: { server, "certificate-authority-data": b64(caPem) },
+      }],
+      users: [{ name, user }],
+      contexts: [{ name, context: { cluster: "dnc-rig", user: name } }],
+      "current-context": name,
+    },
+    null,
+    2,
+  ) + "\n";
+}
+
+function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a pid file; 0 if missing or unreadable. */
+function readPid(path: string): number {
+  try {
+    return Number.parseInt(Deno.readTextFileSync(path).trim(), 10) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** All mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const lines = Deno.readTextFileSync("/proc/self/mountinfo").split("\n");
+  const points = lines
+    .map((l) => l.split(" ")[4] ?? "")
+    .map((p) => p.replace(/\\040/g, " "))
+    .filter((p) => p === dir || p.startsWith(dir + "/"));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+/** PIDs whose command line contains `needle`. */
+function pidsWithCommandLine(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmd.includes(needle)) pids.push(Number(entry.name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry.name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes what a run left behind, by its files only: processes by PID file, containerd shims
+ * and their pause processes, mounts, links, the directory.
+ */
+async function teardownRunDir(dir: string): Promise<void> {
+  const pidDir = `${dir}/pids`;
+  try {
+    for (const entry of Deno.readDirSync(pidDir)) {
+      await stopGroup(readPid(`${pidDir}/${entry.name}`), 5_000);
+    }
+  } catch {
+    // no pid dir
+  }
+  // Shims outlive containerd; their children are the sandboxes' pause processes.
+  for (const shim of pidsWithCommandLine(`${dir}/containerd/containerd.sock`)) {
+    for (const child of childrenOf(shim)) {
+      try {
+        Deno.kill(child, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    try {
+      Deno.kill(shim, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const point of mountsUnder(dir)) {
+    await run(["umount", "-l", point], { allowFailure: true });
+  }
+  try {
+    for (const link of Deno.readTextFileSync(`${dir}/links`).split("\n").filter(Boolean)) {
+      await run(["ip", "link", "del", link], { allowFailure: true });
+    }
+  } catch {
+    // no links recorded
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => undefined);
+}
+
+/** Copies a run's logs to {@linkcode RIG_LOG_DIR}/<id> and prunes old copies. */
+async function keepLogs(dir: string, id: string): Promise<void> {
+  await Deno.mkdir(RIG_LOG_DIR, { recursive: true });
+  await run(["cp", "-r", `${dir}/logs`, `${RIG_LOG_DIR}/${id}`], { allowFailure: true });
+  const runs = [...Deno.readDirSync(RIG_LOG_DIR)]
+    .map((e) => ({
+      path: `${RIG_LOG_DIR}/${e.name}`,
+      mtime: Deno.statSync(`${RIG_LOG_DIR}/${e.name}`).mtime?.getTime() ?? 0,
+    }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const old of runs.slice(KEPT_LOGS)) await Deno.remove(old.path, { recursive: true });
+}
+
+/** Stops and removes every sandbox a (possibly orphaned) containerd of a run still has. */
+async function removeSandboxes(cri: CriClient): Promise<void> {
+  for (const sandbox of await cri.listPodSandbox()) {
+    await cri.stopPodSandbox(sandbox.id).catch(() => undefined);
+    await cri.removePodSandbox(sandbox.id).catch(() => undefined);
+  }
+}
+
+/** Cleans run directories whose owning test process is gone. */
+async function cleanDeadRuns(): Promise<string[]> {
+  const cleaned: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(RIG_BASE_DIR)];
+  } catch {
+    return cleaned;
+  }
+  for (const entry of entries) {
+    const dir = `${RIG_BASE_DIR}/${entry.name}`;
+    const owner = readPid(`${dir}/owner.pid`);
+    if (owner > 0 && owner !== Deno.pid && processAlive(owner)) continue;
+    if (owner === Deno.pid) continue;
+    const containerd = readPid(`${dir}/pids/containerd.pid`);
+    if (containerd > 0 && processAlive(containerd)) {
+      const cri = new CriClient(`${dir}/containerd/containerd.sock`, 15_000);
+      await removeSandboxes(cri).catch(() => undefined);
+      cri.close();
+    }
+    await teardownRunDir(dir);
+    cleaned.push(dir);
+  }
+  return cleaned;
+}
+
+/** Reads the set-up's `paths.json`, running `setup.sh` first when asked. */
+async function binaries(options: RigOptions): Promise<RigBinaries> {
+  const cacheDir = options.cacheDir ?? Deno.env.get("DNC_RIG_CACHE") ?? "/var/cache/dnc-rig";
+  if (options.setup ?? true) {
+    await run(["bash", `${RIG_DIR}setup.sh`], {
+      env: { DNC_RIG_CACHE: cacheDir },
+      timeoutMs: 90 * 60_000,
+    });
+  }
+  const path = `${cacheDir}/paths.json`;
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as RigBinaries;
+  } catch (err) {
+    throw new Error(`cannot read ${path}; run "bash tests/rig/setup.sh" as root first`, {
+      cause: err,
+    });
+  }
+}
+
+/** A running node rig. Create with {@linkcode Rig.start}, end with {@linkcode Rig.stop}. */
+export class Rig {
+  /** Admin API client (client certificate in `system:masters`). */
+  readonly api: KubeApi;
+  /** The rig's kubelet-side CRI client. */
+  readonly cri: CriClient;
+
+  readonly #bins: RigBinaries;
+  readonly #pki: Pki;
+  readonly #apiPort: number;
+  readonly #daemons: { etcd: Daemon; apiserver: Daemon; containerd: Daemon; multus: Daemon };
+  #stopped = false;
+
+  private constructor(
+    /** Short random ID of this run. */
+    readonly id: string,
+    /** The run directory. */
+    readonly dir: string,
+    bins: RigBinaries,
+    pki: Pki,
+    ports: { etcdClient: number; etcdPeer: number; api: number },
+  ) {
+    this.#bins = bins;
+    this.#pki = pki;
+    this.#apiPort = ports.api;
+    const logs = `${dir}/logs`;
+    const pids = `${dir}/pids`;
+    const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
+    const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
+    this.#daemons = {
+      etcd: new Daemon({
+        name: "etcd",
+        command: [
+          bins.etcd,
+          "--name=rig",
+          `--data-dir=${dir}/etcd`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=${peerUrl}`,
+          `--initial-advertise-peer-urls=${peerUrl}`,
+          `--initial-cluster=rig=${peerUrl}`,
+          "--logger=zap",
+        ],
+        logFile: `${logs}/etcd.log`,
+        pidFile: `${pids}/etcd.pid`,
+      }),
+      apiserver: new Daemon({
+        name: "kube-apiserver",
+        command: [
+          bins.kubeApiserver,
+          `--etcd-servers=${etcdUrl}`,
+          "--bind-address=127.0.0.1",
+          "--advertise-address=127.0.0.1",
+          `--secure-port=${ports.api}`,
+          `--cert-dir=${dir}/apiserver`,
+          `--tls-cert-file=${pki.serverCert}`,
+          `--tls-private-key-file=${pki.serverKey}`,
+          `--client-ca-file=${pki.caCert}`,
+          `--service-account-key-file=${pki.serviceAccountPub}`,
+          `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+          "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+          "--authorization-mode=Node,RBAC",
+          "--service-cluster-ip-range=10.96.0.0/24",
+          // No controller-manager creates "default" ServiceAccounts, so pods go without.
+          "--disable-admission-plugins=ServiceAccount",
+          "--allow-privileged=true",
+          "--endpoint-reconciler-type=none",
+          "--profiling=false",
+        ],
+        logFile: `${logs}/kube-apiserver.log`,
+        pidFile: `${pids}/kube-apiserver.pid`,
+      }),
+      containerd: new Daemon({
+        name: "containerd",
+        command: [bins.containerd, "--config", `${dir}/containerd/config.toml`],
+        logFile: `${logs}/containerd.log`,
+        pidFile: `${pids}/containerd.pid`,
+      }),
+      multus: new Daemon({
+        name: "multus-daemon",
+        // A private mount namespace (slave: later netns mounts still arrive) whose /run is a
+        // tmpfs holding the in-cluster ServiceAccount files multus insists on.
+        command: [
+          "unshare",
+          "--mount",
+          "--propagation",
+          "slave",
+          "sh",
+          "-c",
+          [
+            "set -e",
+            "mount -t tmpfs -o size=4m,mode=0755 dnc-rig-multus /run",
+            "mkdir -p /run/secrets/kubernetes.io/serviceaccount",
+            'cp "$RIG_SA_DIR"/token "$RIG_SA_DIR"/ca.crt "$RIG_SA_DIR"/namespace /run/secrets/kubernetes.io/serviceaccount/',
+            'exec "$0" "$@"',
+          ].join("\n"),
+          bins.multusDaemon,
+          "-config",
+          `${dir}/multus/daemon-config.json`,
+        ],
+        env: {
+          RIG_SA_DIR: `${dir}/multus/serviceaccount`,
+          KUBERNETES_SERVICE_HOST: "127.0.0.1",
+          KUBERNETES_SERVICE_PORT: `${ports.api}`,
+          MULTUS_NODE_NAME: `rig-${id}`,
+        },
+        logFile: `${logs}/multus.log`,
+        pidFile: `${pids}/multus.pid`,
+      }),
+    };
+    this.api = new KubeApi(this.apiServerUrl, {
+      caCert: Deno.readTextFileSync(pki.caCert),
+      cert: Deno.readTextFileSync(pki.adminCert),
+      key: Deno.readTextFileSync(pki.adminKey),
+    });
+    this.cri = new CriClient(this.criSocket);
+  }
+
+  /**
+   * Starts a rig: cleans up runs of dead test processes, then etcd, kube-apiserver (+ CRD,
+   * Node, multus' ServiceAccount), the macvlan master veth, multus and containerd.
+   * Throws (after undoing what it started) if a part does not come up.
+   */
+  static async start(options: RigOptions = {}): Promise<Rig> {
+    if (!isRoot()) {
+      throw new Error(
+        "the node rig needs root (containerd, network namespaces, mounts); run as root",
+      );
+    }
+    const bins = await binaries(options);
+    await cleanDeadRuns();
+    const id = randomId();
+    const dir = `${RIG_BASE_DIR}/${id}`;
+    for (const sub of ["logs", "pids", "pki", "apiserver", "kubeconfig", "pods"]) {
+      await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+    }
+    await Deno.writeTextFile(`${dir}/owner.pid`, `${Deno.pid}\n`);
+    let rig: Rig | undefined;
+    try {
+      // The run dir becomes a shared mount, so that netns mounts containerd makes under it
+      // later also appear in multus' private mount namespace.
+      await run(["mount", "--bind", dir, dir]);
+      await run(["mount", "--make-shared", dir]);
+      const pki = await createPki(`${dir}/pki`);
+      const ports = { etcdClient: freePort(), etcdPeer: freePort(), api: freePort() };
+      rig = new Rig(id, dir, bins, pki, ports);
+      await rig.#boot();
+      return rig;
+    } catch (err) {
+      if (rig) await rig.stop().catch(() => undefined);
+      else await teardownRunDir(dir);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ getters
+
+  /** The Node this rig plays the kubelet of. */
+  get nodeName(): string {
+    return `rig-${this.id}`;
+  }
+
+  /** `https://127.0.0.1:<port>` */
+  get apiServerUrl(): string {
+    return `https://127.0.0.1:${this.#apiPort}`;
+  }
+
+  /** The admin kubeconfig (client certificate, `system:masters`). */
+  get kubeconfig(): string {
+    return `${this.dir}/kubeconfig/admin.json`;
+  }
+
+  /** PEM file of the cluster CA. */
+  get caCertPath(): string {
+    return this.#pki.caCert;
+  }
+
+  /** containerd's CRI socket. */
+  get criSocket(): string {
+    return `${this.dir}/containerd/containerd.sock`;
+  }
+
+  /** The multus daemon's socket dir. */
+  get multusSocketDir(): string {
+    return `${this.dir}/multus/run`;
+  }
+
+  /** The multus daemon's socket (`POST /delegate`, `GET /healthz`). */
+  get multusSocket(): string {
+    return `${this.multusSocketDir}/multus.sock`;
+  }
+
+  /** A veth owned by this run, to use as `master` of macvlan NADs. */
+  get macvlanMaster(): string {
+    return `dr${this.id}m`;
+  }
+
+  /** The peer of {@linkcode Rig.macvlanMaster}. */
+  get macvlanPeer(): string {
+    return `dr${this.id}p`;
+  }
+
+  /** Name of the cluster (default) network in `network-status`. */
+  get clusterNetworkName(): string {
+    return "rig-cluster";
+  }
+
+  /** A host-local `dataDir` private to this run; NADs should use it (see hostLocalFiles). */
+  get ipamDataDir(): string {
+    return `${this.dir}/cni/ipam`;
+  }
+
+  /** The CNI plugin directory containerd and multus use (Debian plugins + multus-shim). */
+  get cniBinDir(): string {
+    return `${this.dir}/cni/bin`;
+  }
+
+  /**
+   * A link name unique to this run (`dr<id><suffix>`, at most 15 characters), recorded so that
+   * stop() (or the cleanup after a crash) deletes the link, e.g. a bridge a NAD creates.
+   */
+  ownLink(suffix: string): string {
+    const name = `dr${this.id}${suffix}`;
+    if (name.length > 15 || !/^[a-z0-9]+$/.test(suffix)) {
+      throw new Error(
+        `link suffix "${suffix}" gives "${name}"; use 1 to 7 lowercase letters or digits`,
+      );
+    }
+    Deno.writeTextFileSync(`${this.dir}/links`, `${name}\n`, { append: true });
+    return name;
+  }
+
+  /** Binaries and versions in use. */
+  get binaries(): RigBinaries {
+    return this.#bins;
+  }
+
+  /** Log file of a part: `etcd`, `kube-apiserver`, `containerd` or `multus`. */
+  logFile(part: "etcd" | "kube-apiserver" | "containerd" | "multus"): string {
+    return `${this.dir}/logs/${part}.log`;
+  }
+
+  // ------------------------------------------------------------------ boot
+
+  async #boot(): Promise<void> {
+    const { etcd, apiserver, multus, containerd } = this.#daemons;
+    etcd.start();
+    await this.#waitEtcd();
+    apiserver.start();
+    await this.#waitApiServer();
+    await this.#writeAdminKubeconfig();
+    await this.#installNadCrd();
+    await this.#createNode();
+    await this.#prepareMultusCredentials();
+    await this.#createLinks();
+    await this.#writeCniConfig();
+    multus.start();
+    await this.#waitMultus();
+    await this.#writeContainerdConfig();
+    containerd.start();
+    await this.#waitContainerd();
+    await run([
+      this.#bins.ctr,
+      "--address",
+      this.criSocket,
+      "-n",
+      "k8s.io",
+      "images",
+      "import",
+      "--snapshotter",
+      "overlayfs",
+      this.#bins.pauseImageTar,
+    ]);
+  }
+
+  async #waitEtcd(): Promise<void> {
+    const etcd = this.#daemons.etcd;
+    const url = etcd.spec.command.find((a) => a.startsWith("--advertise-client-urls="))!
+      .split("=")[1];
+    await waitFor("etcd /health", async () => {
+      etcd.assertAlive();
+      const res = await fetch(`${url}/health`);
+      const body = await res.json() as { health?: string };
+      return body.health === "true";
+    }, 30_000);
+  }
+
+  async #waitApiServer(): Promise<void> {
+    const apiserver = this.#daemons.apiserver;
+    await waitFor(
+      "kube-apiserver /readyz",
+      async () => {
+        apiserver.assertAlive();
+        const res = await this.api.request<string>("GET", "/readyz").catch((err) => {
+          if (err instanceof SyntaxError) return "ok";
+          throw err;
+        });
+        return res !== undefined;
+      },
+      120_000,
+      200,
+    );
+  }
+
+  async #writeAdminKubeconfig(): Promise<void> {
+    await Deno.writeTextFile(
+      this.kubeconfig,
+      kubeconfigJson("rig-admin", this.apiServerUrl, Deno.readTextFileSync(this.#pki.caCert), {
+        "client-certificate-data": btoa(Deno.readTextFileSync(this.#pki.adminCert)),
+        "client-key-data": btoa(Deno.readTextFileSync(this.#pki.adminKey)),
+      }),
+    );
+  }
+
+  async #installNadCrd(): Promise<void> {
+    await this.api.createIfMissing("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: NAD_CRD_NAME },
+      spec: {
+        group: "k8s.cni.cncf.io",
+        scope: "Namespaced",
+        names: {
+          plural: "network-attachment-definitions",
+          singular: "network-attachment-definition",
+          kind: "NetworkAttachmentDefinition",
+          shortNames: ["net-attach-def", "nad"],
+        },
+        versions: [{
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description: "A request to attach a pod to a network, with its CNI configuration.",
+              properties: {
+                apiVersion: { type: "string" },
+                kind: { type: "string" },
+                metadata: { type: "object" },
+                spec: {
+                  type: "object",
+                  properties: { config: { type: "string" } },
+                },
+              },
+            },
+          },
+        }],
+      },
+    });
+    await waitFor("the NetworkAttachmentDefinition CRD to be established", async () => {
+      const crd = await this.api.request<{
+        status?: { conditions?: { type: string; status: string }[] };
+      }>("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${NAD_CRD_NAME}`);
+      return crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+    }, 60_000);
+    await waitFor("the NetworkAttachmentDefinition API to be served", async () => {
+      await this.api.request("GET", "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions");
+      return true;
+    }, 60_000);
+  }
+
+  async #createNode(): Promise<void> {
+    await this.api.createIfMissing("/api/v1/nodes", {
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: {
+        name: this.nodeName,
+        labels: { "kubernetes.io/hostname": this.nodeName, "kubernetes.io/os": "linux" },
+      },
+    });
+  }
+
+  async #prepareMultusCredentials(): Promise<void> {
+    const token = await this.#serviceAccountToken("multus", "kube-system", "cluster-admin");
+    const dir = `${this.dir}/multus/serviceaccount`;
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/token`, token);
+    await Deno.copyFile(this.#pki.caCert, `${dir}/ca.crt`);
+    await Deno.writeTextFile(`${dir}/namespace`, "kube-system");
+  }
+
+  async #createLinks(): Promise<void> {
+    const bridge = `dr${this.id}b`;
+    // Recorded before creating, so a crash in between still gets them deleted.
+    await Deno.writeTextFile(`${this.dir}/links`, `${this.macvlanMaster}\n${bridge}\n`);
+    await run([
+      "ip",
+      "link",
+      "add",
+      this.macvlanMaster,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      this.macvlanPeer,
+    ]);
+    await run(["ip", "link", "set", this.macvlanMaster, "up"]);
+    await run(["ip", "link", "set", this.macvlanPeer, "up"]);
+  }
+
+  async #writeCniConfig(): Promise<void> {
+    const d = this.dir;
+    const subs = [
+      "cni/bin",
+      "cni/net.d",
+      "cni/ipam",
+      "multus/auto",
+      "multus/cache",
+      "multus/net.d",
+    ];
+    for (const sub of subs) {
+      await Deno.mkdir(`${d}/${sub}`, { recursive: true });
+    }
+    for (const entry of Deno.readDirSync(this.#bins.cniBinDir)) {
+      await Deno.symlink(
+        `${this.#bins.cniBinDir}/${entry.name}`,
+        `${this.cniBinDir}/${entry.name}`,
+      );
+    }
+    await Deno.symlink(this.#bins.multusShim, `${this.cniBinDir}/multus-shim`);
+    // The subnet is picked from the ID so that two rigs rarely share one.
+    const subnet = `10.${200 + (parseInt(this.id.slice(0, 2), 16) % 50)}.${
+      parseInt(this.id.slice(2, 4), 16)
+    }.0/24`;
+    // A single-plugin .conf, not a .conflist: multus v4.2.2 caches a cluster-network conflist
+    // loaded from a file without its plugins' settings, and its CNI DEL then fails (the
+    // bridge plugin sees no IPAM ranges) and leaks the address.
+    const cluster = {
+      cniVersion: RIG_CNI_VERSION,
+      name: this.clusterNetworkName,
+      type: "bridge",
+      bridge: `dr${this.id}b`,
+      isGateway: true,
+      ipMasq: false,
+      ipam: { type: "host-local", dataDir: this.ipamDataDir, ranges: [[{ subnet }]] },
+    };
+    await Deno.writeTextFile(
+      `${d}/multus/auto/10-${this.clusterNetworkName}.conf`,
+      JSON.stringify(cluster, null, 2),
+    );
+    // multus generates containerd's CNI config (00-multus.conf, type multus-shim) from the
+    // first config in multusAutoconfigDir, and removes it when it stops, as on a real node.
+    const daemon = {
+      cniVersion: RIG_CNI_VERSION,
+      logLevel: "verbose",
+      logToStderr: true,
+      multusConfigFile: "auto",
+      multusAutoconfigDir: `${d}/multus/auto`,
+      cniConfigDir: `${d}/cni/net.d`,
+      multusNamespace: "kube-system",
+      socketDir: this.multusSocketDir,
+      daemonSocketDir: this.multusSocketDir,
+      binDir: this.cniBinDir,
+      cniDir: `${d}/multus/cache`,
+      confDir: `${d}/multus/net.d`,
+    };
+    await Deno.writeTextFile(`${d}/multus/daemon-config.json`, JSON.stringify(daemon, null, 2));
+  }
+
+  async #waitMultus(): Promise<void> {
+    const multus = this.#daemons.multus;
+    await waitFor("multus-daemon /healthz", async () => {
+      multus.assertAlive();
+      const res = await unixRequest(this.multusSocket, "GET", "/healthz", undefined, 2_000);
+      // containerd needs the CNI config multus writes once it serves.
+      return res.status === 200 && pathExists(`${this.dir}/cni/net.d/00-multus.conf`);
+    }, 60_000);
+  }
+
+  async #writeContainerdConfig(): Promise<void> {
+    const d = `${this.dir}/containerd`;
+    await Deno.mkdir(d, { recursive: true });
+    const toml = `version = 2
+root = "${d}/root"
+state = "${d}/state"
+oom_score = 0
+
+[grpc]
+  address = "${d}/containerd.sock"
+
+[ttrpc]
+  address = "${d}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${d}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${this.#bins.pauseImage}"
+  disable_apparmor = true
+  # This machine lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below 0.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "${d}/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "${this.cniBinDir}"
+    conf_dir = "${this.dir}/cni/net.d"
+    max_conf_num = 1
+`;
+    await Deno.writeTextFile(`${d}/config.toml`, toml);
+  }
+
+  async #waitContainerd(): Promise<void> {
+    const containerd = this.#daemons.containerd;
+    await waitFor("containerd's CRI", async () => {
+      containerd.assertAlive();
+      await this.cri.version();
+      return true;
+    }, 60_000);
+  }
+
+  async #serviceAccountToken(
+    name: string,
+    namespace: string,
+    clusterRole: string,
+  ): Promise<string> {
+    await this.api.createIfMissing(`/api/v1/namespaces/${namespace}/serviceaccounts`, {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name, namespace },
+    });
+    await this.api.createIfMissing("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: `${namespace}-${name}-${clusterRole}` },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
+      subjects: [{ kind: "ServiceAccount", name, namespace }],
+    });
+    const res = await this.api.request<{ status: { token: string } }>(
+      "POST",
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+      {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 7 * 24 * 3600 },
+      },
+    );
+    return res.status.token;
+  }
+
+  // ------------------------------------------------------------------ cluster helpers
+
+  /** Creates a namespace (no error if it exists). */
+  async createNamespace(name: string): Promise<void> {
+    await this.api.createIfMissing("/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name },
+    });
+  }
+
+  /**
+   * Creates a NetworkAttachmentDefinition; `config` is the CNI config (object or JSON text).
+   * Give host-local IPAM `dataDir: rig.ipamDataDir` to keep its files inside the run.
+   */
+  async createNad(
+    namespace: string,
+    name: string,
+    config: string | Record<string, unknown>,
+  ): Promise<void> {
+    await this.api.request(
+      "POST",
+      `/apis/k8s.cni.cncf.io/v1/namespaces/${namespace}/network-attachment-definitions`,
+      {
+        apiVersion: "k8s.cni.cncf.io/v1",
+        kind: "NetworkAttachmentDefinition",
+        metadata: { name, namespace },
+        spec: { config: typeof config === "string" ? config : JSON.stringify(config) },
+      },
+    );
+  }
+
+  /**
+   * Creates a ServiceAccount bound to `clusterRole` with a ClusterRoleBinding, mints a token
+   * through the TokenRequest API and writes a kubeconfig using it. Resolves with its path.
+   */
+  async serviceAccountKubeconfig(
+    name: string,
+    namespace: string,
+    clusterRole: string,
+  ): Promise<string> {
+    const token = await this.#serviceAccountToken(name, namespace, clusterRole);
+    const path = `${this.dir}/kubeconfig/${namespace}-${name}.json`;
+    await Deno.writeTextFile(
+      path,
+      kubeconfigJson(
+        `${namespace}-${name}`,
+        this.apiServerUrl,
+        Deno.readTextFileSync(this.#pki.caCert),
+        { token },
+      ),
+    );
+    return path;
+  }
+
+  /** Runs the rig's kubectl with the admin kubeconfig; resolves with its exit code and output. */
+  async kubectl(...args: string[]): Promise<RunResult> {
+    return await run([this.#bins.kubectl, `--kubeconfig=${this.kubeconfig}`, ...args], {
+      allowFailure: true,
+    });
+  }
+
+  // ------------------------------------------------------------------ kubelet's part
+
+  /**
+   * Plays the kubelet for a new pod: creates the Pod bound to this node, runs its sandbox
+   * through the CRI with the kubelet's labels (multus cold-plugs the requested networks and
+   * writes `network-status`), waits for that status, then sets `status.phase=Running`.
+   */
+  async createPod(options: CreatePodOptions): Promise<RigPod> {
+    const namespace = options.namespace ?? "default";
+    const hostNetwork = options.hostNetwork ?? false;
+    const annotations: Record<string, string> = { ...options.annotations };
+    if (options.networks !== undefined) {
+      annotations[NETWORKS_ANNOTATION] = typeof options.networks === "string"
+        ? options.networks
+        : JSON.stringify(options.networks);
+    }
+    const created = await this.api.request<{ metadata: { uid: string } }>(
+      "POST",
+      `/api/v1/namespaces/${namespace}/pods`,
+      {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: options.name, namespace, labels: options.labels ?? {}, annotations },
+        spec: {
+          nodeName: this.nodeName,
+          hostNetwork,
+          terminationGracePeriodSeconds: 30,
+          containers: [{ name: "app", image: this.#bins.pauseImage }],
+        },
+      },
+    );
+    const uid = created.metadata.uid;
+    const config: SandboxConfig = {
+      metadata: { name: options.name, uid, namespace, attempt: 0 },
+      hostname: options.name,
+      log_directory: `${this.dir}/pods/${namespace}_${options.name}_${uid}`,
+      labels: {
+        ...options.labels,
+        "io.kubernetes.pod.uid": uid,
+        "io.kubernetes.pod.name": options.name,
+        "io.kubernetes.pod.namespace": namespace,
+      },
+      annotations: {
+        ...annotations,
+        "kubernetes.io/config.source": "api",
+        "kubernetes.io/config.seen": new Date().toISOString(),
+      },
+      linux: {
+        security_context: {
+          namespace_options: {
+            network: hostNetwork ? "NODE" : "POD",
+            pid: "CONTAINER",
+            ipc: "POD",
+          },
+        },
+      },
+    };
+    await Deno.mkdir(config.log_directory, { recursive: true });
+    const sandboxId = await this.cri.runPodSandbox(config);
+    const pod: RigPod = { name: options.name, namespace, uid, sandboxId, hostNetwork };
+    if (!hostNetwork) {
+      await waitFor(`multus' network-status on pod ${namespace}/${options.name}`, async () => {
+        const current = await this.#getPod(pod);
+        return current?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] !== undefined;
+      }, 30_000);
+    }
+    const status = await this.cri.podSandboxStatus(sandboxId);
+    await this.#setRunning(pod, hostNetwork ? "127.0.0.1" : status.ip);
+    return pod;
+  }
+
+  async #getPod(pod: PodRef): Promise<PodObject | undefined> {
+    return await this.api.getOrUndefined<PodObject>(
+      `/api/v1/namespaces/${pod.namespace ?? "default"}/pods/${pod.name}`,
+    );
+  }
+
+  async #setRunning(pod: RigPod, ip: string): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const condition = (type: string) => ({ type, status: "True", lastTransitionTime: now });
+    for (let attempt = 0;; attempt++) {
+      const current = await this.#getPod(pod);
+      if (!current) throw new Error(`pod ${pod.namespace}/${pod.name} vanished before Running`);
+      current.status = {
+        phase: "Running",
+        hostIP: "127.0.0.1",
+        hostIPs: [{ ip: "127.0.0.1" }],
+        ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}),
+        startTime: now,
+        qosClass: "BestEffort",
+        conditions: ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map(condition),
+        containerStatuses: [{
+          name: "app",
+          ready: true,
+          started: true,
+          restartCount: 0,
+          image: this.#bins.pauseImage,
+          imageID: "",
+          state: { running: { startedAt: now } },
+        }],
+      };
+      try {
+        await this.api.request(
+          "PUT",
+          `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`,
+          current,
+        );
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 409 && attempt < 10) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Plays the kubelet for a pod deletion: a graceful DELETE (sets deletionTimestamp), then
+   * StopPodSandbox (CNI DEL through multus) and RemovePodSandbox, then the final DELETE with
+   * grace period 0. Resolves once the Pod object is gone.
+   */
+  async deletePod(pod: RigPod): Promise<void> {
+    const path = `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
+    const del = async (body: Record<string, unknown>) => {
+      try {
+        await this.api.request("DELETE", path, {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          ...body,
+        });
+      } catch (err) {
+        if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) throw err;
+      }
+    };
+    await del({ gracePeriodSeconds: 30 });
+    await this.cri.stopPodSandbox(pod.sandboxId);
+    await this.cri.removePodSandbox(pod.sandboxId);
+    await del({ gracePeriodSeconds: 0, preconditions: { uid: pod.uid } });
+    await waitFor(`pod ${pod.namespace}/${pod.name} to be gone`, async () => {
+      const current = await this.#getPod(pod);
+      return current === undefined || current.metadata.uid !== pod.uid;
+    }, 30_000);
+  }
+
+  /** The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). */
+  async podNetns(pod: RigPod): Promise<string> {
+    const status = await this.cri.podSandboxStatus(pod.sandboxId);
+    return netnsPathFromInfo(status.info);
+  }
+
+  /** The links and addresses inside a pod's (or a netns path's) network namespace. */
+  async netnsInterfaces(pod: RigPod | string): Promise<NetnsInterface[]> {
+    const netns = typeof pod === "string" ? pod : await this.podNetns(pod);
+    const out = await run(["nsenter", `--net=${netns}`, "ip", "-j", "addr", "show"]);
+    const links = JSON.parse(out.stdout) as {
+      ifname: string;
+      address?: string;
+      addr_info?: { family: string; local: string; prefixlen: number }[];
+    }[];
+    return links.map((l) => ({
+      name: l.ifname,
+      mac: l.address ?? "",
+      ipv4: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) =>
+        `${a.local}/${a.prefixlen}`
+      ),
+      ipv6: (l.addr_info ?? []).filter((a) => a.family === "inet6").map((a) =>
+        `${a.local}/${a.prefixlen}`
+      ),
+    }));
+  }
+
+  /**
+   * The addresses host-local holds for `network` (the CNI config's `name`) under `dataDir`
+   * (default {@linkcode Rig.ipamDataDir}): one file per allocated IP.
+   */
+  async hostLocalFiles(network: string, dataDir = this.ipamDataDir): Promise<string[]> {
+    const files: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(`${dataDir}/${network}`)) {
+        if (entry.isFile && /^[0-9a-f.:]+$/i.test(entry.name)) files.push(entry.name);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    return files.sort();
+  }
+
+  // ------------------------------------------------------------------ faults and health
+
+  /** Restarts the multus daemon (its socket is recreated) and waits for /healthz. */
+  async restartMultus(): Promise<void> {
+    await this.#daemons.multus.stop();
+    this.#daemons.multus.start();
+    await this.#waitMultus();
+  }
+
+  /** Restarts containerd (sandboxes keep running in their shims) and waits for its CRI. */
+  async restartContainerd(): Promise<void> {
+    await this.#daemons.containerd.stop();
+    this.#daemons.containerd.start();
+    await this.#waitContainerd();
+  }
+
+  /** Restarts kube-apiserver on the same port and waits for /readyz. */
+  async restartApiServer(): Promise<void> {
+    await this.#daemons.apiserver.stop();
+    this.#daemons.apiserver.start();
+    await this.#waitApiServer();
+  }
+
+  /** Waits until every part answers: etcd, kube-apiserver, multus and containerd. */
+  async ready(): Promise<void> {
+    await this.#waitEtcd();
+    await this.#waitApiServer();
+    await this.#waitMultus();
+    await this.#waitContainerd();
+  }
+
+  /**
+   * Stops everything and removes what the run made: pod sandboxes (through the CRI, so CNI
+   * DEL runs), processes, mounts, links and the run directory. Safe to call twice.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const { etcd, apiserver, multus, containerd } = this.#daemons;
+    if (containerd.alive) await removeSandboxes(this.cri).catch(() => undefined);
+    this.cri.close();
+    this.api.close();
+    await multus.stop();
+    await containerd.stop();
+    await apiserver.stop();
+    await etcd.stop();
+    await keepLogs(this.dir, this.id);
+    await teardownRunDir(this.dir);
+  }
+}
+
+/** The parts of a Pod object the rig reads. */
+interface PodObject {
+  metadata: { uid: string; annotations?: Record<string, string>; resourceVersion?: string };
+  status?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export { ApiError, KubeApi } from "./kube_api.ts";
+export { CriClient, netnsPathFromInfo } from "./cri_client.ts";
+export { sleep, waitFor } from "./daemon.ts";
+export { run } from "./exec.ts";
+export type { RunResult } from "./exec.ts";
+export { unixRequest } from "./unix_http.ts";
+export type { UnixHttpResponse } from "./unix_http.ts";
