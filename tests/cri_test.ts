@@ -346,6 +346,7 @@ interface FakeSandbox {
   state?: number;
   createdAt?: string;
   info?: string;
+  vanished?: boolean;
 }
 
 interface FakeRuntime {
@@ -527,6 +528,7 @@ Deno.test({
         },
         { id: "young", uid: "u2", state: 0, createdAt: "1", info: JSON.stringify({ pid: 0 }) },
         { id: "terse", uid: "u3", state: 0, createdAt: "1" },
+        { id: "gone", uid: "u4", state: 0, createdAt: "1", vanished: true },
       ],
     });
     const client = new CriClient(socket, { timeoutMs: 5000 });
@@ -534,6 +536,8 @@ Deno.test({
       assert.equal((await client.findSandbox("u1"))?.ready, false);
       await assert.rejects(client.findSandbox("u2"), /sandbox young has no runtimeSpec/);
       await assert.rejects(client.findSandbox("u3"), /sandbox terse has no info\["info"\]/);
+      // Removed between ListPodSandbox and PodSandboxStatus: as if it had never been listed.
+      assert.equal(await client.findSandbox("u4"), undefined);
     } finally {
       client.close();
       await fake.stop();

@@ -2,8 +2,9 @@
 // Node (a gRPC server must never be hosted by Deno): node cri_server.mjs SOCKET SCENARIO_JSON
 //
 // SCENARIO_JSON: {"mode": "cri" | "unimplemented" | "hang", "sandboxes": [{"id", "uid", "state",
-// "createdAt", "info"}]}. Messages are encoded by protobufjs from lib/cri_proto/runtime_v1.proto,
-// independently of the agent's own codec. Prints "listening" once bound, then one line
+// "createdAt", "info", "vanished"}]} ("vanished": listed, but gone by PodSandboxStatus).
+// Messages are encoded by protobufjs from lib/cri_proto/runtime_v1.proto, independently of the
+// agent's own codec. Prints "listening" once bound, then one line
 // "call <Method> <request JSON>" per call received.
 import grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
@@ -74,7 +75,7 @@ const impl = {
   PodSandboxStatus(call, cb) {
     log("PodSandboxStatus", call.request);
     const s = sandboxes.find((x) => x.id === call.request.pod_sandbox_id);
-    if (!s) {
+    if (!s || s.vanished) {
       return cb({
         code: grpc.status.NOT_FOUND,
         details: `sandbox ${call.request.pod_sandbox_id} not found`,
