@@ -6,19 +6,13 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import type { NetworkAttachmentDefinition } from "../nad.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
 
-/** A NetworkAttachmentDefinition as cached: its identity and `spec.config`. */
-export interface NetworkAttachmentDefinition {
-  namespace: string;
-  name: string;
-  /** `spec.config`: a CNI config or conflist JSON (empty when unset). */
-  config: string;
-  resourceVersion?: string;
-}
+export type { NetworkAttachmentDefinition };
 
 /** The cluster-wide collection path of NADs. */
 export const NADS_PATH = "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions";
