@@ -1,0 +1,287 @@
+/**
+ * The reconciler's decisions on failure paths, with in-memory stand-ins for its ports
+ * (pod cache, NAD cache, sandbox lookup, delegate, status store, events). The real
+ * adapters are exercised on the node rig by the e2e tests; these cases pin down what the
+ * reconciler does when a call fails at a precise point, which the rig cannot stage on cue.
+ */
+import assert from "node:assert/strict";
+import { Logger } from "../lib/log.ts";
+import type { DelegateRequest } from "../lib/multus.ts";
+import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile.ts";
+import { NETWORKS_ANNOTATION } from "../lib/selection.ts";
+import {
+  formatNetworkStatus,
+  NETWORK_STATUS_ANNOTATION,
+  type NetworkStatus,
+  parseNetworkStatus,
+} from "../lib/status.ts";
+
+const DEFAULT_ENTRY: NetworkStatus = {
+  name: "cluster",
+  interface: "eth0",
+  ips: ["10.0.0.5"],
+  default: true,
+  dns: {},
+};
+
+interface Recorded {
+  type: string;
+  reason: string;
+  message: string;
+}
+
+/** A small in-memory world: one pod, its NADs, a sandbox, a multus that really "attaches". */
+class World {
+  pod: PodSnapshot;
+  nads = new Map<string, string>();
+  /** Interfaces that exist in the pod's netns, by name → network. */
+  netns = new Map<string, string>();
+  events: Recorded[] = [];
+  delegateCalls: string[] = [];
+  failStatusWrites = 0;
+  failDelegate?: (req: DelegateRequest) => string | undefined;
+
+  constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
+    this.pod = {
+      metadata: {
+        name: "p",
+        namespace: "ns1",
+        uid: "uid-1",
+        annotations: {
+          [NETWORKS_ANNOTATION]: JSON.stringify(networks),
+          [NETWORK_STATUS_ANNOTATION]: formatNetworkStatus(status),
+        },
+      },
+      spec: { nodeName: "n1" },
+      status: { phase: "Running" },
+    };
+    for (const entry of status) {
+      if (entry.interface) this.netns.set(entry.interface, entry.name.split("/").pop()!);
+    }
+  }
+
+  status(): NetworkStatus[] {
+    return parseNetworkStatus(this.pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+  }
+
+  setNetworks(networks: unknown): void {
+    this.pod.metadata.annotations![NETWORKS_ANNOTATION] = JSON.stringify(networks);
+  }
+
+  reconciler(options: { namespaceIsolation?: boolean } = {}): Reconciler {
+    // The stand-ins below close over the world they change.
+    // deno-lint-ignore no-this-alias
+    const world = this;
+    return new Reconciler({
+      pods: {
+        cached: () => structuredClone(world.pod),
+        fetch: () => Promise.resolve(structuredClone(world.pod)),
+      },
+      nads: {
+        get: (namespace, name) => {
+          const config = world.nads.get(`${namespace}/${name}`);
+          return config === undefined ? undefined : { namespace, name, config };
+        },
+      },
+      sandboxes: {
+        findSandbox: () =>
+          Promise.resolve({ id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 }),
+        close() {},
+      },
+      delegator: {
+        delegate(req) {
+          const network = JSON.parse(new TextDecoder().decode(req.config)).name as string;
+          world.delegateCalls.push(`${req.command} ${req.ifname} ${network}`);
+          const failure = world.failDelegate?.(req);
+          if (failure) return Promise.reject(new Error(failure));
+          if (req.command === "DEL") {
+            world.netns.delete(req.ifname);
+            return Promise.resolve(undefined);
+          }
+          if (world.netns.has(req.ifname)) {
+            return Promise.reject(
+              new Error(`validateIfName: interface name ${req.ifname} already exists`),
+            );
+          }
+          world.netns.set(req.ifname, network);
+          return Promise.resolve({
+            cniVersion: "1.0.0",
+            interfaces: [{ name: req.ifname, mac: "02:00:00:00:00:01", sandbox: req.netns }],
+          });
+        },
+        healthy: () => Promise.resolve(true),
+      },
+      status: {
+        update(_namespace, _name, uid, mutate) {
+          if (uid !== world.pod.metadata.uid) return Promise.reject(new Error("replaced"));
+          if (world.failStatusWrites > 0) {
+            world.failStatusWrites--;
+            return Promise.reject(new Error("apiserver unavailable"));
+          }
+          const next = mutate(world.status());
+          world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = formatNetworkStatus(next);
+          return Promise.resolve({ written: true });
+        },
+      },
+      events: {
+        record(_pod, type, reason, message) {
+          world.events.push({ type, reason, message });
+        },
+      },
+      log: new Logger({ level: "error", sink: () => {} }),
+      options: {
+        namespaceIsolation: options.namespaceIsolation ?? false,
+        allowedNadNamespaces: [],
+        dryRun: false,
+      },
+    });
+  }
+
+  /** Runs passes until one succeeds (as the queue would retry), at most `max`. */
+  async converge(reconciler: Reconciler, max = 5): Promise<number> {
+    for (let pass = 1; pass <= max; pass++) {
+      try {
+        await reconciler.reconcile("ns1/p");
+        return pass;
+      } catch (err) {
+        if (!(err instanceof ReconcileError)) throw err;
+      }
+    }
+    throw new Error(`no convergence in ${max} passes`);
+  }
+
+  /** Non-default status interfaces mapped to their network. */
+  recorded(): Record<string, string> {
+    return Object.fromEntries(
+      this.status().filter((e) => !e.default).map((e) => [e.interface, e.name]),
+    );
+  }
+
+  /** Non-default interfaces present in the netns. */
+  attached(): Record<string, string> {
+    return Object.fromEntries([...this.netns].filter(([name]) => name !== "eth0"));
+  }
+}
+
+function macvlan(name: string): string {
+  return JSON.stringify({ cniVersion: "0.3.1", name, type: "macvlan", master: "eth9" });
+}
+
+Deno.test("a failed status write is repaired by the next pass without 'already exists'", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.failStatusWrites = 1;
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  // The interface was attached but not recorded: the state a crash would leave.
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), {});
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "ADD net1 a", "DEL net1 a", "ADD net1 a"]);
+});
+
+Deno.test("a swap removes the old attachment before adding the new one (original #297)", async () => {
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  world.setNetworks([{ name: "b", interface: "net1" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net1 b"]);
+  assert.deepEqual(world.attached(), { net1: "b" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/b" });
+  assert.deepEqual(world.events.map((e) => e.reason), ["RemovedInterface", "AddedInterface"]);
+});
+
+Deno.test("a failed remove holds back the add that needs its interface name", async () => {
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  world.setNetworks([{ name: "b", interface: "net1" }, { name: "b", interface: "net2" }]);
+  world.failDelegate = (req) => req.command === "DEL" ? "plugin crashed" : undefined;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net2 b"]);
+  // net1 still belongs to a, and the status says so; net2 was independent and is recorded.
+  assert.deepEqual(world.attached(), { net1: "a", net2: "b" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a", net2: "ns1/b" });
+  const failed = world.events.filter((e) => e.type === "Warning").map((e) => e.reason);
+  assert.deepEqual(failed, ["FailedRemovingInterface", "FailedAddingInterface"]);
+  world.failDelegate = undefined;
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), { net1: "ns1/b", net2: "ns1/b" });
+});
+
+Deno.test("one failing attachment does not hold back the others", async () => {
+  const world = new World([{ name: "missing", interface: "net1" }, {
+    name: "a",
+    interface: "net2",
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), /NetworkAttachmentDefinition ns1\/missing/);
+  assert.deepEqual(world.recorded(), { net2: "ns1/a" });
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), ["ns1/p"]);
+  const warning = world.events.find((e) => e.reason === "FailedAddingInterface");
+  assert.match(warning?.message ?? "", /not found; create it/);
+  world.nads.set("ns1/missing", macvlan("missing"));
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.recorded(), { net1: "ns1/missing", net2: "ns1/a" });
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), []);
+});
+
+Deno.test("an invalid networks annotation changes nothing and says why", async () => {
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.metadata.annotations![NETWORKS_ANNOTATION] = '[{"name": "a", "mac": "zz"}]';
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.delegateCalls, []);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(world.events.length, 1);
+  assert.equal(world.events[0]!.reason, "InvalidNetworkSelection");
+  assert.match(world.events[0]!.message, /networks\[0\]\.mac/);
+});
+
+Deno.test("namespace isolation refuses a NAD from another namespace", async () => {
+  const world = new World([{ name: "a", namespace: "other", interface: "net1" }]);
+  world.nads.set("other/a", macvlan("a"));
+  await assert.rejects(
+    world.reconciler({ namespaceIsolation: true }).reconcile("ns1/p"),
+    /namespace isolation/,
+  );
+  assert.deepEqual(world.delegateCalls, []);
+  assert.deepEqual(world.recorded(), {});
+});
+
+Deno.test("a deleted pod's attachments are released even with its sandbox stopped", async () => {
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.metadata.deletionTimestamp = "2026-11-28T00:00:00Z";
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a"]);
+  assert.deepEqual(world.recorded(), {});
+});
+
+Deno.test("a pod that is not running yet is left alone", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.status = { phase: "Pending" };
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.delegateCalls, []);
+});
