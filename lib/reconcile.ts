@@ -26,7 +26,7 @@ import {
   withoutAttachment,
 } from "./status.ts";
 import { type AttachmentId, attachmentKey, type Operation, type Plan, planPod } from "./plan.ts";
-import type { SandboxLocator } from "./cri.ts";
+import type { PodSandbox, SandboxLocator } from "./cri.ts";
 import type { DelegateRequest, Delegator } from "./multus.ts";
 import { delegateConfig, type NetworkAttachmentDefinition } from "./nad.ts";
 import {
@@ -172,6 +172,8 @@ export class Reconciler {
   readonly #waitingForNad = new Map<string, Set<string>>();
   /** Pod key → time its networks annotation was seen to change (for the latency metric). */
   readonly #changedAt = new Map<string, number>();
+  /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
+  readonly #lastSandbox = new Map<string, { uid: string; sandbox: PodSandbox }>();
 
   /** Creates a reconciler over `deps`. */
   constructor(deps: ReconcilerDeps) {
@@ -187,6 +189,7 @@ export class Reconciler {
   /** Forgets a pod that left the node. */
   forget(key: string): void {
     this.#changedAt.delete(key);
+    this.#lastSandbox.delete(key);
     for (const pods of this.#waitingForNad.values()) pods.delete(key);
   }
 
@@ -308,7 +311,17 @@ export class Reconciler {
   async #apply(pod: PodSnapshot, plan: Plan, log: Logger): Promise<void> {
     const key = podKey(pod);
     const finished = isFinished(pod);
-    const sandbox = await this.#deps.sandboxes.findSandbox(pod.metadata.uid);
+    const uid = pod.metadata.uid;
+    let sandbox = await this.#deps.sandboxes.findSandbox(uid);
+    if (sandbox) this.#lastSandbox.set(key, { uid, sandbox });
+    else if (finished && this.#lastSandbox.get(key)?.uid === uid) {
+      // The runtime removed the sandbox before we released its attachments: DEL still frees
+      // their addresses with the sandbox ID we saw last (plugins accept a vanished netns).
+      sandbox = { ...this.#lastSandbox.get(key)!.sandbox, ready: false };
+      log.info("sandbox already removed; releasing attachments with its last known ID", {
+        sandboxId: sandbox.id,
+      });
+    }
     if (!sandbox) {
       if (finished) {
         log.info("sandbox already removed; nothing left to release");

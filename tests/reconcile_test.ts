@@ -39,6 +39,7 @@ class World {
   events: Recorded[] = [];
   delegateCalls: string[] = [];
   failStatusWrites = 0;
+  sandboxRemoved = false;
   failDelegate?: (req: DelegateRequest) => string | undefined;
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
@@ -85,7 +86,11 @@ class World {
       },
       sandboxes: {
         findSandbox: () =>
-          Promise.resolve({ id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 }),
+          Promise.resolve(
+            world.sandboxRemoved
+              ? undefined
+              : { id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 },
+          ),
         close() {},
       },
       delegator: {
@@ -284,4 +289,17 @@ Deno.test("a pod that is not running yet is left alone", async () => {
   world.pod.status = { phase: "Pending" };
   await world.reconciler().reconcile("ns1/p");
   assert.deepEqual(world.delegateCalls, []);
+});
+
+Deno.test("attachments are released with the last known sandbox when the runtime removed it first", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  world.pod.metadata.deletionTimestamp = "2026-11-28T00:00:00Z";
+  world.sandboxRemoved = true;
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.recorded(), {});
 });
