@@ -18,6 +18,8 @@ export interface DaemonSpec {
   logFile: string;
   /** Where the PID is written. */
   pidFile: string;
+  /** How long stop() waits after SIGTERM before SIGKILL (default 10 s). */
+  graceMs?: number;
 }
 
 /** True when a process with that PID exists and is not a zombie. */
@@ -129,7 +131,7 @@ export class Daemon {
   }
 
   /** Stops the process group (SIGTERM, then SIGKILL) and removes the PID file. */
-  async stop(graceMs = 10_000): Promise<void> {
+  async stop(graceMs = this.spec.graceMs ?? 10_000): Promise<void> {
     if (this.#pid > 0) await stopGroup(this.#pid, graceMs);
     // The child is unref'd: a timer keeps the event loop alive while it is reaped.
     if (this.#child) await Promise.race([this.#child.status.catch(() => undefined), sleep(2_000)]);

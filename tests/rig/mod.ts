@@ -404,6 +404,8 @@ export class Rig {
         ],
         logFile: `${logs}/kube-apiserver.log`,
         pidFile: `${pids}/kube-apiserver.pid`,
+        // It stops listening at once but lingers for many seconds afterwards.
+        graceMs: 2_000,
       }),
       containerd: new Daemon({
         name: "containerd",
@@ -977,7 +979,8 @@ oom_score = 0
     const uid = created.metadata.uid;
     const config: SandboxConfig = {
       metadata: { name: options.name, uid, namespace, attempt: 0 },
-      hostname: options.name,
+      // A hostNetwork pod shares the node's UTS namespace: the kubelet sets no hostname.
+      hostname: hostNetwork ? "" : options.name,
       log_directory: `${this.dir}/pods/${namespace}_${options.name}_${uid}`,
       labels: {
         ...options.labels,

@@ -285,6 +285,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "rig: a hostNetwork pod runs in the node's network namespace, without multus",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "host", hostNetwork: true });
+    const obj = await r.api.request<{
+      metadata: { annotations?: Record<string, string> };
+      status: { phase: string };
+    }>("GET", "/api/v1/namespaces/default/pods/host");
+    assert.equal(obj.status.phase, "Running");
+    assert.equal(obj.metadata.annotations?.[NETWORK_STATUS_ANNOTATION], undefined);
+    await assert.rejects(r.podNetns(pod), /no network namespace path/);
+    await r.deletePod(pod);
+  },
+});
+
+Deno.test({
   name: "rig: restarts of multus, containerd and kube-apiserver keep the rig usable",
   ...rigTest,
   async fn() {
