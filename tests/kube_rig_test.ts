@@ -216,8 +216,14 @@ Deno.test({
   ...rigTest,
   async fn() {
     const r = theRig();
+    if (!pods) {
+      // Run on its own (e.g. with --filter): start the informer here.
+      pods = podInformer(controllerClient(), r.nodeName, log, fast);
+      podChanges = recordChanges(pods, podKey);
+      podRun = pods.run(stop.signal);
+      await pods.waitForSync();
+    }
     const informer = pods;
-    assert.ok(informer, "the informer of the previous test runs");
     await createApiPod("survivor", r.nodeName);
     await createApiPod("doomed", r.nodeName);
     await waitFor("both pods cached", () => informer.get(`${NS}/doomed`), WAIT_MS);
@@ -503,6 +509,48 @@ Deno.test({
     assert.equal(byReason["FailedAddingInterface"]!.count, 1);
     assert.equal(byReason["FailedAddingInterface"]!.type, "Warning");
     await recorder.close();
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: event recorder starts a new Event after the de-duplication window or an LRU eviction",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const { uid } = await createApiPod("evented-2", r.nodeName);
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const recorder = new KubeEventRecorder(controllerClient(), {
+      nodeName: r.nodeName,
+      log,
+      dedupWindowMs: 60_000,
+      maxEntries: 2,
+      now: () => now,
+    });
+    const pod = { namespace: NS, name: "evented-2", uid };
+    recorder.record(pod, "Normal", "RemovedInterface", "m1");
+    await recorder.flush();
+    now += 30_000;
+    recorder.record(pod, "Normal", "RemovedInterface", "m1"); // within the window: count 2
+    await recorder.flush();
+    now += 61_000;
+    recorder.record(pod, "Normal", "RemovedInterface", "m1"); // after the window: new Event
+    await recorder.flush();
+    recorder.record(pod, "Normal", "RemovedInterface", "m2");
+    recorder.record(pod, "Normal", "RemovedInterface", "m3"); // evicts m1 (maxEntries 2)
+    await recorder.flush();
+    recorder.record(pod, "Normal", "RemovedInterface", "m1"); // forgotten: new Event
+    await recorder.close();
+    assert.deepEqual(recorder.stats, { created: 5, patched: 1, failed: 0, dropped: 0 });
+    const list = await adminClient().json<{ items: { message: string; count: number }[] }>(
+      "GET",
+      `/api/v1/namespaces/${NS}/events`,
+      { query: { fieldSelector: `involvedObject.uid=${uid}` } },
+    );
+    assert.deepEqual(
+      list.items.map((e) => `${e.message}×${e.count}`).sort(),
+      ["m1×1", "m1×1", "m1×2", "m2×1", "m3×1"],
+    );
   },
 });
 
