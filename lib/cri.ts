@@ -119,9 +119,12 @@ export class CriError extends Error {
       advice = `CRI socket ${socketPath} not found; is the container runtime running? ` +
         "set criSocketPath to its socket (containerd: /run/containerd/containerd.sock, " +
         "CRI-O: /run/crio/crio.sock)";
-    } else if (/\bEACCES\b|\bEPERM\b|NotCapable|permission denied/i.test(details)) {
-      advice = `permission denied on CRI socket ${socketPath}; run as root and grant ` +
-        `--allow-read, --allow-write and --allow-net=unix:${socketPath}`;
+    } else if (/NotCapable/.test(details)) {
+      advice = `the process has no Deno permission for CRI socket ${socketPath}; grant ` +
+        `--allow-read=${socketPath} --allow-write=${socketPath} --allow-net=unix:${socketPath}`;
+    } else if (/\bEACCES\b|\bEPERM\b|permission denied/i.test(details)) {
+      advice = `permission denied on CRI socket ${socketPath}; the agent must run as root ` +
+        "(the runtime's socket is root-only)";
     } else if (/\bECONNREFUSED\b/.test(details)) {
       advice = `nothing listens on CRI socket ${socketPath} (a stale socket?); ` +
         "is the container runtime running?";

@@ -305,9 +305,12 @@ export class MultusClient implements Delegator {
     } else if (err.code === "ECONNREFUSED") {
       message = `multus socket ${socket} refuses connections (a stale socket?); ` +
         "is the multus thick daemon running? set multusSocketPath";
-    } else if (err.code === "EACCES" || err.code === "EPERM" || err.name === "NotCapable") {
-      message = `permission denied on multus socket ${socket}; run as root and grant ` +
-        `--allow-read, --allow-write and --allow-net=unix:${socket}`;
+    } else if (err.name === "NotCapable") {
+      message = `the process has no Deno permission for multus socket ${socket}; grant ` +
+        `--allow-read=${socket} --allow-write=${socket} --allow-net=unix:${socket}`;
+    } else if (err.code === "EACCES" || err.code === "EPERM") {
+      message = `permission denied on multus socket ${socket}; the agent must run as root ` +
+        "(multus makes its socket 0600)";
     } else {
       message = `multus ${what} on ${socket} failed`;
     }

@@ -675,6 +675,76 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "cri client: a missing Deno permission names the exact flags to grant",
+  ...grpcTest,
+  async fn() {
+    const socket = "/run/dnc-test-no-such-runtime.sock";
+    const script = `
+      import { CriClient } from "${new URL("../lib/cri.ts", import.meta.url).href}";
+      const client = new CriClient("${socket}", { timeoutMs: 5000 });
+      try { await client.findSandbox("u"); } catch (e) { console.log(e.message); }
+      client.close();`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+        "--allow-env=GRPC_*",
+        "-",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const w = out.stdin.getWriter();
+    await w.write(new TextEncoder().encode(script));
+    await w.close();
+    const { stdout, stderr } = await out.output();
+    const text = new TextDecoder().decode(stdout);
+    assert.ok(
+      text.startsWith(
+        `the process has no Deno permission for CRI socket ${socket}; grant --allow-read=${socket} ` +
+          `--allow-write=${socket} --allow-net=unix:${socket}`,
+      ),
+      text + new TextDecoder().decode(stderr),
+    );
+  },
+});
+
+Deno.test({
+  name: "cri client: observe() sees every call with its duration and gRPC code",
+  ...grpcTest,
+  async fn() {
+    const { dir, socket } = await tempSocket();
+    const fake = await startFake(socket, {
+      sandboxes: [{ id: "s", uid: UID, info: containerdInfo("/run/netns/s") }],
+    });
+    const seen: [string, string][] = [];
+    const client = new CriClient(socket, {
+      timeoutMs: 5000,
+      observe: (call, seconds, code) => {
+        assert.ok(seconds >= 0);
+        seen.push([call, code]);
+      },
+    });
+    try {
+      await client.findSandbox(UID);
+      await client.findSandbox("nobody");
+      assert.deepEqual(seen, [
+        ["ListPodSandbox", "OK"],
+        ["PodSandboxStatus", "OK"],
+        ["ListPodSandbox", "OK"],
+      ]);
+    } finally {
+      client.close();
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("cri client: relative socket paths and bad timeouts are refused up front", () => {
   assert.throws(
     () => new CriClient("run/containerd.sock", { timeoutMs: 1 }),

@@ -384,6 +384,40 @@ Deno.test("multus client: a socket file nobody listens on is reported as stale",
   }
 });
 
+Deno.test("multus client: a missing Deno permission names the exact flags to grant", async () => {
+  const socket = "/run/dnc-test-no-such-multus.sock";
+  const script = `
+    import { MultusClient } from "${new URL("../lib/multus.ts", import.meta.url).href}";
+    const client = new MultusClient("${socket}", { timeoutMs: 5000 });
+    const req = { command: "DEL", containerId: "c", netns: "/n", ifname: "net1",
+      podNamespace: "ns1", podName: "pod1", podUid: "u", config: new Uint8Array() };
+    try { await client.delegate(req); } catch (e) { console.log(e.message); }`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      "-",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(script));
+  await w.close();
+  const { stdout, stderr } = await child.output();
+  const text = new TextDecoder().decode(stdout);
+  assert.ok(
+    text.startsWith(
+      `the process has no Deno permission for multus socket ${socket}; grant ` +
+        `--allow-read=${socket} --allow-write=${socket} --allow-net=unix:${socket}`,
+    ),
+    text + new TextDecoder().decode(stderr),
+  );
+});
+
 Deno.test("multus client: relative socket paths and bad timeouts are refused up front", () => {
   assert.throws(
     () => new MultusClient("run/multus.sock", { timeoutMs: 1 }),
