@@ -262,6 +262,43 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "kube rig: a watch that goes quiet is aborted by the inactivity timer and resumed, never stalls",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const kc = await r.serviceAccountKubeconfig(
+      "quiet",
+      "kube-system",
+      "dynamic-networks-controller",
+    );
+    let podRequests = 0;
+    const client = await KubeClient.create({
+      kubeconfig: kc,
+      onResponse: (_m, path) => {
+        if (path === "/api/v1/pods") podRequests++;
+      },
+    }, log);
+    const ac = new AbortController();
+    // Far shorter than the API server's bookmark period (1 min): every stream goes quiet.
+    const informer = podInformer(client, r.nodeName, log, { ...fast, inactivityMs: 500 });
+    const running = informer.run(ac.signal);
+    await informer.waitForSync();
+    await waitFor("two quiet streams aborted and re-opened", () => podRequests >= 4, WAIT_MS);
+    await createApiPod("after-quiet", r.nodeName);
+    await waitFor(
+      "a pod created after the quiet periods",
+      () => informer.get(`${NS}/after-quiet`),
+      WAIT_MS,
+    );
+    ac.abort();
+    await running;
+    client.close();
+    await deleteApiPod("after-quiet");
+  },
+});
+
+Deno.test({
   name: "kube rig: NAD informer sees create, update and delete cluster-wide",
   ...rigTest,
   async fn() {
