@@ -106,11 +106,12 @@ Deno.test({
     // The real API server, at the pinned version, with the CRD and our Node.
     const version = await rig.api.request<{ gitVersion: string }>("GET", "/version");
     assert.equal(version.gitVersion, rig.binaries.kubeVersion);
-    const node = await rig.api.request<{ metadata: { name: string } }>(
-      "GET",
-      `/api/v1/nodes/${rig.nodeName}`,
-    );
+    const node = await rig.api.request<{
+      metadata: { name: string };
+      status: { conditions?: { type: string; status: string }[] };
+    }>("GET", `/api/v1/nodes/${rig.nodeName}`);
     assert.equal(node.metadata.name, rig.nodeName);
+    assert.equal(node.status.conditions?.find((c) => c.type === "Ready")?.status, "True");
     await rig.api.request("GET", "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions");
 
     // multus answers on the rig's own socket, containerd on its CRI socket.
