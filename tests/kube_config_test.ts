@@ -268,3 +268,35 @@ Deno.test("slimNad keeps namespace, name, config and resourceVersion", () => {
   });
   assert.equal(slimNad({ metadata: { name: "n" } }), undefined);
 });
+
+Deno.test("kubeconfig: an exec credential plugin runs through client-node's authenticator", async () => {
+  await withDir(async (dir) => {
+    const credential = JSON.stringify({
+      apiVersion: "client.authentication.k8s.io/v1",
+      kind: "ExecCredential",
+      status: { token: "from-exec-plugin" },
+    });
+    await Deno.writeTextFile(`${dir}/plugin.sh`, `#!/bin/sh\necho '${credential}'\n`);
+    await Deno.chmod(`${dir}/plugin.sh`, 0o755);
+    await Deno.writeTextFile(
+      `${dir}/kc`,
+      JSON.stringify({
+        "current-context": "x",
+        clusters: [{ name: "c", cluster: { server: "https://h:1" } }],
+        users: [{
+          name: "u",
+          user: {
+            exec: {
+              apiVersion: "client.authentication.k8s.io/v1",
+              command: `${dir}/plugin.sh`,
+              interactiveMode: "Never",
+            },
+          },
+        }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      }),
+    );
+    const cfg = await loadKubeconfig(`${dir}/kc`);
+    assert.equal(await cfg.credentials.authorization(), "Bearer from-exec-plugin");
+  });
+});

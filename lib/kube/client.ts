@@ -257,13 +257,14 @@ export class KubeClient {
         const { value, done } = await reader.read();
         if (done) break;
         buffer += decoder.decode(value, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
+        let start = 0;
+        for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n", start)) {
+          const line = buffer.slice(start, nl);
+          start = nl + 1;
           const event = parseLine(line, path);
           if (event) yield event;
         }
+        buffer = buffer.slice(start);
       }
       buffer += decoder.decode();
       const event = parseLine(buffer, path);
