@@ -196,6 +196,15 @@ function mountsUnder(dir: string): string[] {
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
+/** A process's command line with spaces between arguments; "" if it is gone. */
+function commandLine(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
 /** PIDs whose command line contains `needle`. */
 function pidsWithCommandLine(needle: string): number[] {
   const pids: number[] = [];
@@ -234,7 +243,9 @@ async function teardownRunDir(dir: string): Promise<void> {
   const pidDir = `${dir}/pids`;
   try {
     for (const entry of Deno.readDirSync(pidDir)) {
-      await stopGroup(readPid(`${pidDir}/${entry.name}`), 5_000);
+      // Every rig daemon names the run dir in its arguments; a PID reused since is left alone.
+      const pid = readPid(`${pidDir}/${entry.name}`);
+      if (pid > 0 && commandLine(pid).includes(dir)) await stopGroup(pid, 5_000);
     }
   } catch {
     // no pid dir
@@ -300,8 +311,9 @@ async function cleanDeadRuns(): Promise<string[]> {
   for (const entry of entries) {
     const dir = `${RIG_BASE_DIR}/${entry.name}`;
     const owner = readPid(`${dir}/owner.pid`);
-    if (owner > 0 && owner !== Deno.pid && processAlive(owner)) continue;
     if (owner === Deno.pid) continue;
+    // The owner is a live Deno process (a PID reused by something else does not count).
+    if (owner > 0 && processAlive(owner) && commandLine(owner).includes("deno")) continue;
     const containerd = readPid(`${dir}/pids/containerd.pid`);
     if (containerd > 0 && processAlive(containerd)) {
       const cri = new CriClient(`${dir}/containerd/containerd.sock`, 15_000);

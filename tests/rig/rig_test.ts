@@ -76,8 +76,9 @@ async function simulateCrashedRun(): Promise<void> {
   await Deno.mkdir(`${crashed.dir}/pids`, { recursive: true });
   await Deno.mkdir(`${crashed.dir}/mnt`, { recursive: true });
   await Deno.writeTextFile(`${crashed.dir}/owner.pid`, `${deadPid}\n`);
+  // Like the rig's daemons, it names the run dir in its command line.
   const sleeper = new Deno.Command("setsid", {
-    args: ["sleep", "600"],
+    args: ["sh", "-c", "sleep 600; exit 0", crashed.dir],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -307,10 +308,16 @@ Deno.test({
   ...rigTest,
   async fn() {
     const r = theRig();
+    assert.ok(macvlanPod, "the cold-plug test did not create its pod");
     await r.restartMultus();
     await r.restartContainerd();
     await r.restartApiServer();
     await r.ready();
+    // The running pod survived: its sandbox is ready and keeps its interfaces.
+    const sandbox = await r.cri.podSandboxStatus(macvlanPod.sandboxId);
+    assert.equal(sandbox.state, "SANDBOX_READY");
+    const names = (await r.netnsInterfaces(macvlanPod)).map((l) => l.name);
+    assert.ok(names.includes("net1") && names.includes("eth0"), `interfaces: ${names}`);
     // A pod started after the restarts still gets its network from multus.
     const pod = await r.createPod({ name: "after-restart" });
     const status = await networkStatus(pod);
