@@ -180,6 +180,13 @@ Deno.test({
     podChanges = recordChanges(pods, podKey);
     podRun = pods.run(stop.signal);
     await pods.waitForSync();
+    // A list at resourceVersion=0 is served from the API server's watch cache, which may lag
+    // a moment behind a pod created just before: the pod then comes as an ADDED event.
+    await waitFor(
+      "the pod created before the start",
+      () => pods!.get(`${NS}/before-start`),
+      WAIT_MS,
+    );
     assert.deepEqual(pods.keys(), [`${NS}/before-start`]);
     const cached = pods.get(`${NS}/before-start`)!;
     assert.equal(cached.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], "net-a");
@@ -322,12 +329,21 @@ Deno.test({
       () => nads.get(`${NS}/net-a`)?.config.includes("br-y"),
       WAIT_MS,
     );
+    // A big object spans many reads of the watch stream and arrives whole.
+    const big = { ...config, padding: "p".repeat(300_000) };
+    await r.createNad(NS, "net-big", big);
+    await waitFor("the big NAD", () => nads.get(`${NS}/net-big`), WAIT_MS);
+    assert.deepEqual(JSON.parse(nads.get(`${NS}/net-big`)!.config), big);
+    await adminClient().json("DELETE", path.replace(/net-a$/, "net-big"));
+    await waitFor("the big NAD's deletion", () => !nads.get(`${NS}/net-big`), WAIT_MS);
     await adminClient().json("DELETE", path);
     await waitFor("the NAD deletion", () => !nads.get(`${NS}/net-a`), WAIT_MS);
     assert.deepEqual(changes, [
       `add ${NS}/net-a`,
       "add default/net-b",
       `update ${NS}/net-a`,
+      `add ${NS}/net-big`,
+      `delete ${NS}/net-big`,
       `delete ${NS}/net-a`,
     ]);
     assert.deepEqual(Object.keys(nads.get("default/net-b")!).sort(), [
