@@ -35,6 +35,10 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 
+# One set-up at a time: a second caller waits here, then finds everything cached.
+exec 9>"$cache/.setup.lock"
+flock 9
+
 # ---------------------------------------------------------------------------------------------
 begin "Debian packages"
 packages=(etcd-server containerd runc containernetworking-plugins iproute2 jq gcc libc6-dev
