@@ -63,9 +63,10 @@ async function linkExists(name: string): Promise<boolean> {
 }
 
 // A run "crashed" before this file: its owner is dead, it holds a process, a mount and a link.
+const crashedId = `x${Math.floor(Math.random() * 0xfffff).toString(16).padStart(5, "0")}`;
 const crashed = {
-  dir: `${RIG_BASE_DIR}/dead00`,
-  link: "drdead00m",
+  dir: `${RIG_BASE_DIR}/${crashedId}`,
+  link: `dr${crashedId}m`,
   sleeper: 0,
 };
 
@@ -86,7 +87,7 @@ async function simulateCrashedRun(): Promise<void> {
   crashed.sleeper = sleeper.pid;
   await Deno.writeTextFile(`${crashed.dir}/pids/etcd.pid`, `${sleeper.pid}\n`);
   await run(["mount", "-t", "tmpfs", "dnc-rig-test", `${crashed.dir}/mnt`]);
-  await run(["ip", "link", "add", crashed.link, "type", "veth", "peer", "name", "drdead00p"]);
+  await run(["ip", "link", "add", crashed.link, "type", "veth", "peer", "name", `dr${crashedId}p`]);
   await Deno.writeTextFile(`${crashed.dir}/links`, `${crashed.link}\n`);
 }
 
