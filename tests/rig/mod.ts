@@ -32,20 +32,23 @@
 
 import { ApiError, KubeApi } from "./kube_api.ts";
 import { CriClient, netnsPathFromInfo, type SandboxConfig } from "./cri_client.ts";
-import { Daemon, processAlive, stopGroup, waitFor } from "./daemon.ts";
+import { Daemon, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
 import { createPki, type Pki } from "./pki.ts";
 import { unixRequest } from "./unix_http.ts";
+import {
+  cleanDeadRuns,
+  keepLogs,
+  pathExists,
+  removeSandboxes,
+  RIG_BASE_DIR,
+  teardownRunDir,
+} from "./run_dir.ts";
 
 /** The annotation a user edits to request networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
 /** The annotation multus (and the controller) write. */
 export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
-/** Where every rig's run directory lives. */
-export const RIG_BASE_DIR = "/tmp/dnc-rig";
-/** Where a stopped rig's logs are kept (the last {@linkcode KEPT_LOGS} runs). */
-export const RIG_LOG_DIR = "/tmp/dnc-rig-logs";
-const KEPT_LOGS = 10;
 /** The cniVersion the rig's multus forces onto every delegate it runs. */
 export const RIG_CNI_VERSION = "0.3.1";
 
@@ -166,164 +169,6 @@ function kubeconfigJson(
     null,
     2,
   ) + "\n";
-}
-
-function pathExists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Reads a pid file; 0 if missing or unreadable. */
-function readPid(path: string): number {
-  try {
-    return Number.parseInt(Deno.readTextFileSync(path).trim(), 10) || 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** All mount points at or under `dir`, deepest first. */
-function mountsUnder(dir: string): string[] {
-  const lines = Deno.readTextFileSync("/proc/self/mountinfo").split("\n");
-  const points = lines
-    .map((l) => l.split(" ")[4] ?? "")
-    .map((p) => p.replace(/\\040/g, " "))
-    .filter((p) => p === dir || p.startsWith(dir + "/"));
-  return [...new Set(points)].sort((a, b) => b.length - a.length);
-}
-
-/** A process's command line with spaces between arguments; "" if it is gone. */
-function commandLine(pid: number): string {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
-  } catch {
-    return "";
-  }
-}
-
-/** PIDs whose command line contains `needle`. */
-function pidsWithCommandLine(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      if (cmd.includes(needle)) pids.push(Number(entry.name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) out.push(Number(entry.name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-/**
- * Removes what a run left behind, by its files only: processes by PID file, containerd shims
- * and their pause processes, mounts, links, the directory.
- */
-async function teardownRunDir(dir: string): Promise<void> {
-  const pidDir = `${dir}/pids`;
-  try {
-    for (const entry of Deno.readDirSync(pidDir)) {
-      // Every rig daemon names the run dir in its arguments; a PID reused since is left alone.
-      const pid = readPid(`${pidDir}/${entry.name}`);
-      if (pid > 0 && commandLine(pid).includes(dir)) await stopGroup(pid, 5_000);
-    }
-  } catch {
-    // no pid dir
-  }
-  // Shims outlive containerd; their children are the sandboxes' pause processes.
-  for (const shim of pidsWithCommandLine(`${dir}/containerd/containerd.sock`)) {
-    for (const child of childrenOf(shim)) {
-      try {
-        Deno.kill(child, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    try {
-      Deno.kill(shim, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  for (const point of mountsUnder(dir)) {
-    await run(["umount", "-l", point], { allowFailure: true });
-  }
-  try {
-    for (const link of Deno.readTextFileSync(`${dir}/links`).split("\n").filter(Boolean)) {
-      await run(["ip", "link", "del", link], { allowFailure: true });
-    }
-  } catch {
-    // no links recorded
-  }
-  await Deno.remove(dir, { recursive: true }).catch(() => undefined);
-}
-
-/** Copies a run's logs to {@linkcode RIG_LOG_DIR}/<id> and prunes old copies. */
-async function keepLogs(dir: string, id: string): Promise<void> {
-  await Deno.mkdir(RIG_LOG_DIR, { recursive: true });
-  await run(["cp", "-r", `${dir}/logs`, `${RIG_LOG_DIR}/${id}`], { allowFailure: true });
-  const runs = [...Deno.readDirSync(RIG_LOG_DIR)]
-    .map((e) => ({
-      path: `${RIG_LOG_DIR}/${e.name}`,
-      mtime: Deno.statSync(`${RIG_LOG_DIR}/${e.name}`).mtime?.getTime() ?? 0,
-    }))
-    .sort((a, b) => b.mtime - a.mtime);
-  for (const old of runs.slice(KEPT_LOGS)) await Deno.remove(old.path, { recursive: true });
-}
-
-/** Stops and removes every sandbox a (possibly orphaned) containerd of a run still has. */
-async function removeSandboxes(cri: CriClient): Promise<void> {
-  for (const sandbox of await cri.listPodSandbox()) {
-    await cri.stopPodSandbox(sandbox.id).catch(() => undefined);
-    await cri.removePodSandbox(sandbox.id).catch(() => undefined);
-  }
-}
-
-/** Cleans run directories whose owning test process is gone. */
-async function cleanDeadRuns(): Promise<string[]> {
-  const cleaned: string[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(RIG_BASE_DIR)];
-  } catch {
-    return cleaned;
-  }
-  for (const entry of entries) {
-    const dir = `${RIG_BASE_DIR}/${entry.name}`;
-    const owner = readPid(`${dir}/owner.pid`);
-    if (owner === Deno.pid) continue;
-    // The owner is a live Deno process (a PID reused by something else does not count).
-    if (owner > 0 && processAlive(owner) && commandLine(owner).includes("deno")) continue;
-    const containerd = readPid(`${dir}/pids/containerd.pid`);
-    if (containerd > 0 && processAlive(containerd)) {
-      const cri = new CriClient(`${dir}/containerd/containerd.sock`, 15_000);
-      await removeSandboxes(cri).catch(() => undefined);
-      cri.close();
-    }
-    await teardownRunDir(dir);
-    cleaned.push(dir);
-  }
-  return cleaned;
 }
 
 /** Reads the set-up's `paths.json`, running `setup.sh` first when asked. */
@@ -1225,6 +1070,7 @@ interface PodObject {
   [key: string]: unknown;
 }
 
+export { RIG_BASE_DIR, RIG_LOG_DIR } from "./run_dir.ts";
 export { ApiError, KubeApi } from "./kube_api.ts";
 export { CriClient, netnsPathFromInfo } from "./cri_client.ts";
 export { sleep, waitFor } from "./daemon.ts";

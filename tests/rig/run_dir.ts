@@ -1,0 +1,177 @@
+/**
+ * A rig's run directory (`/tmp/dnc-rig/<id>`) and its clean-up: what a run leaves is found from
+ * its files alone (PID files, the links list, mounts under the directory, containerd shims
+ * naming its socket), so a run whose test process died can be removed by the next one.
+ *
+ * @module
+ */
+
+import { CriClient } from "./cri_client.ts";
+import { processAlive, stopGroup } from "./daemon.ts";
+import { run } from "./exec.ts";
+
+/** Where every rig's run directory lives. */
+export const RIG_BASE_DIR = "/tmp/dnc-rig";
+/** Where a stopped rig's logs are kept (the last {@linkcode KEPT_LOGS} runs). */
+export const RIG_LOG_DIR = "/tmp/dnc-rig-logs";
+/** How many runs' logs {@linkcode keepLogs} keeps. */
+export const KEPT_LOGS = 10;
+
+/** True if something exists at `path`. */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a pid file; 0 if missing or unreadable. */
+export function readPid(path: string): number {
+  try {
+    return Number.parseInt(Deno.readTextFileSync(path).trim(), 10) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** All mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const lines = Deno.readTextFileSync("/proc/self/mountinfo").split("\n");
+  const points = lines
+    .map((l) => l.split(" ")[4] ?? "")
+    .map((p) => p.replace(/\\040/g, " "))
+    .filter((p) => p === dir || p.startsWith(dir + "/"));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+/** A process's command line with spaces between arguments; "" if it is gone. */
+function commandLine(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/** PIDs whose command line contains `needle`. */
+function pidsWithCommandLine(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmd.includes(needle)) pids.push(Number(entry.name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry.name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes what a run left behind, by its files only: processes by PID file, containerd shims
+ * and their pause processes, mounts, links, the directory.
+ */
+export async function teardownRunDir(dir: string): Promise<void> {
+  const pidDir = `${dir}/pids`;
+  try {
+    for (const entry of Deno.readDirSync(pidDir)) {
+      // Every rig daemon names the run dir in its arguments; a PID reused since is left alone.
+      const pid = readPid(`${pidDir}/${entry.name}`);
+      if (pid > 0 && commandLine(pid).includes(dir)) await stopGroup(pid, 5_000);
+    }
+  } catch {
+    // no pid dir
+  }
+  // Shims outlive containerd; their children are the sandboxes' pause processes.
+  for (const shim of pidsWithCommandLine(`${dir}/containerd/containerd.sock`)) {
+    for (const child of childrenOf(shim)) {
+      try {
+        Deno.kill(child, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    try {
+      Deno.kill(shim, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const point of mountsUnder(dir)) {
+    await run(["umount", "-l", point], { allowFailure: true });
+  }
+  try {
+    for (const link of Deno.readTextFileSync(`${dir}/links`).split("\n").filter(Boolean)) {
+      await run(["ip", "link", "del", link], { allowFailure: true });
+    }
+  } catch {
+    // no links recorded
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => undefined);
+}
+
+/** Copies a run's logs to {@linkcode RIG_LOG_DIR}/<id> and prunes old copies. */
+export async function keepLogs(dir: string, id: string): Promise<void> {
+  await Deno.mkdir(RIG_LOG_DIR, { recursive: true });
+  await run(["cp", "-r", `${dir}/logs`, `${RIG_LOG_DIR}/${id}`], { allowFailure: true });
+  const runs = [...Deno.readDirSync(RIG_LOG_DIR)]
+    .map((e) => ({
+      path: `${RIG_LOG_DIR}/${e.name}`,
+      mtime: Deno.statSync(`${RIG_LOG_DIR}/${e.name}`).mtime?.getTime() ?? 0,
+    }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const old of runs.slice(KEPT_LOGS)) await Deno.remove(old.path, { recursive: true });
+}
+
+/** Stops and removes every sandbox a (possibly orphaned) containerd of a run still has. */
+export async function removeSandboxes(cri: CriClient): Promise<void> {
+  for (const sandbox of await cri.listPodSandbox()) {
+    await cri.stopPodSandbox(sandbox.id).catch(() => undefined);
+    await cri.removePodSandbox(sandbox.id).catch(() => undefined);
+  }
+}
+
+/** Cleans run directories whose owning test process is gone. */
+export async function cleanDeadRuns(): Promise<string[]> {
+  const cleaned: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(RIG_BASE_DIR)];
+  } catch {
+    return cleaned;
+  }
+  for (const entry of entries) {
+    const dir = `${RIG_BASE_DIR}/${entry.name}`;
+    const owner = readPid(`${dir}/owner.pid`);
+    if (owner === Deno.pid) continue;
+    // The owner is a live Deno process (a PID reused by something else does not count).
+    if (owner > 0 && processAlive(owner) && commandLine(owner).includes("deno")) continue;
+    const containerd = readPid(`${dir}/pids/containerd.pid`);
+    if (containerd > 0 && processAlive(containerd)) {
+      const cri = new CriClient(`${dir}/containerd/containerd.sock`, 15_000);
+      await removeSandboxes(cri).catch(() => undefined);
+      cri.close();
+    }
+    await teardownRunDir(dir);
+    cleaned.push(dir);
+  }
+  return cleaned;
+}
