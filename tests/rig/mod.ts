@@ -34,6 +34,7 @@ import { ApiError, KubeApi } from "./kube_api.ts";
 import { CriClient, netnsPathFromInfo, type SandboxConfig } from "./cri_client.ts";
 import { Daemon, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
+import { containerdConfig, kubeconfigJson, NAD_CRD_NAME, nadCrd } from "./manifests.ts";
 import { createPki, type Pki } from "./pki.ts";
 import { unixRequest } from "./unix_http.ts";
 import {
@@ -53,7 +54,6 @@ export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
 export const RIG_CNI_VERSION = "0.3.1";
 
 const RIG_DIR = new URL(".", import.meta.url).pathname;
-const NAD_CRD_NAME = "network-attachment-definitions.k8s.cni.cncf.io";
 
 /** Binaries and images set up by `tests/rig/setup.sh` (its `paths.json`). */
 export interface RigBinaries {
@@ -145,30 +145,6 @@ function randomId(): string {
 
 function isRoot(): boolean {
   return Deno.uid() === 0;
-}
-
-function kubeconfigJson(
-  name: string,
-  server: string,
-  caPem: string,
-  user: Record<string, string>,
-): string {
-  const b64 = (s: string) => btoa(s);
-  return JSON.stringify(
-    {
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{
-        name: "dnc-rig",
-        cluster: { server, "certificate-authority-data": b64(caPem) },
-      }],
-      users: [{ name, user }],
-      contexts: [{ name, context: { cluster: "dnc-rig", user: name } }],
-      "current-context": name,
-    },
-    null,
-    2,
-  ) + "\n";
 }
 
 /** Reads the set-up's `paths.json`, running `setup.sh` first when asked. */
@@ -507,41 +483,10 @@ export class Rig {
   }
 
   async #installNadCrd(): Promise<void> {
-    await this.api.createIfMissing("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
-      apiVersion: "apiextensions.k8s.io/v1",
-      kind: "CustomResourceDefinition",
-      metadata: { name: NAD_CRD_NAME },
-      spec: {
-        group: "k8s.cni.cncf.io",
-        scope: "Namespaced",
-        names: {
-          plural: "network-attachment-definitions",
-          singular: "network-attachment-definition",
-          kind: "NetworkAttachmentDefinition",
-          shortNames: ["net-attach-def", "nad"],
-        },
-        versions: [{
-          name: "v1",
-          served: true,
-          storage: true,
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              description: "A request to attach a pod to a network, with its CNI configuration.",
-              properties: {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
-                metadata: { type: "object" },
-                spec: {
-                  type: "object",
-                  properties: { config: { type: "string" } },
-                },
-              },
-            },
-          },
-        }],
-      },
-    });
+    await this.api.createIfMissing(
+      "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+      nadCrd(),
+    );
     await waitFor("the NetworkAttachmentDefinition CRD to be established", async () => {
       const crd = await this.api.request<{
         status?: { conditions?: { type: string; status: string }[] };
@@ -688,40 +633,12 @@ export class Rig {
   async #writeContainerdConfig(): Promise<void> {
     const d = `${this.dir}/containerd`;
     await Deno.mkdir(d, { recursive: true });
-    const toml = `version = 2
-root = "${d}/root"
-state = "${d}/state"
-oom_score = 0
-
-[grpc]
-  address = "${d}/containerd.sock"
-
-[ttrpc]
-  address = "${d}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${d}/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${this.#bins.pauseImage}"
-  disable_apparmor = true
-  # This machine lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below 0.
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "${d}/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "${this.cniBinDir}"
-    conf_dir = "${this.dir}/cni/net.d"
-    max_conf_num = 1
-`;
+    const toml = containerdConfig({
+      dir: d,
+      pauseImage: this.#bins.pauseImage,
+      cniBinDir: this.cniBinDir,
+      cniConfDir: `${this.dir}/cni/net.d`,
+    });
     await Deno.writeTextFile(`${d}/config.toml`, toml);
   }
 
