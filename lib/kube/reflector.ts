@@ -27,7 +27,7 @@ export interface ReflectorHandlers<T> {
   synced: () => void;
   /** An object was added or changed; `old` is the previous cached version, if any. */
   upsert: (object: T, old: T | undefined) => void;
-  /** An object was deleted (last known version). */
+  /** An object was deleted: its final state from the watch, or its last cached version after a re-list. */
   delete: (object: T) => void;
 }
 
@@ -129,10 +129,8 @@ export class Reflector<T> {
         return;
       }
       case "deleted": {
-        const key = this.#keyOf(event.object);
-        const old = this.#store.get(key);
-        this.#store.delete(key);
-        this.#emit("delete", old ?? event.object);
+        this.#store.delete(this.#keyOf(event.object));
+        this.#emit("delete", event.object); // the object's final state, as the server sent it
         return;
       }
       case "restarted": {
