@@ -45,3 +45,38 @@ Deno.test("event recorder: an unreachable API server is logged, never thrown; th
   assert.ok(lines.some((l) => l.includes("Event dropped")), lines.join("\n"));
   client.close();
 });
+
+Deno.test("event recorder: a pod gets a burst of writes, then one per refill period (spam filter)", async () => {
+  const log = new Logger({ level: "error" });
+  const client = new KubeClient(
+    {
+      server: new URL(`http://127.0.0.1:${closedPort()}`),
+      caCerts: [],
+      credentials: new NoCredentials(),
+      source: "test",
+    },
+    { timeoutMs: 5_000 },
+    log,
+  );
+  let now = 0;
+  const recorder = new KubeEventRecorder(client, {
+    nodeName: "node-1",
+    log,
+    spamBurst: 3,
+    spamRefillMs: 1000,
+    now: () => now,
+  });
+  const a = { namespace: "ns", name: "a", uid: "ua" };
+  const b = { namespace: "ns", name: "b", uid: "ub" };
+  for (let i = 0; i < 5; i++) recorder.record(a, "Warning", "FailedAddingInterface", `try ${i}`);
+  recorder.record(b, "Warning", "FailedAddingInterface", "other pod");
+  await recorder.flush();
+  assert.equal(recorder.stats.dropped, 2, "pod a: 3 of 5 pass");
+  assert.equal(recorder.stats.failed, 4, "3 of pod a and 1 of pod b reached the (unreachable) API");
+  now = 2500; // two refills
+  for (let i = 5; i < 8; i++) recorder.record(a, "Warning", "FailedAddingInterface", `try ${i}`);
+  await recorder.close();
+  assert.equal(recorder.stats.dropped, 3);
+  assert.equal(recorder.stats.failed, 6);
+  client.close();
+});

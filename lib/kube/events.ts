@@ -6,7 +6,8 @@
  *
  * Recording is fire-and-forget: it never throws and never blocks the caller. Memory is
  * bounded (an LRU of recent events and a bounded backlog), and so are the concurrent API
- * requests.
+ * requests. A pod gets at most 25 writes in a burst, then one per 5 minutes (client-go's
+ * spam filter), so a failure loop cannot flood the API server.
  *
  * @module
  */
@@ -59,6 +60,10 @@ export interface KubeEventRecorderOptions {
   concurrency?: number;
   /** Events waiting to be written before new ones are dropped (default 1000). */
   maxBacklog?: number;
+  /** Writes per pod allowed in a burst, as client-go's spam filter (default 25). */
+  spamBurst?: number;
+  /** One more write per pod is allowed every this many ms (default 300 000, as client-go). */
+  spamRefillMs?: number;
   /** Wall clock in ms; injectable for tests. */
   now?: () => number;
 }
@@ -109,7 +114,11 @@ export class KubeEventRecorder implements EventRecorder {
   readonly #maxEntries: number;
   readonly #concurrency: number;
   readonly #maxBacklog: number;
+  readonly #spamBurst: number;
+  readonly #spamRefillMs: number;
   readonly #now: () => number;
+  /** Pod uid → write tokens left and when they were counted. */
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #entries = new Map<string, Entry>();
   readonly #pending = new Set<Promise<void>>();
   readonly #waiting: (() => void)[] = [];
@@ -130,6 +139,8 @@ export class KubeEventRecorder implements EventRecorder {
     this.#maxEntries = options.maxEntries ?? 4096;
     this.#concurrency = options.concurrency ?? 4;
     this.#maxBacklog = options.maxBacklog ?? 1000;
+    this.#spamBurst = options.spamBurst ?? 25;
+    this.#spamRefillMs = options.spamRefillMs ?? 300_000;
     this.#now = options.now ?? Date.now;
   }
 
@@ -158,6 +169,14 @@ export class KubeEventRecorder implements EventRecorder {
       return;
     }
     const now = this.#now();
+    if (!this.#takeToken(pod.uid, now)) {
+      this.stats.dropped++;
+      this.#log.debug("Event dropped: too many events for this pod", {
+        pod: `${pod.namespace}/${pod.name}`,
+        reason,
+      });
+      return;
+    }
     const key = `${pod.uid}\u0000${type}\u0000${reason}\u0000${message}`;
     let entry = this.#entries.get(key);
     if (entry && now - entry.lastSeen > this.#window) entry = undefined;
@@ -195,6 +214,28 @@ export class KubeEventRecorder implements EventRecorder {
       });
     e.chain = task;
     this.#pending.add(task);
+  }
+
+  /** client-go's spam filter: a token bucket per pod. */
+  #takeToken(uid: string, now: number): boolean {
+    let bucket = this.#buckets.get(uid);
+    if (bucket) {
+      this.#buckets.delete(uid);
+      const refill = Math.floor((now - bucket.at) / this.#spamRefillMs);
+      if (refill > 0) {
+        bucket.tokens = Math.min(this.#spamBurst, bucket.tokens + refill);
+        bucket.at += refill * this.#spamRefillMs;
+      }
+    } else {
+      bucket = { tokens: this.#spamBurst, at: now };
+    }
+    this.#buckets.set(uid, bucket);
+    while (this.#buckets.size > this.#maxEntries) {
+      this.#buckets.delete(this.#buckets.keys().next().value as string);
+    }
+    if (bucket.tokens <= 0) return false;
+    bucket.tokens--;
+    return true;
   }
 
   async #limited(fn: () => Promise<void>): Promise<void> {
