@@ -207,24 +207,67 @@ export class KubeClient {
    * response arrives (network error, timeout, abort).
    */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-    const url = this.#url(path, options.query);
+    const { signal, timeout } = this.#signal(options);
+    try {
+      return await this.#send(method, path, options, signal);
+    } catch (err) {
+      throw this.#timeoutError(method, path, timeout, options, err);
+    }
+  }
+
+  /** Sends one request and returns its JSON body; throws {@linkcode KubeApiError} on non-2xx. */
+  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const { signal, timeout } = this.#signal(options);
+    let res: Response;
+    let body: unknown;
+    try {
+      res = await this.#send(method, path, options, signal);
+      body = await readBody(res); // the timeout covers the body too
+    } catch (err) {
+      throw this.#timeoutError(method, path, timeout, options, err);
+    }
+    if (!res.ok) throw new KubeApiError(method, path, res.status, body);
+    return body as T;
+  }
+
+  #signal(options: RequestOptions): { signal: AbortSignal; timeout: AbortSignal } {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    return { signal, timeout };
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    signal: AbortSignal,
+  ): Promise<Response> {
     let body: string | undefined;
     let contentType: string | undefined;
     if (options.body !== undefined) {
       body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
       contentType = options.contentType ?? "application/json";
     }
-    return await this.#fetch(method, path, url, { body, contentType, signal });
+    return await this.#fetch(method, path, this.#url(path, options.query), {
+      body,
+      contentType,
+      signal,
+    });
   }
 
-  /** Sends one request and returns its JSON body; throws {@linkcode KubeApiError} on non-2xx. */
-  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.request(method, path, options);
-    const body = await readBody(res);
-    if (!res.ok) throw new KubeApiError(method, path, res.status, body);
-    return body as T;
+  #timeoutError(
+    method: string,
+    path: string,
+    timeout: AbortSignal,
+    options: RequestOptions,
+    err: unknown,
+  ): unknown {
+    if (!timeout.aborted || options.signal?.aborted) return err;
+    const ms = options.timeoutMs ?? this.#timeoutMs;
+    return new Error(
+      `${method} ${path}: no complete answer from ${this.#base} within ${ms} ms (raise timeoutMs if the API server is slow)`,
+      { cause: err },
+    );
   }
 
   /**
