@@ -20,7 +20,10 @@
  *
  * ```ts
  * const rig = await Rig.start();
- * await rig.createNad("default", "mv", { cniVersion: "0.3.1", type: "macvlan", master: rig.macvlanMaster, ipam: { type: "static" } });
+ * await rig.createNad("default", "mv", {
+ *   cniVersion: "0.3.1", name: "mv", type: "macvlan", master: rig.macvlanMaster,
+ *   capabilities: { ips: true }, ipam: { type: "static" },
+ * });
  * const pod = await rig.createPod({ name: "p1", networks: '[{"name":"mv","ips":["10.10.0.5/24"]}]' });
  * console.log(await rig.netnsInterfaces(pod));
  * await rig.deletePod(pod);
@@ -50,7 +53,10 @@ import {
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
 /** The annotation multus (and the controller) write. */
 export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
-/** The cniVersion the rig's multus forces onto every delegate it runs. */
+/**
+ * The rig's multus cniVersion. multus merges its daemon config into every `/delegate` request's
+ * CNI config, so this version replaces the NAD's own there.
+ */
 export const RIG_CNI_VERSION = "0.3.1";
 
 const RIG_DIR = new URL(".", import.meta.url).pathname;
@@ -123,6 +129,9 @@ export interface NetnsInterface {
   /** `address/prefix`, link-local included */
   ipv6: string[];
 }
+
+/** The rig's long-running parts. */
+export type RigPart = "etcd" | "kube-apiserver" | "containerd" | "multus";
 
 /** Names of pods and objects, as `{name, namespace}`. */
 export interface PodRef {
@@ -406,7 +415,7 @@ export class Rig {
   }
 
   /** Log file of a part: `etcd`, `kube-apiserver`, `containerd` or `multus`. */
-  logFile(part: "etcd" | "kube-apiserver" | "containerd" | "multus"): string {
+  logFile(part: RigPart): string {
     return `${this.dir}/logs/${part}.log`;
   }
 
@@ -877,8 +886,12 @@ export class Rig {
       }
     };
     await del({ gracePeriodSeconds: 30 });
-    await this.cri.stopPodSandbox(pod.sandboxId);
-    await this.cri.removePodSandbox(pod.sandboxId);
+    // A sandbox a test already removed is fine; any other CRI error is not.
+    const gone = (err: unknown) => {
+      if (!(err instanceof Error && /not ?found/i.test(err.message))) throw err;
+    };
+    await this.cri.stopPodSandbox(pod.sandboxId).catch(gone);
+    await this.cri.removePodSandbox(pod.sandboxId).catch(gone);
     await del({ gracePeriodSeconds: 0, preconditions: { uid: pod.uid } });
     await waitFor(`pod ${pod.namespace}/${pod.name} to be gone`, async () => {
       const current = await this.#getPod(pod);
@@ -930,6 +943,34 @@ export class Rig {
   }
 
   // ------------------------------------------------------------------ faults and health
+
+  /**
+   * Stops one part (SIGTERM, then SIGKILL), e.g. to test behaviour while multus is down.
+   * Pod sandboxes survive a containerd stop. {@linkcode Rig.startPart} brings it back.
+   */
+  async stopPart(part: RigPart): Promise<void> {
+    await this.#daemon(part).stop();
+  }
+
+  /** Starts a part stopped by {@linkcode Rig.stopPart} and waits until it answers. */
+  async startPart(part: RigPart): Promise<void> {
+    const daemon = this.#daemon(part);
+    if (!daemon.alive) daemon.start();
+    if (part === "etcd") await this.#waitEtcd();
+    else if (part === "kube-apiserver") await this.#waitApiServer();
+    else if (part === "multus") await this.#waitMultus();
+    else await this.#waitContainerd();
+  }
+
+  #daemon(part: RigPart): Daemon {
+    const byPart = {
+      etcd: this.#daemons.etcd,
+      "kube-apiserver": this.#daemons.apiserver,
+      containerd: this.#daemons.containerd,
+      multus: this.#daemons.multus,
+    };
+    return byPart[part];
+  }
 
   /** Restarts the multus daemon (its socket is recreated) and waits for /healthz. */
   async restartMultus(): Promise<void> {

@@ -313,6 +313,9 @@ Deno.test({
     await r.restartMultus();
     await r.restartContainerd();
     await r.restartApiServer();
+    await r.stopPart("multus");
+    await assert.rejects(unixRequest(r.multusSocket, "GET", "/healthz", undefined, 2_000));
+    await r.startPart("multus");
     await r.ready();
     // The running pod survived: its sandbox is ready and keeps its interfaces.
     const sandbox = await r.cri.podSandboxStatus(macvlanPod.sandboxId);
