@@ -91,6 +91,11 @@ export class ControllerProcess {
     if (buffer) this.#lines.push(buffer);
   }
 
+  /** The controller's process ID (the `deno run` child is the controller itself). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** Every line logged so far. */
   get lines(): readonly string[] {
     return this.#lines;
