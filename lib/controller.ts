@@ -16,7 +16,13 @@ import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./k
 import { updateNetworkStatus } from "./kube/status_writer.ts";
 import { errorText, type Logger } from "./log.ts";
 import { MultusClient } from "./multus.ts";
-import { describeOperations, Reconciler, type StatusStore } from "./reconcile.ts";
+import {
+  describeOperations,
+  type FaultPoint,
+  Reconciler,
+  type ReconcilerDeps,
+  type StatusStore,
+} from "./reconcile.ts";
 import { WorkQueue } from "./queue.ts";
 import { formatNetworkStatus, parseNetworkStatus } from "./status.ts";
 
@@ -45,6 +51,45 @@ function networkStatusStore(client: KubeClient): StatusStore {
       return { written: result.written };
     },
   };
+}
+
+/**
+ * TEST-ONLY crash injection for the reliability tests: `DNC_FAULT_INJECTION=<point>:<add|remove>`
+ * (points: before-delegate, after-delegate, before-status-write, after-status-write) makes the
+ * process exit at once with code 137, as if SIGKILLed, the first time an operation of that kind
+ * reaches that point. Unset (always, outside tests), it does nothing.
+ */
+export const FAULT_INJECTION_ENV = "DNC_FAULT_INJECTION";
+
+/** Parses {@linkcode FAULT_INJECTION_ENV}; undefined when unset or not granted. */
+export function faultInjection(
+  log: Logger,
+  text: string | undefined = readFaultInjectionEnv(),
+): ReconcilerDeps["faultPoint"] {
+  if (!text) return undefined;
+  const match =
+    /^(before-delegate|after-delegate|before-status-write|after-status-write):(add|remove)$/
+      .exec(text);
+  if (!match) {
+    log.warn("Ignoring malformed test-only fault injection", { [FAULT_INJECTION_ENV]: text });
+    return undefined;
+  }
+  const [, point, kind] = match as unknown as [string, FaultPoint, "add" | "remove"];
+  log.warn("Test-only fault injection armed", { point, operation: kind });
+  return (at, operation) => {
+    if (at === point && operation === kind) {
+      console.error(`fault injection: exiting at ${point} of ${kind}`);
+      Deno.exit(137);
+    }
+  };
+}
+
+function readFaultInjectionEnv(): string | undefined {
+  try {
+    return Deno.env.get(FAULT_INJECTION_ENV);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A check whose (slow) probe runs at most once per {@linkcode PROBE_TTL_MS}. */
@@ -113,6 +158,7 @@ export async function runController(
       dryRun: config.dryRun,
     },
     observer: metrics,
+    faultPoint: faultInjection(log),
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     name: "pod-networks-updates",

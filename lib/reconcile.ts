@@ -112,7 +112,19 @@ export interface ReconcilerDeps {
   observer?: ReconcileObserver;
   /** Wall clock in ms; injectable for tests. */
   now?: () => number;
+  /**
+   * Test-only crash injection: called at each {@linkcode FaultPoint} of an operation (see
+   * `DNC_FAULT_INJECTION` in `lib/controller.ts`). Production wiring leaves it unset.
+   */
+  faultPoint?: (point: FaultPoint, operation: "add" | "remove") => void;
 }
+
+/** The instants of an operation where crash tests stop the process. */
+export type FaultPoint =
+  | "before-delegate"
+  | "after-delegate"
+  | "before-status-write"
+  | "after-status-write";
 
 /** A pass that could not finish; the queue retries it with backoff. */
 export class ReconcileError extends Error {
@@ -352,6 +364,7 @@ export class Reconciler {
 
     const succeeded = outcomes.filter((o) => o.ok);
     if (succeeded.length > 0) {
+      this.#fault("before-status-write", succeeded);
       try {
         await this.#deps.status.update(
           pod.metadata.namespace,
@@ -365,6 +378,7 @@ export class Reconciler {
         log.error("writing network-status failed; the next pass repairs it", { err });
         throw new ReconcileError(key, [`network-status write failed: ${errorText(err)}`]);
       }
+      this.#fault("after-status-write", succeeded);
     }
 
     for (const outcome of outcomes) this.#report(pod, outcome, log);
@@ -428,7 +442,9 @@ export class Reconciler {
     };
     if (op.kind === "remove") {
       try {
+        this.#deps.faultPoint?.("before-delegate", "remove");
         await this.#delegate({ ...base, command: "DEL" });
+        this.#deps.faultPoint?.("after-delegate", "remove");
         return { op, ok: true };
       } catch (err) {
         return { op, ok: false, error: errorText(err) };
@@ -446,6 +462,7 @@ export class Reconciler {
     };
     try {
       let result;
+      this.#deps.faultPoint?.("before-delegate", "add");
       try {
         result = await this.#delegate(request);
       } catch (err) {
@@ -458,6 +475,7 @@ export class Reconciler {
         await this.#delegate({ ...base, command: "DEL" });
         result = await this.#delegate(request);
       }
+      this.#deps.faultPoint?.("after-delegate", "add");
       const entry = statusFromCniResult(network, result ?? {});
       // Plugins that report no sandbox interface must still be recorded under the name we asked for.
       if (!entry.interface) entry.interface = op.id.interface;
@@ -465,6 +483,11 @@ export class Reconciler {
     } catch (err) {
       return { op, ok: false, error: errorText(err) };
     }
+  }
+
+  #fault(point: FaultPoint, outcomes: readonly OperationOutcome[]): void {
+    if (!this.#deps.faultPoint) return;
+    for (const kind of new Set(outcomes.map((o) => o.op.kind))) this.#deps.faultPoint(point, kind);
   }
 
   async #delegate(request: DelegateRequest) {
