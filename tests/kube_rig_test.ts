@@ -13,9 +13,16 @@ import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
 import { addedInterfaceMessage } from "../lib/kube/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
-import { getPod, NETWORK_STATUS_ANNOTATION, type Pod, podInformer } from "../lib/kube/pods.ts";
+import {
+  getPod,
+  NETWORK_STATUS_ANNOTATION,
+  type Pod,
+  podInformer,
+  slimPod,
+} from "../lib/kube/pods.ts";
 import { PodReplacedError, updateNetworkStatus } from "../lib/kube/status_writer.ts";
-import type { Reflector } from "../lib/kube/reflector.ts";
+import { kubeListWatch } from "../lib/kube/list_watch.ts";
+import { type ListWatchTransport, Reflector, Watcher } from "../lib/kube/watcher.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -302,6 +309,48 @@ Deno.test({
     await running;
     client.close();
     await deleteApiPod("after-quiet");
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: the server ends each watch at timeoutSeconds; the watcher resumes from its resourceVersion without re-listing",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const inner = kubeListWatch(controllerClient(), "/api/v1/pods", {
+      fieldSelector: `spec.nodeName=${r.nodeName}`,
+      transform: slimPod,
+      minWatchTimeoutSeconds: 1, // 1–2 s streams
+    });
+    let lists = 0;
+    const watchedFrom: string[] = [];
+    const counting: ListWatchTransport<Pod> = {
+      list: (signal) => {
+        lists++;
+        return inner.list(signal);
+      },
+      watch: (rv, signal) => {
+        watchedFrom.push(rv);
+        return inner.watch(rv, signal);
+      },
+    };
+    const watcher = new Watcher<Pod>(counting, {
+      versionOf: (p) => p.metadata.resourceVersion,
+      backoff: fast.backoff,
+      log,
+    });
+    const reflector = new Reflector(watcher);
+    const ac = new AbortController();
+    const running = reflector.run(ac.signal);
+    await reflector.waitForSync();
+    await waitFor("three watches ended by the server", () => watchedFrom.length >= 4, WAIT_MS);
+    await createApiPod("after-timeouts", r.nodeName);
+    await waitFor("a pod created later", () => reflector.get(`${NS}/after-timeouts`), WAIT_MS);
+    ac.abort();
+    await running;
+    assert.equal(lists, 1, "server-side timeouts never cause a re-list");
+    await deleteApiPod("after-timeouts");
   },
 });
 

@@ -111,14 +111,17 @@ class FakeSleep {
 function setup() {
   const transport = new FakeTransport<Obj>();
   const sleeper = new FakeSleep();
+  const clock = { now: 0 };
   const watcher = new Watcher<Obj>(transport, {
     versionOf: (o) => o.metadata.resourceVersion,
     name: "test",
     inactivityMs: INACTIVITY,
     sleep: sleeper.sleep,
     backoff: { initialMs: 100, maxMs: 1000, jitter: 0 },
+    minStreamMs: 1000,
+    now: () => clock.now,
   });
-  return { transport, sleeper, watcher, ac: new AbortController() };
+  return { transport, sleeper, watcher, clock, ac: new AbortController() };
 }
 
 Deno.test("watcher: Empty lists, InitListed opens a watch from the list's resourceVersion", async () => {
@@ -262,23 +265,26 @@ Deno.test("watcher: run() backs off exponentially on errors and resets after a s
   assert.equal(transport.listCalls, 6);
 });
 
-Deno.test("watcher: run() re-watches after stream ends, backing off only when a stream brought nothing", async () => {
-  const { transport, sleeper, watcher, ac } = setup();
+Deno.test("watcher: run() re-watches at once after a stream ends, backing off only when it ended at once and empty", async () => {
+  const { transport, sleeper, watcher, clock, ac } = setup();
   transport.listAnswers.push({ items: [], resourceVersion: "10" });
   const events: string[] = [];
   const done = (async () => {
     for await (const e of watcher.run(ac.signal)) events.push(e.type);
   })();
-  (await transport.stream(0)).end(); // empty stream: backoff
+  (await transport.stream(0)).end(); // empty and at once: a failure, back off
   const s1 = await transport.stream(1);
   s1.push({ type: "ADDED", object: obj("a", "11") });
-  s1.end(); // stream with an event: no backoff
+  s1.end(); // brought an event: normal
   const s2 = await transport.stream(2);
-  assert.deepEqual(transport.watchCalls, ["10", "10", "11"]);
+  clock.now += 300_000;
+  s2.end(); // empty after a long time: the server's timeoutSeconds, normal
+  const s3 = await transport.stream(3);
+  assert.deepEqual(transport.watchCalls, ["10", "10", "11", "11"]);
   assert.deepEqual(sleeper.delays, [100]);
   ac.abort();
   await done;
-  assert.ok(s2.signal.aborted, "stopping the run closes the open stream");
+  assert.ok(s3.signal.aborted, "stopping the run closes the open stream");
   assert.deepEqual(events, ["restarted", "applied"]);
 });
 

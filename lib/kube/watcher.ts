@@ -11,9 +11,10 @@
  *                                            └──────────────────── Watching(rv')
  * ```
  *
- * Watches ask for bookmarks and a server-side `timeoutSeconds`, and an inactivity timer
- * (no event, bookmarks included, for `inactivityMs`) aborts a stream that went quiet, so a
- * half-open connection never stalls the cache silently. Errors back off exponentially with
+ * Watches ask for bookmarks and a server-side `timeoutSeconds` (so the server ends every
+ * stream within minutes), and an inactivity timer (no event, bookmarks included, for longer
+ * than any stream may last) aborts a stream that went silent, so a half-open connection never
+ * stalls the cache for good. Errors back off exponentially with
  * jitter, capped; any event resets the backoff.
  *
  * The transport, the sleep function and the random source are injected, so every
@@ -48,6 +49,8 @@ export type WatcherState<T> =
     abort: AbortController;
     /** Events (bookmarks included) seen on this stream so far. */
     events: number;
+    /** When the stream was opened (the `now` clock). */
+    openedAt: number;
   };
 
 /** What the watcher tells its consumer. */
@@ -62,10 +65,25 @@ export interface WatcherOptions<T> {
   versionOf: (object: T) => string | undefined;
   /** Name for logs, e.g. `pods`. */
   name?: string;
-  /** Abort a watch that delivered nothing (not even a bookmark) for this long, in ms (default 150 000). */
+  /**
+   * Abort a watch that delivered nothing (not even a bookmark) for this long, in ms. The
+   * default, {@linkcode DEFAULT_INACTIVITY_MS}, is longer than the longest server-side
+   * `timeoutSeconds` the transport asks for: a quiet kube-apiserver may send no bookmark at
+   * all, but it always ends the stream at its timeout, so only a dead connection stays silent
+   * longer.
+   */
   inactivityMs?: number;
   /** Retry pacing after errors. */
   backoff?: BackoffOptions;
+  /**
+   * A stream that ends without any event sooner than this (ms, default 1000) counts as a
+   * failure and backs off, so a server that closes watches at once causes no hot loop. Longer
+   * streams ending empty are normal (a quiet API server closes them at `timeoutSeconds`) and
+   * are re-opened at once.
+   */
+  minStreamMs?: number;
+  /** Monotonic clock in ms (default `performance.now`); injectable for tests. */
+  now?: () => number;
   /** Sleeps `ms` or rejects when `signal` aborts; injectable for tests. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Logger (debug lines on every transition, warnings on errors). */
@@ -82,6 +100,12 @@ export function isExpired(status: KubeStatus | undefined): boolean {
 }
 
 const TIMEOUT = Symbol("inactivity timeout");
+
+/**
+ * Default inactivity limit: 11 minutes, one more than the longest watch the API server is
+ * asked to hold (`timeoutSeconds` below 600, see `kubeListWatch`).
+ */
+export const DEFAULT_INACTIVITY_MS = 660_000;
 
 /** An error in the watch loop, naming the resource and the state it happened in. */
 export class WatchError extends Error {
@@ -101,10 +125,12 @@ export class Watcher<T> {
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #log: Logger | undefined;
   readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #minStreamMs: number;
+  readonly #now: () => number;
   /** The retry pacing; exposed for tests and metrics. */
   readonly backoff: Backoff;
   #state: WatcherState<T> = { kind: "Empty" };
-  /** Delay to apply before the next step (set when a stream ended without any event). */
+  /** Delay to apply before the next step (set when a stream ended at once without any event). */
   #idleDelay = false;
 
   /** Creates a watcher in state `Empty`. */
@@ -112,10 +138,12 @@ export class Watcher<T> {
     this.#transport = transport;
     this.#versionOf = options.versionOf;
     this.#name = options.name ?? "objects";
-    this.#inactivityMs = options.inactivityMs ?? 150_000;
+    this.#inactivityMs = options.inactivityMs ?? DEFAULT_INACTIVITY_MS;
     this.#sleep = options.sleep ?? realSleep;
     this.#log = options.log;
     this.#onError = options.onError;
+    this.#minStreamMs = options.minStreamMs ?? 1000;
+    this.#now = options.now ?? (() => performance.now());
     this.backoff = new Backoff(options.backoff);
   }
 
@@ -166,6 +194,7 @@ export class Watcher<T> {
           stream,
           abort,
           events: 0,
+          openedAt: this.#now(),
         };
         this.#log?.debug("Watching", { resource: this.#name, resourceVersion: s.resourceVersion });
         return [];
@@ -215,7 +244,9 @@ export class Watcher<T> {
     if (result.done) {
       s.abort.abort();
       this.#state = { kind: "InitListed", resourceVersion: s.resourceVersion };
-      this.#idleDelay = s.events === 0;
+      const quick = s.events === 0 && this.#now() - s.openedAt < this.#minStreamMs;
+      this.#idleDelay = quick;
+      if (!quick) this.backoff.reset();
       this.#log?.debug("Watch ended", {
         resource: this.#name,
         resourceVersion: s.resourceVersion,
