@@ -14,11 +14,11 @@
  * Watches ask for bookmarks and a server-side `timeoutSeconds` (so the server ends every
  * stream within minutes), and an inactivity timer (no event, bookmarks included, for longer
  * than any stream may last) aborts a stream that went silent, so a half-open connection never
- * stalls the cache for good. Errors back off exponentially with
- * jitter, capped; any event resets the backoff.
+ * stalls the cache for good. Errors back off exponentially with jitter, capped; any event
+ * resets the backoff.
  *
- * The transport, the sleep function and the random source are injected, so every
- * transition is tested without a server or a clock.
+ * The transport, the clock, the sleep function and the random source are injected, so every
+ * transition is tested without a server or real time.
  *
  * @module
  */
