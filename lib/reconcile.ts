@@ -143,7 +143,13 @@ export const INVALID_SELECTION_REASON = "InvalidNetworkSelection";
 /** Reason recorded when network-status cannot be parsed. */
 export const INVALID_STATUS_REASON = "InvalidNetworkStatus";
 
-const ALREADY_EXISTS = /already exists/i;
+/**
+ * An ADD refused because this attachment is already (partly) in place: multus' "interface name
+ * … already exists", or host-local's "… has been allocated to <our sandbox>, duplicate
+ * allocation is not allowed" when an earlier pass attached it and a DEL with another network's
+ * config (a swap interrupted by a crash) removed the link but not this network's address.
+ */
+const ALREADY_EXISTS = /already exists|duplicate allocation is not allowed/i;
 
 interface OperationOutcome {
   op: Operation;
@@ -468,7 +474,7 @@ export class Reconciler {
       } catch (err) {
         if (!ALREADY_EXISTS.test(errorText(err))) throw err;
         // Left over from a pass that attached it but died before recording it: detach, retry.
-        log.info("interface exists but is not recorded; re-attaching", {
+        log.info("attachment exists but is not recorded; re-attaching", {
           interfaceName: op.id.interface,
           network,
         });
