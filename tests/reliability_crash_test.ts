@@ -1,0 +1,155 @@
+/**
+ * Crash anywhere: the controller process is made to exit abruptly (exit code 137, as after
+ * SIGKILL) at each instant of an add, a remove and a swap — before the multus delegate call,
+ * after it returned, before the network-status write and after it — through the test-only
+ * `DNC_FAULT_INJECTION` hook. A fresh controller without the hook must then converge: the
+ * netns interfaces, the desired list and network-status agree, host-local holds exactly the
+ * addresses in use, no bridge port is left on the host, and no failure is reported on the way.
+ */
+import assert from "node:assert/strict";
+import { ControllerProcess } from "./e2e/controller_process.ts";
+import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
+import {
+  bridgePorts,
+  type ExpectedAttachment,
+  mismatch,
+  podEvents,
+  secondaryLinks,
+  setNetworks,
+  waitConverged,
+} from "./soak/checks.ts";
+
+const isRoot = Deno.uid() === 0;
+const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+
+const NS = "crash";
+const BLUE = { network: `${NS}/blue`, ipamNetwork: "crash-blue", ipPrefix: "10.77.1." };
+const GREEN = { network: `${NS}/green`, ipamNetwork: "crash-green", ipPrefix: "10.77.2." };
+const IPAM_NETWORKS = [BLUE.ipamNetwork, GREEN.ipamNetwork];
+
+type Point = "before-delegate" | "after-delegate" | "before-status-write" | "after-status-write";
+const POINTS: Point[] = [
+  "before-delegate",
+  "after-delegate",
+  "before-status-write",
+  "after-status-write",
+];
+
+interface Case {
+  kind: "add" | "remove" | "swap";
+  point: Point;
+  /** The operation kind whose point is armed. */
+  op: "add" | "remove";
+}
+
+const CASES: Case[] = [
+  ...POINTS.map((point) => ({ kind: "add" as const, point, op: "add" as const })),
+  ...POINTS.map((point) => ({ kind: "remove" as const, point, op: "remove" as const })),
+  // A swap is a remove then an add on the same interface name: arm every point of both.
+  ...(["before-delegate", "after-delegate"] as const).map((point) => ({
+    kind: "swap" as const,
+    point,
+    op: "remove" as const,
+  })),
+  ...POINTS.map((point) => ({ kind: "swap" as const, point, op: "add" as const })),
+];
+
+Deno.test({
+  name:
+    "crash anywhere: after a kill at each point of an add, a remove and a swap, a restart converges",
+  ...rigTest,
+  async fn(t) {
+    const rig = await Rig.start();
+    try {
+      await rig.createNamespace(NS);
+      const bridge = rig.ownLink("cg");
+      const ipam = (subnet: string) => ({
+        type: "host-local",
+        dataDir: rig.ipamDataDir,
+        ranges: [[{ subnet }]],
+      });
+      await rig.createNad(NS, "blue", {
+        cniVersion: "0.3.1",
+        name: BLUE.ipamNetwork,
+        type: "macvlan",
+        master: rig.macvlanMaster,
+        mode: "bridge",
+        ipam: ipam("10.77.1.0/24"),
+      });
+      await rig.createNad(NS, "green", {
+        cniVersion: "0.3.1",
+        name: GREEN.ipamNetwork,
+        type: "bridge",
+        bridge,
+        ipam: ipam("10.77.2.0/24"),
+      });
+
+      const pods: RigPod[] = [];
+      for (const c of CASES) {
+        const name = `${c.kind}-${c.point}-${c.op}`;
+        const ok = await t.step(name, async () => {
+          const blue = { name: "blue", interface: "net1" };
+          const green = { name: "green", interface: "net1" };
+          const initial = c.kind === "add" ? [] : [blue];
+          const desired = c.kind === "add" ? [blue] : c.kind === "remove" ? [] : [green];
+          const expected: ExpectedAttachment[] = c.kind === "add"
+            ? [{ ...BLUE, iface: "net1" }]
+            : c.kind === "remove"
+            ? []
+            : [{ ...GREEN, iface: "net1" }];
+          const pod = await rig.createPod({ name, namespace: NS, networks: initial });
+          pods.push(pod);
+          const before: ExpectedAttachment[] = initial.length ? [{ ...BLUE, iface: "net1" }] : [];
+          assert.equal(await mismatch(rig, pod, before, IPAM_NETWORKS), undefined);
+
+          // 1. The armed controller dies at the point.
+          const armed = await ControllerProcess.start(rig, {
+            env: { DNC_FAULT_INJECTION: `${c.point}:${c.op}` },
+          });
+          await setNetworks(rig, pod, desired);
+          const status = await waitFor(
+            "the armed controller to exit at its fault point",
+            () =>
+              Promise.race([
+                armed.status,
+                new Promise<undefined>((r) => setTimeout(() => r(undefined), 500)),
+              ]),
+            60_000,
+          );
+          await armed.stop();
+          assert.equal(status.code, 137, armed.lines.slice(-20).join("\n"));
+          assert.ok(
+            armed.lines.some((l) =>
+              l.includes(`fault injection: exiting at ${c.point} of ${c.op}`)
+            ),
+            "the process did not exit at the armed point",
+          );
+
+          // 2. A restarted controller converges with no failure on the way.
+          const restarted = await ControllerProcess.start(rig);
+          try {
+            await waitConverged(rig, pod, expected, IPAM_NETWORKS);
+            const warnings = (await podEvents(rig, NS, name)).filter((e) => e.type === "Warning");
+            assert.deepEqual(warnings.map((e) => `${e.reason}: ${e.message}`), []);
+            const errors = restarted.records().filter((r) => r.level === "error");
+            assert.deepEqual(errors, []);
+          } finally {
+            await restarted.stop();
+          }
+
+          // 3. No bridge port on the host without a green interface in some pod.
+          let green_in_pods = 0;
+          for (const p of pods) {
+            const links = await secondaryLinks(rig, p);
+            green_in_pods += links.filter((l) => l.ipv4.some((ip) => ip.startsWith(GREEN.ipPrefix)))
+              .length;
+          }
+          assert.equal((await bridgePorts(bridge)).length, green_in_pods, "leftover host veth");
+        });
+        if (!ok) console.error(`case ${name} failed`);
+      }
+    } finally {
+      await rig.stop();
+    }
+  },
+});
