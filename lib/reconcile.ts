@@ -487,7 +487,24 @@ export class Reconciler {
       if (!entry.interface) entry.interface = op.id.interface;
       return { op, ok: true, entry };
     } catch (err) {
+      await this.#rollbackAdd(request, log);
       return { op, ok: false, error: errorText(err) };
+    }
+  }
+
+  /**
+   * Undoes whatever a failed ADD left behind, as CNI runtimes do: a DEL with the same request.
+   * Some plugins (macvlan when its IPAM fails) leave the link in the pod, which would then be
+   * there without a network-status entry. Best effort: a failing DEL is only logged.
+   */
+  async #rollbackAdd(request: DelegateRequest, log: Logger): Promise<void> {
+    try {
+      await this.#delegate({ ...request, command: "DEL" });
+    } catch (err) {
+      log.debug("cleaning up after a failed ADD failed", {
+        interfaceName: request.ifname,
+        err,
+      });
     }
   }
 
