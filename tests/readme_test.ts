@@ -1,0 +1,90 @@
+/**
+ * The README cannot drift from the code: its configuration table is the one
+ * `referenceMarkdown()` renders, its metrics table names exactly the metrics the controller
+ * declares, its events table every reason the controller records, and every `deno task` it
+ * tells a reader to run exists.
+ */
+import assert from "node:assert/strict";
+import { referenceMarkdown } from "../lib/config.ts";
+import { ControllerMetrics } from "../lib/controller_metrics.ts";
+import { EventReason } from "../lib/kube/event_messages.ts";
+import { INVALID_SELECTION_REASON, INVALID_STATUS_REASON } from "../lib/reconcile.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const readme = await Deno.readTextFile(`${ROOT}README.md`);
+
+/** `text` formatted as `deno fmt` formats Markdown in this project. */
+async function formatMarkdown(text: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext", "md", "-"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The lines of the README section whose heading is `title`. */
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  assert.notEqual(start, -1, `README has no "## ${title}" section`);
+  const end = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+/** The first cell of each body row of the Markdown tables in `text`, without backticks. */
+function firstCells(text: string): string[] {
+  return text.split("\n").filter((l) => l.startsWith("| `")).map((l) =>
+    l.split("|")[1]!.trim().replace(/`/g, "")
+  );
+}
+
+Deno.test("README: the configuration table is the current referenceMarkdown()", async () => {
+  const table = (await formatMarkdown(referenceMarkdown())).trim();
+  assert.ok(table.split("\n").length > 10);
+  assert.ok(
+    section("Configuration").includes(table),
+    "README.md's configuration table is out of date: paste the output of\n" +
+      `deno eval 'import {referenceMarkdown} from "./lib/config.ts"; console.log(referenceMarkdown())'\n` +
+      "into the Configuration section and run deno fmt README.md",
+  );
+});
+
+Deno.test("README: the metrics table lists exactly the controller's metrics", async () => {
+  const source = await Deno.readTextFile(`${ROOT}lib/controller_metrics.ts`);
+  const declared = [...source.matchAll(/^\s+name: "([a-z_]+)",$/gm)].map((m) => m[1]!).sort();
+  assert.ok(declared.length > 20, declared.join());
+  const registry = new ControllerMetrics().registry;
+  for (const name of declared) assert.ok(registry.get(name), `${name} is not registered`);
+  const documented = firstCells(section("Metrics and probes")).filter((c) => !c.startsWith("/"))
+    .sort();
+  assert.deepEqual(documented, declared);
+});
+
+Deno.test("README: the events table lists every reason the controller records", () => {
+  const reasons = [...Object.values(EventReason), INVALID_SELECTION_REASON, INVALID_STATUS_REASON];
+  assert.deepEqual(firstCells(section("Events")).sort(), reasons.sort());
+});
+
+Deno.test("README: every deno task it mentions exists", async () => {
+  const tasks = Object.keys(JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks);
+  const mentioned = [...readme.matchAll(/deno(?:@[\d.]+)? task ([a-z-]+)/g)].map((m) => m[1]!);
+  assert.ok(mentioned.includes("demo") && mentioned.includes("test"), mentioned.join());
+  for (const task of mentioned) assert.ok(tasks.includes(task), `deno task ${task}`);
+});
+
+Deno.test("README: the kustomizations and files it names exist", async () => {
+  for (
+    const path of readme.matchAll(
+      /\b(deploy\/(?:base|crio)|tests\/rig\/README\.md|Containerfile|lib\/[a-z_]+\.ts)\b/g,
+    )
+  ) {
+    await Deno.stat(`${ROOT}${path[1]}`);
+  }
+});
