@@ -215,16 +215,19 @@ export interface ExpectedAttachment {
   /** `"<namespace>/<nad>"` */
   network: string;
   interface: string;
-  /** Bare IPv4 addresses with prefix, e.g. `10.10.10.111/24`; when given, exactly these. */
+  /**
+   * The interface's IPv4 addresses with prefix, e.g. `10.10.10.111/24`: exactly these, in the
+   * netns and (bare) in the status entry. Default: none (an attachment without IPAM).
+   */
   ipv4?: string[];
   /** When given, the MAC of both the status entry and the interface. */
   mac?: string;
 }
 
 /**
- * Asserts that the non-default network-status entries are exactly `expected` (in any order,
+ * Asserts that the non-default network-status entries are exactly `expected` (in any order:
  * names, interfaces, IPs and MACs) and that the pod's netns holds each one as a real link with
- * the recorded MAC and the expected addresses. Returns the MAC of every attachment by interface.
+ * the recorded MAC and exactly the expected IPv4 addresses (none unless given). Returns the MAC of every attachment by interface.
  */
 export async function assertAttachments(
   rig: Rig,
@@ -252,14 +255,13 @@ export async function assertAttachments(
     assert.ok(entry.mac, `status entry ${want.interface} has no MAC: ${JSON.stringify(entry)}`);
     assert.equal(link.mac, entry.mac!.toLowerCase(), `MAC of ${want.interface}: netns vs status`);
     if (want.mac) assert.equal(link.mac, want.mac.toLowerCase(), `MAC of ${want.interface}`);
-    if (want.ipv4) {
-      assert.deepEqual([...link.ipv4].sort(), [...want.ipv4].sort(), `IPs of ${want.interface}`);
-      assert.deepEqual(
-        [...(entry.ips ?? [])].sort(),
-        want.ipv4.map((ip) => ip.split("/")[0]).sort(),
-        `status IPs of ${want.interface}`,
-      );
-    }
+    const ipv4 = want.ipv4 ?? [];
+    assert.deepEqual([...link.ipv4].sort(), [...ipv4].sort(), `IPs of ${want.interface}`);
+    assert.deepEqual(
+      [...(entry.ips ?? [])].sort(),
+      ipv4.map((ip) => ip.split("/")[0]).sort(),
+      `status IPs of ${want.interface}`,
+    );
     macs.set(want.interface, link.mac);
   }
   return macs;
