@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Rig, type RigPod, run } from "./rig/mod.ts";
 import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
+  annotateNetworks,
   assertAttachments,
   createPendingPod,
   hasInterfaces,
@@ -73,6 +74,14 @@ Deno.test({
           reason: "RemovedInterface",
           includes: ["removed interface net1 from network: swap-a"],
         });
+        // Remove first, then add (the original added first and failed: #297).
+        const order = ctl!.records().filter((r) =>
+          r.pod === `${NS}/swap` && (r.msg === "removed interface" || r.msg === "added interface")
+        ).map((r) => `${r.msg} ${r.network}`);
+        assert.deepEqual(order, [
+          `removed interface ${NS}/swap-a`,
+          `added interface ${NS}/swap-b`,
+        ]);
         await waitForEvent(rig, pod, {
           reason: "AddedInterface",
           includes: ["added interface net1 to network: swap-b"],
@@ -145,6 +154,41 @@ Deno.test({
           { network: netIpam, interface: "net1", ipv4: ["10.10.20.1/24"], mac: macs.get("net1")! },
           { network: netIpam, interface: "net3", ipv4: ["10.10.20.2/24"] },
         ], second);
+      });
+
+      await t.step("the short form written with kubectl annotate", async () => {
+        const pod = await rig.createPod({
+          name: "short-form",
+          namespace: NS,
+          networks: `${NET}@net1`,
+        });
+        const initial = await assertAttachments(rig, pod, [{ network: net, interface: "net1" }]);
+        await annotateNetworks(rig, pod, `${NET}@net1, ${NS}/${NET}@ens61`);
+        const entries = await waitForStatus(rig, pod, (s) => hasInterfaces(s, ["net1", "ens61"]));
+        await assertAttachments(rig, pod, [
+          { network: net, interface: "net1", mac: initial.get("net1")! },
+          { network: net, interface: "ens61" },
+        ], entries);
+      });
+
+      await t.step("removing the annotation removes every attachment", async () => {
+        const pod = await rig.createPod({
+          name: "annotation-removed",
+          namespace: NS,
+          networks: [
+            { name: NET, interface: "net1" },
+            { name: NET_IPAM, interface: "net2", ips: ["10.10.40.1/24"] },
+          ],
+        });
+        await assertAttachments(rig, pod, [
+          { network: net, interface: "net1" },
+          { network: netIpam, interface: "net2", ipv4: ["10.10.40.1/24"] },
+        ]);
+        await setNetworks(rig, pod, undefined);
+        const entries = await waitForStatus(rig, pod, (s) => hasInterfaces(s, []));
+        await assertAttachments(rig, pod, [], entries);
+        const left = [...(await interfacesByName(rig, pod)).keys()].sort();
+        assert.deepEqual(left, ["eth0", "lo"]);
       });
 
       await t.step("an edit while the pod is Pending is applied once it runs", async () => {

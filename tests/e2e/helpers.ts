@@ -154,11 +154,14 @@ export async function setNetworks(
   }
 }
 
-/** Writes the networks annotation with `kubectl annotate --overwrite`, as a user would. */
+/**
+ * Writes the networks annotation with `kubectl annotate --overwrite`, as a user would: a list
+ * is JSON-encoded, a string (e.g. the short form `net-a@net1,net-b`) is written as is.
+ */
 export async function annotateNetworks(
   rig: Rig,
   pod: RigPod,
-  value: NetworkSelection[],
+  value: string | NetworkSelection[],
 ): Promise<void> {
   const res = await rig.kubectl(
     "-n",
@@ -167,7 +170,7 @@ export async function annotateNetworks(
     "--overwrite",
     "pod",
     pod.name,
-    `${NETWORKS_ANNOTATION}=${JSON.stringify(value)}`,
+    `${NETWORKS_ANNOTATION}=${typeof value === "string" ? value : JSON.stringify(value)}`,
   );
   assert.equal(res.code, 0, `kubectl annotate failed: ${res.stderr}`);
 }
