@@ -25,6 +25,8 @@ const NS = "bad-input";
 const NET = "tenant-network";
 const NET_IPAM = "tenant-network-ipam";
 const BAD_MASTER_NAD = "bad-master";
+/** macvlan + host-local, then a tuning step that always fails. */
+const BAD_CHAIN_NAD = "bad-chain";
 /** A macvlan master that does not exist on the node. */
 const MISSING_MASTER = "dncnomaster0";
 
@@ -50,6 +52,23 @@ Deno.test({
         ...macvlanConfig(rig, BAD_MASTER_NAD),
         master: MISSING_MASTER,
       });
+      await rig.createNad(NS, BAD_CHAIN_NAD, {
+        cniVersion: "0.3.1",
+        name: BAD_CHAIN_NAD,
+        plugins: [
+          {
+            type: "macvlan",
+            master: rig.macvlanMaster,
+            mode: "bridge",
+            ipam: {
+              type: "host-local",
+              dataDir: rig.ipamDataDir,
+              ranges: [[{ subnet: "10.61.0.0/24" }]],
+            },
+          },
+          { type: "tuning", sysctl: { "net.ipv4.conf.ens9.dnc_no_such_knob": "1" } },
+        ],
+      });
       ctl = await ControllerProcess.start(rig);
 
       const snapshot = async (pod: RigPod): Promise<Snapshot> => ({
@@ -74,16 +93,25 @@ Deno.test({
           { network: `${NS}/${NET}`, interface: "net1" },
           { network: `${NS}/${NET_IPAM}`, interface: "net2", ipv4: [ip] },
         ]);
-        return { pod, kept, ip, before: await snapshot(pod) };
+        const made = { pod, kept, ip, before: await snapshot(pod) };
+        checked.push(made);
+        return made;
       };
+      /** Every pod given bad input, checked once more with the controller stopped. */
+      const checked: { pod: RigPod; ip: string; before: Snapshot }[] = [];
 
-      const bystander = await healthyPod("bystander");
+      // A pod given no bad input at all: it must not be touched either.
+      await healthyPod("bystander");
 
-      /** Asserts the pod is exactly as it was: status text and netns links. */
-      const assertIntact = async (pod: RigPod, before: Snapshot, ip: string) => {
+      /**
+       * Asserts the pod is exactly as it was: status text and netns links. While the controller
+       * runs, retries of a failing ADD may be under way, so the links are polled until they
+       * match; `quiet` (the controller stopped) checks them once.
+       */
+      const assertIntact = async (pod: RigPod, before: Snapshot, ip: string, quiet = false) => {
         const after = await snapshot(pod);
         assert.equal(after.status, before.status, "network-status changed");
-        // Retries of a failing ADD keep running; the netns must be as before between them.
+        if (quiet) assert.deepEqual(after.links, before.links, "the pod's netns changed");
         let links = after.links;
         await poll("the pod's netns to be as before", async () => {
           links = (await snapshot(pod)).links;
@@ -214,6 +242,28 @@ Deno.test({
         await assertIntact(pod, before, ip);
       });
 
+      await t.step("the chain fails after IPAM allocated: nothing is left behind", async () => {
+        const { pod, kept, ip, before } = await healthyPod("plugin-chain");
+        // host-local allocates, then tuning fails on a sysctl that does not exist.
+        await setNetworks(rig, pod, [...kept, { name: BAD_CHAIN_NAD, interface: "ens9" }]);
+        await waitForEvent(rig, pod, {
+          reason: "FailedAddingInterface",
+          type: "Warning",
+          includes: [`failed adding interface ens9 to network: ${BAD_CHAIN_NAD}`, "tuning"],
+        });
+        await waitForLog(ctl!, pod, {
+          level: "warn",
+          msg: "adding interface failed",
+          includes: [BAD_CHAIN_NAD],
+        });
+        await assertIntact(pod, before, ip);
+        let held: string[] = [];
+        await poll("the failed ADD's address to be released", async () => {
+          held = await rig.hostLocalFiles(BAD_CHAIN_NAD);
+          return held.length === 0;
+        }, { describe: () => held });
+      });
+
       await t.step("a fixed annotation is applied after bad input", async () => {
         const { pod, kept, ip } = await healthyPod("recovers");
         await setNetworks(rig, pod, [...kept, { name: "no-such-net", interface: "ens9" }]);
@@ -231,8 +281,15 @@ Deno.test({
         ], entries);
       });
 
-      await t.step("other pods were not touched", async () => {
-        await assertIntact(bystander.pod, bystander.before, bystander.ip);
+      await t.step("with the controller stopped, nothing was left behind", async () => {
+        // A drained stop: no retry runs any more, so what is in the netns now stays.
+        assert.equal(await ctl!.stop(), 0);
+        ctl = undefined;
+        for (const { pod, before, ip } of checked) {
+          if (pod.name === "recovers") continue;
+          await assertIntact(pod, before, ip, true);
+        }
+        assert.deepEqual(await rig.hostLocalFiles(BAD_CHAIN_NAD), [], "leaked host-local address");
       });
     } finally {
       await ctl?.stop();
