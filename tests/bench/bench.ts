@@ -1,0 +1,738 @@
+/**
+ * `deno task bench`: measures the controller on the node rig in one run and prints a table
+ * plus a JSON report.
+ *
+ * 1. Hot-plug and unplug latency, from the annotation write's response to network-status
+ *    updated (pod watch) and to the interface up or gone in the pod's netns (`ip monitor`),
+ *    against the floor: the multus `/delegate` time of the same operation, read from the
+ *    controller's `dynamic_networks_delegate_duration_seconds` histogram.
+ * 2. A burst: every pod on the node gets 2 interfaces in one edit, all edits at once, with the
+ *    default workers and again with `--workers 1`.
+ * 3. Memory (VmRSS, VmHWM): idle with 0 and with all pods cached, peak during the bursts.
+ * 4. Start-up with all pods present: process start → caches synced → first reconcile → all.
+ * 5. API economy: requests per hot-plug and per idle hour from `rest_client_requests_total`,
+ *    and the writes while nothing changes (resync every 10 s during that window).
+ *
+ * Needs root and the rig's set-up (`bash tests/rig/setup.sh`). Usage:
+ *
+ * ```sh
+ * deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3] [--out FILE]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ControllerProcess } from "../e2e/controller_process.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
+import { NetnsMonitor } from "./netns_monitor.ts";
+import { PodWatch, type WatchedPod } from "./pod_watch.ts";
+import { procMemory, RssSampler } from "./proc.ts";
+import { deltaBy, Scrape } from "./prom.ts";
+import { round, summarize, type Summary } from "./stats.ts";
+
+const NAMESPACE = "bench";
+const NAD = "bench-macvlan";
+const WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"];
+
+/** Command-line options of the bench. */
+interface BenchOptions {
+  pods: number;
+  samples: number;
+  idleSeconds: number;
+  startups: number;
+  createParallel: number;
+  out: string;
+}
+
+function parseOptions(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      pods: { type: "string", default: "110" },
+      samples: { type: "string", default: "20" },
+      "idle-seconds": { type: "string", default: "60" },
+      startups: { type: "string", default: "3" },
+      "create-parallel": { type: "string", default: "6" },
+      out: { type: "string", default: ".rig/bench-report.json" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "usage: deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]\n" +
+        "                       [--create-parallel 6] [--out .rig/bench-report.json]",
+    );
+    Deno.exit(0);
+  }
+  const int = (name: string, value: string, min: number) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new Error(`--${name} ${JSON.stringify(value)}: give a whole number ≥ ${min}`);
+    }
+    return n;
+  };
+  return {
+    pods: int("pods", values.pods, 1),
+    samples: int("samples", values.samples, 1),
+    idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
+    startups: int("startups", values.startups, 1),
+    createParallel: int("create-parallel", values["create-parallel"], 1),
+    out: values.out,
+  };
+}
+
+// ------------------------------------------------------------------------------- helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const started = performance.now();
+
+function progress(message: string): void {
+  const s = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
+  console.error(`[bench ${s}s] ${message}`);
+}
+
+/** Interface names recorded in a pod's network-status (default network excluded). */
+function statusInterfaces(pod: WatchedPod): string[] {
+  const text = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
+  if (!text) return [];
+  try {
+    const entries = JSON.parse(text) as { interface?: string; default?: boolean }[];
+    return entries.filter((e) => !e.default && e.interface).map((e) => e.interface!);
+  } catch {
+    return [];
+  }
+}
+
+function hasAll(pod: WatchedPod, names: readonly string[]): boolean {
+  const have = new Set(statusInterfaces(pod));
+  return names.every((n) => have.has(n));
+}
+
+function networks(ifnames: readonly string[]): string {
+  return JSON.stringify(ifnames.map((i) => ({ name: NAD, interface: i })));
+}
+
+async function scrape(ctl: ControllerProcess): Promise<Scrape> {
+  const { status, body } = await ctl.get("/metrics");
+  if (status !== 200) throw new Error(`/metrics answered ${status}`);
+  return new Scrape(body);
+}
+
+/** Waits until the controller's queue is empty and no worker is busy, twice in a row. */
+async function waitIdle(ctl: ControllerProcess, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let calm = 0;
+  while (Date.now() < deadline) {
+    const m = await scrape(ctl);
+    const busy = m.sum("workqueue_depth") + m.sum("controller_runtime_active_workers");
+    calm = busy === 0 ? calm + 1 : 0;
+    if (calm >= 2) return;
+    await sleep(100);
+  }
+  throw new Error("the controller did not become idle");
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>) {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+function startController(rig: Rig, args: string[] = []): Promise<ControllerProcess> {
+  return ControllerProcess.start(rig, { args: ["--log-level=info", ...args], waitReady: false });
+}
+
+// ------------------------------------------------------------------------------- phases
+
+/** One hot-plug or unplug sample, in ms. */
+interface LatencySample {
+  op: "add" | "remove";
+  statusMs: number;
+  netnsMs: number;
+  floorMs: number;
+  overheadMs: number;
+  delegateCalls: number;
+  /** The controller's own hot-plug histogram (watch event seen → status written). */
+  controllerMs: number;
+  requests: Record<string, number>;
+}
+
+async function latencyPhase(
+  ctl: ControllerProcess,
+  watch: PodWatch,
+  rig: Rig,
+  pod: RigPod,
+  samples: number,
+): Promise<LatencySample[]> {
+  const monitor = await NetnsMonitor.start(await rig.podNetns(pod));
+  const out: LatencySample[] = [];
+  const ifname = "hp1";
+  try {
+    for (let i = 0; i < samples; i++) {
+      for (const op of ["add", "remove"] as const) {
+        const command = op === "add" ? "ADD" : "DEL";
+        const before = await scrape(ctl);
+        const statusAt = watch.until(
+          pod.name,
+          (p) => statusInterfaces(p).includes(ifname) === (op === "add"),
+          30_000,
+        );
+        const netnsAt = monitor.until(ifname, op === "add", 30_000);
+        const sent = await watch.annotate(pod.name, {
+          [NETWORKS_ANNOTATION]: networks(op === "add" ? [ifname] : []),
+        });
+        const [s, n] = await Promise.all([statusAt, netnsAt]);
+        // Let the Event post and the echo of our own status write settle before counting.
+        await sleep(250);
+        const after = await scrape(ctl);
+        const delegate = "dynamic_networks_delegate_duration_seconds";
+        const floorMs = 1000 *
+          (after.sum(`${delegate}_sum`, { command }) - before.sum(`${delegate}_sum`, { command }));
+        const hotplug = "dynamic_networks_hotplug_latency_seconds_sum";
+        const statusMs = s - sent;
+        out.push({
+          op,
+          statusMs,
+          netnsMs: n - sent,
+          floorMs,
+          overheadMs: statusMs - floorMs,
+          delegateCalls: after.sum("dynamic_networks_delegate_duration_seconds_count") -
+            before.sum("dynamic_networks_delegate_duration_seconds_count"),
+          controllerMs: 1000 * (after.sum(hotplug) - before.sum(hotplug)),
+          requests: deltaBy(
+            before.by("rest_client_requests_total", "method"),
+            after.by("rest_client_requests_total", "method"),
+          ),
+        });
+        await sleep(50 + Math.random() * 150);
+      }
+    }
+  } finally {
+    await monitor.stop();
+  }
+  return out;
+}
+
+/** What one start-up took, in ms from the spawn of the process. */
+interface StartupSample {
+  workers: number;
+  /** From the bench calling start to the spawn (the launcher computing the permission flags). */
+  launchMs: number;
+  cachesSyncedMs: number;
+  firstReconcileMs: number;
+  allReconciledMs: number;
+  readyMs: number;
+  rssAfterMiB: number;
+}
+
+async function startupRun(
+  rig: Rig,
+  pods: number,
+  args: string[],
+): Promise<{ ctl: ControllerProcess; sample: StartupSample }> {
+  const calledAt = Date.now();
+  const ctl = await startController(rig, args);
+  // start() resolves right after the spawn: the process's start, within a millisecond.
+  const origin = Date.now();
+  let firstAt = 0;
+  let allAt = 0;
+  let readyAt = 0;
+  const deadline = Date.now() + 60_000;
+  while ((allAt === 0 || readyAt === 0) && Date.now() < deadline) {
+    try {
+      const m = await scrape(ctl);
+      const now = Date.now();
+      const done = m.sum("controller_runtime_reconcile_total");
+      if (firstAt === 0 && done >= 1) firstAt = now;
+      if (allAt === 0 && done >= pods) allAt = now;
+      if (readyAt === 0 && (await ctl.get("/readyz")).status === 200) readyAt = Date.now();
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(10);
+  }
+  if (allAt === 0) throw new Error(`start-up: ${pods} reconciles not done within 60 s`);
+  const m = await scrape(ctl);
+  const synced = ctl.records().find((r) => r.msg === "Caches synced");
+  if (!synced) throw new Error('start-up: no "Caches synced" log line');
+  const syncedAt = Date.parse(String(synced.ts));
+  await waitIdle(ctl);
+  await sleep(1000);
+  return {
+    ctl,
+    sample: {
+      workers: Number(m.sum("controller_runtime_max_concurrent_reconciles")),
+      launchMs: origin - calledAt,
+      cachesSyncedMs: syncedAt - origin,
+      firstReconcileMs: firstAt - origin,
+      allReconciledMs: allAt - origin,
+      readyMs: readyAt - origin,
+      rssAfterMiB: procMemory(ctl.pid).rssMiB,
+    },
+  };
+}
+
+/** The outcome of one burst. */
+interface BurstResult {
+  workers: number;
+  pods: number;
+  interfacesPerPod: number;
+  /** From the first edit sent to the last edit's response. */
+  editsMs: number;
+  /** From the first edit sent to every network-status right (watch). */
+  allStatusMs: number;
+  perPodMs: Summary;
+  delegateCalls: number;
+  delegateSumMs: number;
+  requests: Record<string, number>;
+  retries: number;
+  reconcileErrors: number;
+  rssBeforeMiB: number;
+  peakRssMiB: number;
+  hwmMiB: number;
+  netnsChecked: number;
+  netnsMissing: string[];
+}
+
+async function burst(
+  ctl: ControllerProcess,
+  watch: PodWatch,
+  rig: Rig,
+  pods: RigPod[],
+  keep: string[],
+  add: string[],
+): Promise<BurstResult> {
+  await waitIdle(ctl);
+  const before = await scrape(ctl);
+  const rssBefore = procMemory(ctl.pid).rssMiB;
+  const sampler = new RssSampler(ctl.pid, 25);
+  const want = [...keep, ...add];
+  const waits = pods.map((p) => watch.until(p.name, (w) => hasAll(w, want), 300_000));
+  const t0 = performance.now();
+  const responses = await Promise.all(
+    pods.map((p) => watch.annotate(p.name, { [NETWORKS_ANNOTATION]: networks(want) })),
+  );
+  const done = await Promise.all(waits);
+  await waitIdle(ctl);
+  const peak = sampler.stop();
+  const hwm = procMemory(ctl.pid).hwmMiB;
+  const after = await scrape(ctl);
+  const missing: string[] = [];
+  await pool(pods, 8, async (p) => {
+    const names = new Set((await rig.netnsInterfaces(p)).map((i) => i.name));
+    for (const n of want) if (!names.has(n)) missing.push(`${p.name}:${n}`);
+  });
+  const d = "dynamic_networks_delegate_duration_seconds";
+  return {
+    workers: after.sum("controller_runtime_max_concurrent_reconciles"),
+    pods: pods.length,
+    interfacesPerPod: add.length,
+    editsMs: Math.max(...responses) - t0,
+    allStatusMs: Math.max(...done) - t0,
+    perPodMs: summarize(done.map((t) => t - t0)),
+    delegateCalls: after.sum(`${d}_count`) - before.sum(`${d}_count`),
+    delegateSumMs: 1000 * (after.sum(`${d}_sum`) - before.sum(`${d}_sum`)),
+    requests: deltaBy(
+      before.by("rest_client_requests_total", "method"),
+      after.by("rest_client_requests_total", "method"),
+    ),
+    retries: after.sum("workqueue_retries_total") - before.sum("workqueue_retries_total"),
+    reconcileErrors: after.sum("controller_runtime_reconcile_errors_total") -
+      before.sum("controller_runtime_reconcile_errors_total"),
+    rssBeforeMiB: rssBefore,
+    peakRssMiB: peak,
+    hwmMiB: hwm,
+    netnsChecked: pods.length * want.length,
+    netnsMissing: missing,
+  };
+}
+
+/** Idle RSS readings over a few seconds. */
+async function idleRss(ctl: ControllerProcess, seconds: number): Promise<Summary> {
+  const values: number[] = [];
+  for (let i = 0; i < seconds * 2; i++) {
+    values.push(procMemory(ctl.pid).rssMiB);
+    await sleep(500);
+  }
+  return summarize(values);
+}
+
+/** Requests and memory over an idle window. */
+interface IdleResult {
+  windowSeconds: number;
+  resyncPeriodSeconds: number;
+  reconciles: number;
+  requests: Record<string, number>;
+  requestsPerHour: number;
+  writes: number;
+  rss: Summary;
+}
+
+async function idlePhase(
+  ctl: ControllerProcess,
+  seconds: number,
+  resync: number,
+): Promise<IdleResult> {
+  const before = await scrape(ctl);
+  const t0 = performance.now();
+  const rss: number[] = [];
+  while (performance.now() - t0 < seconds * 1000) {
+    rss.push(procMemory(ctl.pid).rssMiB);
+    await sleep(1000);
+  }
+  const after = await scrape(ctl);
+  const window = (performance.now() - t0) / 1000;
+  const requests = deltaBy(
+    before.by("rest_client_requests_total", "method"),
+    after.by("rest_client_requests_total", "method"),
+  );
+  const total = Object.values(requests).reduce((a, b) => a + b, 0);
+  return {
+    windowSeconds: window,
+    resyncPeriodSeconds: resync,
+    reconciles: after.sum("controller_runtime_reconcile_total") -
+      before.sum("controller_runtime_reconcile_total"),
+    requests,
+    requestsPerHour: (total * 3600) / window,
+    writes: WRITE_METHODS.reduce((a, m) => a + (requests[m] ?? 0), 0),
+    rss: summarize(rss),
+  };
+}
+
+// ------------------------------------------------------------------------------- report
+
+function machine() {
+  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown";
+  const meminfo = Deno.readTextFileSync("/proc/meminfo");
+  const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  return {
+    cpu: model,
+    cpus: navigator.hardwareConcurrency,
+    memoryGiB: round(memKiB / 1024 / 1024, 1),
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    date: new Date().toISOString(),
+  };
+}
+
+function ms(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(1) : "-";
+}
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => {
+    const s = String(c);
+    return i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!);
+  }).join("  ");
+}
+
+function verdict(ok: boolean): string {
+  return ok ? "meets" : "MISSES";
+}
+
+interface Target {
+  name: string;
+  target: string;
+  measured: string;
+  ok: boolean;
+}
+
+function render(report: Record<string, unknown>, targets: Target[]): string {
+  const lines: string[] = [];
+  const lat = report.latency as Record<string, Summary>;
+  const w = [34, 5, 8, 8, 8];
+  lines.push(row(["hot-plug latency (ms)", "n", "median", "p90", "p99"], w));
+  for (
+    const [label, key] of [
+      ["plug → network-status", "addStatus"],
+      ["plug → interface up in netns", "addNetns"],
+      ["plug floor (multus /delegate ADD)", "addFloor"],
+      ["plug overhead (status − floor)", "addOverhead"],
+      ["unplug → network-status", "removeStatus"],
+      ["unplug → interface gone in netns", "removeNetns"],
+      ["unplug floor (/delegate DEL)", "removeFloor"],
+      ["unplug overhead (status − floor)", "removeOverhead"],
+      ["overhead, plug and unplug", "overhead"],
+    ] as const
+  ) {
+    const s = lat[key]!;
+    lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.p99)], w));
+  }
+  lines.push("");
+  const bursts = report.bursts as BurstResult[];
+  const bw = [34, 8, 10, 10, 10, 10];
+  lines.push(row(["burst", "workers", "all ms", "pod p50", "pod p90", "peak MiB"], bw));
+  for (const b of bursts) {
+    lines.push(
+      row([
+        `${b.pods} pods × ${b.interfacesPerPod} interfaces`,
+        b.workers,
+        ms(b.allStatusMs),
+        ms(b.perPodMs.median),
+        ms(b.perPodMs.p90),
+        ms(b.peakRssMiB),
+      ], bw),
+    );
+  }
+  lines.push(`speed-up: ${(report.burstSpeedup as number).toFixed(2)}×`);
+  lines.push("");
+  const st = report.startup as Record<string, Summary>;
+  lines.push(row(["start-up with pods present (ms)", "n", "median", "p90", "max"], w));
+  for (
+    const [label, key] of [
+      ["process start → caches synced", "cachesSyncedMs"],
+      ["process start → first reconcile", "firstReconcileMs"],
+      ["process start → all reconciled", "allReconciledMs"],
+      ["process start → /readyz 200", "readyMs"],
+    ] as const
+  ) {
+    const s = st[key]!;
+    lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.max)], w));
+  }
+  lines.push("");
+  const mem = report.memory as Record<string, number>;
+  lines.push(
+    `memory (MiB): idle 0 pods ${ms(mem.idle0PodsMiB!)} · idle ${report.pods} pods ${
+      ms(mem.idleAllPodsMiB!)
+    } · burst peak ${ms(mem.burstPeakMiB!)} (VmHWM ${ms(mem.burstHwmMiB!)})`,
+  );
+  const api = report.api as Record<string, unknown>;
+  lines.push(
+    `API requests: per plug ${JSON.stringify(api.perPlug)} · per unplug ${
+      JSON.stringify(api.perUnplug)
+    } · idle ${(api.idle as IdleResult).requestsPerHour.toFixed(0)}/h ${
+      JSON.stringify((api.idle as IdleResult).requests)
+    }, writes while idle ${(api.idle as IdleResult).writes} over ${
+      (api.idle as IdleResult).reconciles
+    } resync reconciles`,
+  );
+  lines.push("");
+  const tw = [30, 22, 34, 7];
+  lines.push(row(["target", "goal", "measured", ""], tw));
+  for (const t of targets) lines.push(row([t.name, t.target, t.measured, verdict(t.ok)], tw));
+  return lines.join("\n");
+}
+
+// ------------------------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const options = parseOptions(Deno.args);
+  progress(`starting the rig (${options.pods} pods, ${options.samples} samples)`);
+  const rig = await Rig.start();
+  const controllers: ControllerProcess[] = [];
+  let watch: PodWatch | undefined;
+  try {
+    await rig.createNamespace(NAMESPACE);
+    await rig.createNad(NAMESPACE, NAD, {
+      cniVersion: "0.3.1",
+      type: "macvlan",
+      master: rig.macvlanMaster,
+      mode: "bridge",
+      ipam: {
+        type: "host-local",
+        dataDir: rig.ipamDataDir,
+        ranges: [[{ subnet: "10.150.0.0/16" }]],
+      },
+    });
+    watch = await PodWatch.start(rig.kubeconfig, NAMESPACE);
+
+    // Controller A: resync every 10 s, so that the idle window covers several resyncs.
+    const resync = 10;
+    progress("controller A (resync 10 s), idle with 0 pods");
+    const a = await startController(rig, [`--resync-period-seconds=${resync}`]);
+    controllers.push(a);
+    await a.waitReady();
+    await sleep(3000);
+    const idle0 = await idleRss(a, 5);
+
+    progress("hot-plug latency samples");
+    const names = Array.from(
+      { length: options.pods },
+      (_, i) => `bench-${String(i).padStart(3, "0")}`,
+    );
+    const first = await rig.createPod({ name: names[0]!, namespace: NAMESPACE });
+    await waitIdle(a);
+    const samples = await latencyPhase(a, watch, rig, first, options.samples);
+
+    progress(`creating ${options.pods - 1} more pods`);
+    const createdAt = performance.now();
+    const rest = await pool(
+      names.slice(1),
+      options.createParallel,
+      (name) => rig.createPod({ name, namespace: NAMESPACE }),
+    );
+    const pods = [first, ...rest];
+    const createMs = performance.now() - createdAt;
+    await waitIdle(a);
+    await sleep(3000);
+    progress(`idle window of ${options.idleSeconds} s with ${pods.length} pods`);
+    const idle = await idlePhase(a, options.idleSeconds, resync);
+    await a.stop();
+
+    progress(`start-up × ${options.startups} with ${pods.length} pods present`);
+    const startups: StartupSample[] = [];
+    let b: ControllerProcess | undefined;
+    for (let i = 0; i < options.startups; i++) {
+      const { ctl, sample } = await startupRun(rig, pods.length, []);
+      startups.push(sample);
+      if (i < options.startups - 1) await ctl.stop();
+      else b = ctl;
+    }
+    controllers.push(b!);
+
+    progress("burst with the default workers");
+    const burstMany = await burst(b!, watch, rig, pods, [], ["ba1", "ba2"]);
+    await b!.stop();
+
+    progress("burst with --workers 1");
+    const { ctl: c, sample: startupOne } = await startupRun(rig, pods.length, ["--workers=1"]);
+    controllers.push(c);
+    const burstOne = await burst(c, watch, rig, pods, ["ba1", "ba2"], ["bc1", "bc2"]);
+    await c.stop();
+
+    const pick = (op: "add" | "remove", f: keyof LatencySample) =>
+      samples.filter((s) => s.op === op).map((s) => s[f] as number);
+    const perOp = (op: "add" | "remove") => {
+      const list = samples.filter((s) => s.op === op);
+      const sum: Record<string, number> = {};
+      for (const s of list) {
+        for (const [k, v] of Object.entries(s.requests)) sum[k] = (sum[k] ?? 0) + v;
+      }
+      return Object.fromEntries(
+        Object.entries(sum).map(([k, v]) => [k, round(v / list.length, 2)]),
+      );
+    };
+    const latency = {
+      addStatus: summarize(pick("add", "statusMs")),
+      addNetns: summarize(pick("add", "netnsMs")),
+      addFloor: summarize(pick("add", "floorMs")),
+      addOverhead: summarize(pick("add", "overheadMs")),
+      addController: summarize(pick("add", "controllerMs")),
+      removeStatus: summarize(pick("remove", "statusMs")),
+      removeNetns: summarize(pick("remove", "netnsMs")),
+      removeFloor: summarize(pick("remove", "floorMs")),
+      removeOverhead: summarize(pick("remove", "overheadMs")),
+      removeController: summarize(pick("remove", "controllerMs")),
+      overhead: summarize(samples.map((s) => s.overheadMs)),
+    };
+    const startupSummary = Object.fromEntries(
+      (["cachesSyncedMs", "firstReconcileMs", "allReconciledMs", "readyMs", "launchMs"] as const)
+        .map((k) => [k, summarize(startups.map((s) => s[k]))]),
+    );
+    const memory = {
+      idle0PodsMiB: idle0.median,
+      idleAllPodsMiB: idle.rss.median,
+      burstPeakMiB: burstMany.peakRssMiB,
+      burstHwmMiB: burstMany.hwmMiB,
+      burstOnePeakMiB: burstOne.peakRssMiB,
+      afterStartupMiB: summarize(startups.map((s) => s.rssAfterMiB)).median,
+    };
+    const speedup = burstOne.allStatusMs / burstMany.allStatusMs;
+    const report = {
+      machine: machine(),
+      options,
+      pods: pods.length,
+      podCreateMs: createMs,
+      latency,
+      latencySamples: samples,
+      bursts: [burstMany, burstOne],
+      burstSpeedup: speedup,
+      startup: startupSummary,
+      startupSamples: [...startups, startupOne],
+      memory,
+      api: { perPlug: perOp("add"), perUnplug: perOp("remove"), idle },
+    };
+    const over = latency.overhead;
+    const burstOk = burstMany.netnsMissing.length === 0 && burstOne.netnsMissing.length === 0;
+    // The status write is the one PUT; Events are POSTed (or PATCHed when repeated).
+    const writesPerPlug = report.api.perPlug.PUT ?? 0;
+    const targets: Target[] = [
+      {
+        name: "overhead median",
+        target: "≤ 25 ms",
+        measured: `${ms(over.median)} ms (n ${over.n})`,
+        ok: over.median <= 25,
+      },
+      {
+        name: "overhead p99",
+        target: "≤ 100 ms",
+        measured: `${ms(over.p99)} ms`,
+        ok: over.p99 <= 100,
+      },
+      {
+        name: "burst all correct",
+        target: "0 missing",
+        measured: `${burstMany.netnsMissing.length + burstOne.netnsMissing.length} missing`,
+        ok: burstOk,
+      },
+      {
+        name: "burst speed-up vs workers 1",
+        target: "≥ 4×",
+        measured: `${speedup.toFixed(2)}× (${ms(burstMany.allStatusMs)} vs ${
+          ms(burstOne.allStatusMs)
+        } ms)`,
+        ok: speedup >= 4,
+      },
+      {
+        name: `RSS idle, ${pods.length} pods`,
+        target: "≤ 80 MiB",
+        measured: `${ms(memory.idleAllPodsMiB)} MiB`,
+        ok: memory.idleAllPodsMiB <= 80,
+      },
+      {
+        name: "RSS peak in burst",
+        target: "≤ 128 MiB",
+        measured: `${ms(memory.burstPeakMiB)} MiB (HWM ${ms(memory.burstHwmMiB)})`,
+        ok: memory.burstPeakMiB <= 128,
+      },
+      {
+        name: "start-up to first reconcile",
+        target: "≤ 1500 ms",
+        measured: `${ms(startupSummary.firstReconcileMs!.median)} ms median, max ${
+          ms(startupSummary.firstReconcileMs!.max)
+        }`,
+        ok: startupSummary.firstReconcileMs!.max <= 1500,
+      },
+      {
+        name: "API writes while idle",
+        target: "0",
+        measured: `${idle.writes} in ${idle.windowSeconds.toFixed(0)} s`,
+        ok: idle.writes === 0,
+      },
+      {
+        name: "status writes per hot-plug",
+        target: "1",
+        measured: `${writesPerPlug}`,
+        ok: writesPerPlug === 1,
+      },
+    ];
+    const output = { ...report, targets };
+    await Deno.mkdir(options.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+    await Deno.writeTextFile(options.out, JSON.stringify(output, null, 2) + "\n");
+    const m = report.machine;
+    console.log(
+      `\ndynamic-networks-controller bench · ${m.cpus} × ${m.cpu} · ${m.memoryGiB} GiB · ` +
+        `Linux ${m.kernel} · Deno ${m.deno} · ${m.date}\n`,
+    );
+    console.log(render(output, targets));
+    console.log(`\nreport: ${options.out}`);
+  } finally {
+    for (const ctl of controllers) await ctl.stop().catch(() => undefined);
+    await watch?.stop().catch(() => undefined);
+    progress("stopping the rig");
+    await rig.stop();
+    progress("done");
+  }
+}
+
+if (import.meta.main) await main();
