@@ -15,6 +15,7 @@ import { nadInformer, nadKey } from "./kube/nads.ts";
 import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
 import { updateNetworkStatus } from "./kube/status_writer.ts";
 import { errorText, type Logger } from "./log.ts";
+import { registerProcessMetrics } from "./metrics.ts";
 import { MultusClient } from "./multus.ts";
 import {
   describeOperations,
@@ -117,6 +118,7 @@ export async function runController(
 ): Promise<number> {
   const stop = new AbortController();
   const metrics = new ControllerMetrics({ version: options.version });
+  registerProcessMetrics(metrics.registry);
   const kube = await KubeClient.create({
     kubeconfig: config.kubeconfig || undefined,
     onResponse: (method, path, status, seconds) =>
