@@ -17,6 +17,8 @@ import {
   interfacesByName,
   macvlanConfig,
   macvlanIpamConfig,
+  metricValue,
+  networkStatus,
   randomMac,
   setNetworks,
   statusEntry,
@@ -59,6 +61,7 @@ Deno.test({
 
       await t.step("1: adds a new interface to a running pod", async () => {
         const { pod, net1Mac } = await podWithNet1("add-iface");
+        const before = await networkStatus(rig, pod);
         await setNetworks(rig, pod, [
           { name: NET, interface: "net1" },
           { name: NET, interface: "ens58" },
@@ -69,6 +72,9 @@ Deno.test({
           { network: `${NS}/${NET}`, interface: "ens58" },
         ], entries);
         assert.notEqual(macs.get("ens58"), net1Mac);
+        // The entries already there are kept as they were, in order; the new one follows.
+        assert.deepEqual(entries.slice(0, before.length), before);
+        assert.equal(entries.length, before.length + 1);
         await waitForEvent(rig, pod, {
           reason: "AddedInterface",
           type: "Normal",
@@ -196,6 +202,22 @@ Deno.test({
           { query: { fieldSelector: `involvedObject.uid=${pod.uid}` } },
         )).items.filter((e) => e.reason === "RemovedInterface");
         assert.deepEqual(removed, []);
+      });
+
+      await t.step("metrics count exactly the operations the scenarios asked for", async () => {
+        const { status, body } = await ctl!.get("/metrics");
+        assert.equal(status, 200);
+        const ops = (operation: string, result: string) =>
+          metricValue(body, "dynamic_networks_attachment_operations_total", { operation, result });
+        // Adds: 1, 3, 4, 6, 7; removes: 2, 3, 5. Nothing re-plugged, nothing failed.
+        assert.equal(ops("add", "success"), 5);
+        assert.equal(ops("remove", "success"), 3);
+        assert.equal(ops("add", "error"), 0);
+        assert.equal(ops("remove", "error"), 0);
+        const latency = (operation: string) =>
+          metricValue(body, "dynamic_networks_hotplug_latency_seconds_count", { operation });
+        assert.equal(latency("add"), 5);
+        assert.equal(latency("remove"), 3);
       });
     } finally {
       await ctl?.stop();

@@ -476,3 +476,24 @@ export async function markRunning(rig: Rig, pod: RigPod): Promise<void> {
     }
   }
 }
+
+/**
+ * The value of one Prometheus sample in `/metrics` text: metric `name` whose labels include
+ * every pair of `labels` (0 when absent).
+ */
+export function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = new Map<string, string>();
+    for (const pair of (match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      have.set(pair[1]!, pair[2]!);
+    }
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(match[3]);
+  }
+  return 0;
+}
