@@ -191,6 +191,39 @@ Deno.test({
         assert.deepEqual(left, ["eth0", "lo"]);
       });
 
+      await t.step("rapid edits end in the last one, with no stray interface", async () => {
+        const pod = await rig.createPod({
+          name: "rapid",
+          namespace: NS,
+          networks: [{ name: NET, interface: "net1" }],
+        });
+        await assertAttachments(rig, pod, [{ network: net, interface: "net1" }]);
+        const edits = [
+          [{ name: NET, interface: "net1" }, { name: NET, interface: "ens71" }],
+          [{ name: NET, interface: "net1" }, { name: NET, interface: "ens72" }],
+          [{ name: NET_IPAM, interface: "ens73", ips: ["10.10.50.3/24"] }],
+          [
+            { name: NET, interface: "net1" },
+            { name: NET_IPAM, interface: "ens74", ips: ["10.10.50.4/24"] },
+            { name: NET, interface: "ens75" },
+          ],
+        ];
+        // One after another, without waiting for the controller in between.
+        for (const edit of edits) await setNetworks(rig, pod, edit);
+        const entries = await waitForStatus(
+          rig,
+          pod,
+          (s) => hasInterfaces(s, ["net1", "ens74", "ens75"]),
+        );
+        await assertAttachments(rig, pod, [
+          { network: net, interface: "net1" },
+          { network: netIpam, interface: "ens74", ipv4: ["10.10.50.4/24"] },
+          { network: net, interface: "ens75" },
+        ], entries);
+        const names = [...(await interfacesByName(rig, pod)).keys()].sort();
+        assert.deepEqual(names, ["ens74", "ens75", "eth0", "lo", "net1"]);
+      });
+
       await t.step("an edit while the pod is Pending is applied once it runs", async () => {
         const pod = await createPendingPod(rig, {
           name: "pending",
