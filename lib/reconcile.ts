@@ -39,6 +39,7 @@ import {
   removedInterfaceMessage,
 } from "./kube/event_messages.ts";
 import type { EventRecorder } from "./kube/events.ts";
+import { PodReplacedError } from "./kube/status_writer.ts";
 
 /** The parts of a Pod the reconciler reads. */
 export interface PodSnapshot {
@@ -380,6 +381,14 @@ export class Reconciler {
         );
         this.#deps.observer?.statusWrite?.(true);
       } catch (err) {
+        if (err instanceof PodReplacedError) {
+          // Deleted (or replaced) meanwhile, typically while its attachments were released:
+          // there is no status left to record and nothing to retry.
+          log.info("pod gone before its network-status was written; nothing to record", {
+            reason: err.reason,
+          });
+          return;
+        }
         this.#deps.observer?.statusWrite?.(false);
         log.error("writing network-status failed; the next pass repairs it", { err });
         throw new ReconcileError(key, [`network-status write failed: ${errorText(err)}`]);
