@@ -277,6 +277,12 @@ Deno.test({
       });
 
       await t.step("a NAD created after the pod asked for it is applied", async () => {
+        // Retries wait minutes here: only the NAD's appearance can bring the pod back in time.
+        await ctl!.stop();
+        ctl = undefined;
+        ctl = await ControllerProcess.start(rig, {
+          args: ["--retry-base-delay-ms=120000", "--retry-max-delay-ms=300000"],
+        });
         const pod = await rig.createPod({
           name: "late-nad",
           namespace: NS,
@@ -303,6 +309,9 @@ Deno.test({
           { network: `${NS}/late-net`, interface: "ens60", ipv4: ["10.20.3.1/24"] },
         ], entries);
         assert.equal(ctl!.pid, pid, "applied by the same controller process");
+        await ctl!.stop();
+        ctl = undefined;
+        ctl = await ControllerProcess.start(rig);
       });
 
       await t.step("a host-network pod gets an event and nothing else", async () => {
