@@ -11,9 +11,11 @@
  * sometimes twice in a row, so only the last edit counts. It then waits (generous deadline)
  * until every pod's network-status, netns links and host-local allocations match its last
  * edit and every deleted pod's addresses are released; a pod that does not converge is a
- * missed edit. The controller's RSS is sampled every round.
+ * missed edit. The controller's RSS (/proc) and V8 heap in use (its /metrics) are sampled
+ * every round; the first third of the run is warm-up.
  *
- * Exits 1 when anything leaked, an edit was missed, or RSS grew beyond the noise allowance.
+ * Exits 1 when anything leaked, an edit was missed, or RSS or heap grew from the middle third
+ * to the last third beyond the noise allowance.
  *
  * @module
  */
@@ -32,7 +34,10 @@ interface Options {
   minutes: number;
   pods: number;
   json?: string;
-  /** Allowed growth of the median RSS from the first to the last fifth of the run, in MiB. */
+  /**
+   * Allowed growth of the median RSS from the middle to the last third of the run, in MiB
+   * (half of it for the V8 heap in use).
+   */
   rssAllowanceMiB: number;
 }
 
@@ -107,7 +112,7 @@ async function main(): Promise<number> {
   const deadline = started + options.minutes * 60_000;
   const rig = await Rig.start();
   let ctl: ControllerProcess | undefined;
-  const samples: { s: number; rssMiB: number }[] = [];
+  const samples: { s: number; rssMiB: number; heapMiB: number }[] = [];
   const roundSeconds: number[] = [];
   const missed: string[] = [];
   const counts = { rounds: 0, created: 0, deleted: 0, edits: 0, overwrittenEdits: 0 };
@@ -135,15 +140,20 @@ async function main(): Promise<number> {
       bridge,
       ipam: ipam("10.83.0.0/16"),
     });
-    // The bridge appears with the first green attachment; count host links after that.
     ctl = await ControllerProcess.start(rig, { args: ["--log-level=info"] });
-    const sample = () => {
+    const sample = async () => {
       const kib = rssKiB(ctl!.pid);
+      const metrics = (await ctl!.get("/metrics")).body;
+      const heap = Number(/^deno_heap_used_bytes (\S+)$/m.exec(metrics)?.[1]);
       if (kib !== undefined) {
-        samples.push({ s: Math.round((Date.now() - started) / 1000), rssMiB: kib / 1024 });
+        samples.push({
+          s: Math.round((Date.now() - started) / 1000),
+          rssMiB: kib / 1024,
+          heapMiB: heap / 2 ** 20,
+        });
       }
     };
-    sample();
+    await sample();
 
     const live = new Map<string, Tracked>();
     let serial = 0;
@@ -216,7 +226,7 @@ async function main(): Promise<number> {
       released.length = 0;
       counts.rounds++;
       roundSeconds.push((performance.now() - roundStart) / 1000);
-      sample();
+      await sample();
       if (Date.now() - lastReport > 30_000) {
         lastReport = Date.now();
         const last = samples.at(-1)!;
@@ -246,11 +256,17 @@ async function main(): Promise<number> {
     const records = ctl.records();
     const errors = records.filter((r) => r.level === "error").length;
     const warnings = records.filter((r) => r.level === "warn").length;
-    sample();
+    await sample();
 
-    const fifth = Math.max(1, Math.floor(samples.length / 5));
-    const early = median(samples.slice(1, 1 + fifth).map((s) => s.rssMiB));
-    const late = median(samples.slice(-fifth).map((s) => s.rssMiB));
+    // The first third is warm-up (V8 grows its heap to the working set); a leak shows as
+    // growth from the middle third to the last one.
+    const third = Math.max(1, Math.floor(samples.length / 3));
+    const middle = samples.slice(third, 2 * third);
+    const end = samples.slice(-third);
+    const early = median(middle.map((s) => s.rssMiB));
+    const late = median(end.map((s) => s.rssMiB));
+    const heapEarly = median(middle.map((s) => s.heapMiB));
+    const heapLate = median(end.map((s) => s.heapMiB));
     const report = {
       minutes: Math.round((Date.now() - started) / 600) / 100,
       ...counts,
@@ -261,15 +277,27 @@ async function main(): Promise<number> {
       },
       rssMiB: {
         first: Number(samples[0]!.rssMiB.toFixed(1)),
-        earlyMedian: Number(early.toFixed(1)),
-        lateMedian: Number(late.toFixed(1)),
+        middleThirdMedian: Number(early.toFixed(1)),
+        lastThirdMedian: Number(late.toFixed(1)),
         min: Number(Math.min(...samples.map((s) => s.rssMiB)).toFixed(1)),
         max: Number(Math.max(...samples.map((s) => s.rssMiB)).toFixed(1)),
         last: Number(samples.at(-1)!.rssMiB.toFixed(1)),
         growth: Number((late - early).toFixed(1)),
         allowance: options.rssAllowanceMiB,
       },
-      rssOverTime: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 20)) === 0),
+      heapUsedMiB: {
+        middleThirdMedian: Number(heapEarly.toFixed(1)),
+        lastThirdMedian: Number(heapLate.toFixed(1)),
+        min: Number(Math.min(...samples.map((s) => s.heapMiB)).toFixed(1)),
+        max: Number(Math.max(...samples.map((s) => s.heapMiB)).toFixed(1)),
+        growth: Number((heapLate - heapEarly).toFixed(1)),
+      },
+      overTime: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 20)) === 0)
+        .map((s) => ({
+          s: s.s,
+          rssMiB: Number(s.rssMiB.toFixed(1)),
+          heapMiB: Number(s.heapMiB.toFixed(1)),
+        })),
       missedEdits: missed.length,
       missed: missed.slice(0, 20),
       deletedPodsStillHolding: releasedLeaks,
@@ -289,14 +317,16 @@ async function main(): Promise<number> {
     console.log(
       `\nsoak ${report.minutes} min: ${counts.rounds} rounds, ${counts.created} pods created, ` +
         `${counts.deleted} deleted, ${counts.edits} edits (${counts.overwrittenEdits} overwritten at once)\n` +
-        `RSS MiB first ${report.rssMiB.first}, early median ${report.rssMiB.earlyMedian}, ` +
-        `late median ${report.rssMiB.lateMedian}, max ${report.rssMiB.max}\n` +
+        `RSS MiB first ${report.rssMiB.first}, middle-third median ${report.rssMiB.middleThirdMedian}, ` +
+        `last-third median ${report.rssMiB.lastThirdMedian}, max ${report.rssMiB.max}; ` +
+        `V8 heap used MiB middle ${report.heapUsedMiB.middleThirdMedian}, last ${report.heapUsedMiB.lastThirdMedian}\n` +
         `missed edits ${missed.length}, leaked IPAM files ${leakedFiles.length}, ` +
         `leaked bridge ports (host veths) ${leakedPorts.length}, ` +
         `log warnings ${warnings}, errors ${errors}`,
     );
     const failed = missed.length > 0 || releasedLeaks > 0 || leakedFiles.length > 0 ||
-      leakedPorts.length > 0 || late - early > options.rssAllowanceMiB;
+      leakedPorts.length > 0 || late - early > options.rssAllowanceMiB ||
+      heapLate - heapEarly > options.rssAllowanceMiB / 2;
     console.log(failed ? "SOAK FAILED" : "SOAK PASSED");
     return failed ? 1 : 0;
   } finally {
