@@ -66,6 +66,9 @@ export function statusAttachmentId(
   return { namespace, network: parts.network, interface: entry.interface };
 }
 
+/** Every network namespace has it, and no network-status entry records it. */
+const LOOPBACK = "lo";
+
 /** Why an attachment is removed. */
 export type RemoveReason =
   /** No element of the networks annotation asks for it. */
@@ -335,6 +338,15 @@ export function planPod(
     }
     const element = desired[winner]!;
     const holder = untouchable.get(ifname);
+    if (ifname === LOOPBACK) {
+      refusals.push({
+        code: "interface-in-use",
+        elementIndex: winner,
+        message:
+          `networks[${winner}] asks for interface "lo", which is the pod's loopback device; choose another interface name`,
+      });
+      continue;
+    }
     if (holder) {
       const what = holder.default === true
         ? `the cluster default network "${holder.name}"`

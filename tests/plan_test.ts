@@ -309,6 +309,14 @@ const cases: Case[] = [
     desired: ["net1"],
   },
   {
+    name: "the loopback device is never asked of a plugin",
+    networks: "a@lo,b@net1",
+    current: [clusterDefault],
+    operations: ["add default/b/net1 (new)"],
+    refusals: [{ code: "interface-in-use", elementIndex: 0, mentions: ['"lo"', "loopback"] }],
+    desired: ["net1"],
+  },
+  {
     name: "an interface held by an unreadable entry is refused and the entry kept",
     networks: "a@net2",
     current: [entry("x/y/z", "net2")],

@@ -303,3 +303,18 @@ Deno.test("attachments are released with the last known sandbox when the runtime
   assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
   assert.deepEqual(world.recorded(), {});
 });
+
+Deno.test("a failed ADD is undone with a DEL so no unrecorded link stays behind", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  // Like macvlan when its IPAM fails: the link is created, then the ADD reports an error.
+  world.failDelegate = (req) => {
+    if (req.command !== "ADD") return undefined;
+    world.netns.set(req.ifname, "a");
+    return "failed to allocate for range 0: no IP addresses available";
+  };
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), /no IP addresses available/);
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.attached(), {});
+  assert.deepEqual(world.recorded(), {});
+});
