@@ -1,5 +1,5 @@
 /**
- * `deno task demo`: the whole product on one machine, in about half a minute.
+ * `deno task demo`: the whole product on one machine, in seconds once the rig is set up.
  *
  * Sets up and starts the node rig (etcd, kube-apiserver, containerd, the multus thick daemon,
  * the Debian CNI plugins), runs the controller exactly as `deno task start` does (same

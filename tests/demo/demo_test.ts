@@ -1,0 +1,56 @@
+/**
+ * `deno task demo`, the README's first command, run as a reader runs it: it must show the
+ * hot-plug and the unplug, leave nothing behind, and exit 0.
+ */
+import assert from "node:assert/strict";
+import { RIG_BASE_DIR } from "../rig/mod.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+async function runDirs(): Promise<string[]> {
+  const dirs: string[] = [];
+  try {
+    for await (const e of Deno.readDir(RIG_BASE_DIR)) dirs.push(e.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return dirs;
+}
+
+Deno.test({
+  name: "deno task demo hot-plugs and unplugs an interface, tears down and exits 0",
+  ignore: Deno.uid() !== 0,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const before = await runDirs();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "demo"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    for (
+      const expected of [
+        /plugged: network-status written/,
+        /"interface": "net1"/,
+        /inet 10\.10\.0\.5\/24 .* net1/,
+        /AddedInterface +pod \[demo\/app\]: added interface net1/,
+        /unplugged: network-status written/,
+        /Device "net1" does not exist/,
+        /RemovedInterface +pod \[demo\/app\]: removed interface net1/,
+        /controller stopped \(SIGTERM\), exit code 0/,
+        /demo passed/,
+      ]
+    ) {
+      assert.match(text, expected);
+    }
+    const id = /RIG=\/tmp\/dnc-rig\/([0-9a-f]+)/.exec(text)?.[1];
+    assert.ok(id, text);
+    assert.ok(!(await runDirs()).includes(id), `run dir ${id} left behind`);
+    assert.ok(before.every((d) => d !== id));
+  },
+});
