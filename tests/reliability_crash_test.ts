@@ -17,6 +17,7 @@ import {
   mismatch,
   podEvents,
   secondaryLinks,
+  secondaryStatus,
   setNetworks,
   waitConverged,
 } from "./soak/checks.ts";
@@ -55,6 +56,38 @@ const CASES: Case[] = [
   })),
   ...POINTS.map((point) => ({ kind: "swap" as const, point, op: "add" as const })),
 ];
+
+type Net = "none" | "blue" | "green";
+
+/** Which network net1 belongs to in the netns (by address) and in network-status. */
+async function crashState(rig: Rig, pod: RigPod): Promise<{ link: Net; status: Net }> {
+  const link = (await secondaryLinks(rig, pod)).find((l) => l.name === "net1");
+  const entry = (await secondaryStatus(rig, pod)).find((e) => e.interface === "net1");
+  const byIp = (ips: string[]): Net =>
+    ips.some((ip) => ip.startsWith(BLUE.ipPrefix))
+      ? "blue"
+      : ips.some((ip) => ip.startsWith(GREEN.ipPrefix))
+      ? "green"
+      : "none";
+  return {
+    link: link ? byIp(link.ipv4) : "none",
+    status: entry ? (entry.name === BLUE.network ? "blue" : "green") : "none",
+  };
+}
+
+/** What net1 looks like when the process dies at `c`'s point. */
+function stateAtCrash(c: Case): { link: Net; status: Net } {
+  const delegated = c.point !== "before-delegate";
+  const recorded = c.point === "after-status-write";
+  if (c.kind === "add") {
+    return { link: delegated ? "blue" : "none", status: recorded ? "blue" : "none" };
+  }
+  if (c.kind === "remove") {
+    return { link: delegated ? "none" : "blue", status: recorded ? "none" : "blue" };
+  }
+  if (c.op === "remove") return { link: delegated ? "none" : "blue", status: "blue" };
+  return { link: delegated ? "green" : "none", status: recorded ? "green" : "blue" };
+}
 
 Deno.test({
   name:
@@ -126,6 +159,8 @@ Deno.test({
             ),
             "the process did not exit at the armed point",
           );
+          // The world as the crash left it: proves the kill landed where it was meant to.
+          assert.deepEqual(await crashState(rig, pod), stateAtCrash(c), "state at the crash");
 
           // 2. A restarted controller converges with no failure on the way.
           const restarted = await ControllerProcess.start(rig);
