@@ -99,6 +99,45 @@ for (const overlay of ["base", "crio"]) {
   });
 }
 
+for (const [overlay, runtimeDir] of [["base", "/run/containerd"], ["crio", "/run/crio"]]) {
+  Deno.test({
+    name:
+      `deploy rig: deploy/${overlay}'s ConfigMap sockets and config file are where the pod mounts them`,
+    ...rigTest,
+    async fn() {
+      const objects = documents(
+        ok(await kubectl(["kustomize", `${ROOT}deploy/${overlay}`]), "kustomize"),
+      );
+      const ds = objects.find((o) => o.kind === "DaemonSet");
+      const cm = objects.find((o) => o.kind === "ConfigMap");
+      const spec = ds.spec.template.spec;
+      const container = spec.containers[0];
+      /** The volume mounted at the longest mountPath that holds `path`, and the rest of it. */
+      const mountOf = (path: string) => {
+        const mounts = (container.volumeMounts as Yaml[])
+          .filter((m) => path.startsWith(`${m.mountPath.replace(/\/$/, "")}/`))
+          .sort((a, b) => b.mountPath.length - a.mountPath.length);
+        assert.ok(mounts[0], `nothing is mounted at ${path}`);
+        const volume = (spec.volumes as Yaml[]).find((v) => v.name === mounts[0].name);
+        return { volume, rest: path.slice(mounts[0].mountPath.replace(/\/$/, "").length) };
+      };
+      const config = JSON.parse(cm.data["dynamic-networks-config.json"]);
+      // Each socket is inside a mounted host directory, so the pod sees a restarted daemon's
+      // new socket; the host path is the runtime's and multus' standard one.
+      const cri = mountOf(config.criSocketPath);
+      assert.equal(cri.volume.hostPath.path + cri.rest, `${runtimeDir}${cri.rest}`);
+      assert.ok(["Directory", "DirectoryOrCreate"].includes(cri.volume.hostPath.type));
+      const multus = mountOf(config.multusSocketPath);
+      assert.equal(multus.volume.hostPath.path + multus.rest, "/run/multus/multus.sock");
+      // The --config file is the ConfigMap's key.
+      const configArg = (container.args as string[]).find((a) => a.startsWith("--config="))!;
+      const file = mountOf(configArg.slice("--config=".length));
+      assert.equal(file.volume.configMap.name, cm.metadata.name);
+      assert.equal(file.rest, "/dynamic-networks-config.json");
+    },
+  });
+}
+
 Deno.test({
   name: "deploy rig: the dry run does catch a schema error",
   ...rigTest,
