@@ -31,6 +31,7 @@ import {
   type Grants,
   grantsFor,
   permissionFlags,
+  RUNTIME_FLAGS,
 } from "./permissions.ts";
 
 /** The project root (the directory holding `main.ts` and `deno.json`). */
@@ -107,7 +108,7 @@ export async function runCommand(
   options: RunCommandOptions,
 ): Promise<string[]> {
   const grants = await grantsForArgs(programArgs, options);
-  return ["deno", "run", ...permissionFlags(grants), MAIN_PATH, ...programArgs];
+  return ["deno", "run", ...permissionFlags(grants), ...RUNTIME_FLAGS, MAIN_PATH, ...programArgs];
 }
 
 /** Quotes `argv` for a POSIX shell, for printing. */

@@ -14,6 +14,7 @@ import {
   LAUNCHER_FLAGS,
   permissionFlags,
   RUNTIME_DATA_FILES,
+  RUNTIME_FLAGS,
 } from "../lib/permissions.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -160,10 +161,11 @@ Deno.test("Containerfile: for each architecture the build runs deno compile with
     const output = argv[argv.indexOf("--output") + 1]!;
     assert.deepEqual(argv, ["deno", ...compileArgs(arch, { output })]);
     assert.equal(argv[argv.indexOf("--target") + 1], triple);
-    // The permission flags baked into the binary are exactly the deployment grants' list.
+    // The flags baked into the binary are exactly the deployment grants' list and the V8 settings.
     const flags = argv.slice(argv.indexOf(triple) + 1, -1);
     assert.deepEqual(flags.filter((f) => f !== "--include" && !RUNTIME_DATA_FILES.includes(f)), [
       ...permissionFlags(DEPLOY_GRANTS),
+      ...RUNTIME_FLAGS,
     ]);
     assert.equal(argv.at(-1), "main.ts");
   }

@@ -16,6 +16,7 @@ import {
   DEPLOY_GRANTS,
   LAUNCHER_FLAGS,
   permissionFlags,
+  RUNTIME_FLAGS,
 } from "../lib/permissions.ts";
 
 function files(map: Record<string, string>): (path: string) => Promise<string> {
@@ -40,8 +41,12 @@ Deno.test("run: the controller gets its sockets, config, kubeconfig files and se
     exists: (p) => p === "/run/crio/crio.sock" || p === "/run/multus/multus.sock",
   });
   assert.deepEqual(argv.slice(0, 2), ["deno", "run"]);
-  assert.deepEqual(argv.slice(-args.length - 1), [MAIN_PATH, ...args]);
-  const flags = argv.slice(2, -args.length - 1);
+  assert.deepEqual(argv.slice(-args.length - 1 - RUNTIME_FLAGS.length), [
+    ...RUNTIME_FLAGS,
+    MAIN_PATH,
+    ...args,
+  ]);
+  const flags = argv.slice(2, -args.length - 1 - RUNTIME_FLAGS.length);
   assert.deepEqual(
     flags,
     permissionFlags({
