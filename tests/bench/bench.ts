@@ -164,6 +164,10 @@ interface LatencySample {
   /** The controller's own hot-plug histogram (watch event seen → status written). */
   controllerMs: number;
   requests: Record<string, number>;
+  /** Time in CRI calls (sandbox lookup). */
+  criMs: number;
+  /** Time in API requests by verb (GET: fresh reads; PUT: the status write; POST/PATCH: Events). */
+  apiMs: Record<string, number>;
 }
 
 async function latencyPhase(
@@ -211,6 +215,14 @@ async function latencyPhase(
           requests: deltaBy(
             before.by("rest_client_requests_total", "method"),
             after.by("rest_client_requests_total", "method"),
+          ),
+          criMs: 1000 * (after.sum("dynamic_networks_cri_duration_seconds_sum") -
+            before.sum("dynamic_networks_cri_duration_seconds_sum")),
+          apiMs: Object.fromEntries(
+            Object.entries(deltaBy(
+              before.by("rest_client_request_duration_seconds_sum", "verb"),
+              after.by("rest_client_request_duration_seconds_sum", "verb"),
+            )).map(([k, v]) => [k, 1000 * v]),
           ),
         });
         await sleep(50 + Math.random() * 150);
@@ -296,6 +308,10 @@ interface BurstResult {
   requests: Record<string, number>;
   retries: number;
   reconcileErrors: number;
+  /** CPU seconds the controller used during the burst. */
+  controllerCpuSeconds: number;
+  /** How busy the machine's CPUs were during the burst, in % of all of them (/proc/stat). */
+  machineCpuBusyPercent: number;
   rssBeforeMiB: number;
   peakRssMiB: number;
   hwmMiB: number;
@@ -314,6 +330,7 @@ async function burst(
   await waitIdle(ctl);
   const before = await scrape(ctl);
   const rssBefore = procMemory(ctl.pid).rssMiB;
+  const cpuBefore = machineCpu();
   const sampler = new RssSampler(ctl.pid, 25);
   const want = [...keep, ...add];
   const waits = pods.map((p) => watch.until(p.name, (w) => hasAll(w, want), 300_000));
@@ -322,6 +339,7 @@ async function burst(
     pods.map((p) => watch.annotate(p.name, { [NETWORKS_ANNOTATION]: networks(want) })),
   );
   const done = await Promise.all(waits);
+  const cpuAfter = machineCpu();
   await waitIdle(ctl);
   const peak = sampler.stop();
   const hwm = procMemory(ctl.pid).hwmMiB;
@@ -348,12 +366,25 @@ async function burst(
     retries: after.sum("workqueue_retries_total") - before.sum("workqueue_retries_total"),
     reconcileErrors: after.sum("controller_runtime_reconcile_errors_total") -
       before.sum("controller_runtime_reconcile_errors_total"),
+    controllerCpuSeconds: after.sum("process_cpu_seconds_total") -
+      before.sum("process_cpu_seconds_total"),
+    machineCpuBusyPercent: 100 * (cpuAfter.busy - cpuBefore.busy) /
+      (cpuAfter.total - cpuBefore.total),
     rssBeforeMiB: rssBefore,
     peakRssMiB: peak,
     hwmMiB: hwm,
     netnsChecked: pods.length * want.length,
     netnsMissing: missing,
   };
+}
+
+/** Busy and total CPU time of the whole machine, in clock ticks (/proc/stat). */
+function machineCpu(): { busy: number; total: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1)
+    .map(Number) as number[];
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy, total: busy + idle! + iowait! };
 }
 
 /** Idle RSS readings over a few seconds. */
@@ -463,6 +494,9 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
       ["unplug floor (/delegate DEL)", "removeFloor"],
       ["unplug overhead (status − floor)", "removeOverhead"],
       ["overhead, plug and unplug", "overhead"],
+      ["  of which CRI sandbox lookup", "criMs"],
+      ["  of which API GETs (fresh reads)", "apiGetMs"],
+      ["  of which API PUT (status write)", "apiPutMs"],
     ] as const
   ) {
     const s = lat[key]!;
@@ -484,7 +518,15 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
       ], bw),
     );
   }
-  lines.push(`speed-up: ${(report.burstSpeedup as number).toFixed(2)}×`);
+  lines.push(
+    `speed-up: ${(report.burstSpeedup as number).toFixed(2)}× · per /delegate call: ${
+      bursts.map((b) => `${ms(b.delegateSumMs / b.delegateCalls)} ms`).join(" vs ")
+    } · machine CPU busy: ${
+      bursts.map((b) => `${b.machineCpuBusyPercent.toFixed(0)} %`).join(" vs ")
+    } · controller CPU: ${
+      bursts.map((b) => `${b.controllerCpuSeconds.toFixed(2)} s`).join(" vs ")
+    }`,
+  );
   lines.push("");
   const st = report.startup as Record<string, Summary>;
   lines.push(row(["start-up with pods present (ms)", "n", "median", "p90", "max"], w));
@@ -510,11 +552,11 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
   lines.push(
     `API requests: per plug ${JSON.stringify(api.perPlug)} · per unplug ${
       JSON.stringify(api.perUnplug)
-    } · idle ${(api.idle as IdleResult).requestsPerHour.toFixed(0)}/h ${
+    } · idle ${(api.idle as IdleResult).requestsPerHour.toFixed(0)}/h measured ${
       JSON.stringify((api.idle as IdleResult).requests)
-    }, writes while idle ${(api.idle as IdleResult).writes} over ${
-      (api.idle as IdleResult).reconciles
-    } resync reconciles`,
+    } (2 watches re-open every 300-600 s by design: ~16 GET/h), writes while idle ${
+      (api.idle as IdleResult).writes
+    } over ${(api.idle as IdleResult).reconciles} resync reconciles`,
   );
   lines.push("");
   const tw = [30, 22, 34, 7];
@@ -624,6 +666,9 @@ async function main(): Promise<void> {
       removeOverhead: summarize(pick("remove", "overheadMs")),
       removeController: summarize(pick("remove", "controllerMs")),
       overhead: summarize(samples.map((s) => s.overheadMs)),
+      criMs: summarize(samples.map((s) => s.criMs)),
+      apiGetMs: summarize(samples.map((s) => s.apiMs.GET ?? 0)),
+      apiPutMs: summarize(samples.map((s) => s.apiMs.PUT ?? 0)),
     };
     const startupSummary = Object.fromEntries(
       (["cachesSyncedMs", "firstReconcileMs", "allReconciledMs", "readyMs", "launchMs"] as const)
