@@ -78,6 +78,7 @@ export const ConfigSchema = z.strictObject({
   kubeconfig: z.string().regex(/^[^\0]*$/),
   criSocketPath: absolutePath,
   multusSocketPath: absolutePath,
+  stateDir: absolutePath.refine((p) => !p.includes(","), "no commas"),
   workers: z.int().min(1).max(256),
   criTimeoutMs: z.int().min(1).max(600_000),
   delegateTimeoutMs: z.int().min(1).max(3_600_000),
@@ -180,6 +181,17 @@ const SPECS = {
     description: "Unix socket of the multus thick daemon's API (POST /delegate).",
     expected: "an absolute path",
     fix: "set the socket's full path, such as /run/multus/multus.sock",
+    emptyIsUnset: true,
+  },
+  stateDir: {
+    flag: "state-dir",
+    kind: "string",
+    placeholder: "<path>",
+    defaultText: "/var/lib/dynamic-networks-controller",
+    description:
+      "Node-local directory where each ADD is journaled until network-status records it, so that one cut short by a crash or a timeout is released later. Must persist across restarts of the agent (a hostPath).",
+    expected: "an absolute path without commas",
+    fix: "set a directory's full path, such as /var/lib/dynamic-networks-controller",
     emptyIsUnset: true,
   },
   workers: {
@@ -323,6 +335,7 @@ export const DEFAULTS: Config = {
   kubeconfig: "",
   criSocketPath: DEFAULT_CRI_SOCKET,
   multusSocketPath: DEFAULT_MULTUS_SOCKET,
+  stateDir: "/var/lib/dynamic-networks-controller",
   workers: 8,
   criTimeoutMs: 5_000,
   delegateTimeoutMs: 60_000,

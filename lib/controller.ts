@@ -14,6 +14,7 @@ import { KubeEventRecorder } from "./kube/events.ts";
 import { nadInformer, nadKey } from "./kube/nads.ts";
 import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
 import { updateNetworkStatus } from "./kube/status_writer.ts";
+import { FileJournal, MemoryJournal } from "./journal.ts";
 import { errorText, type Logger } from "./log.ts";
 import { registerProcessMetrics } from "./metrics.ts";
 import { MultusClient } from "./multus.ts";
@@ -116,6 +117,10 @@ export async function runController(
   log: Logger,
   options: RunOptions,
 ): Promise<number> {
+  // A dry run acts on nothing, so it must not need (or touch) the node's journal.
+  const journal = config.dryRun
+    ? new MemoryJournal()
+    : await FileJournal.open({ dir: config.stateDir, log });
   const stop = new AbortController();
   const metrics = new ControllerMetrics({ version: options.version });
   registerProcessMetrics(metrics.registry);
@@ -147,6 +152,7 @@ export async function runController(
     sandboxes: cri,
     delegator: multus,
     status: networkStatusStore(kube),
+    journal,
     events: {
       record(pod, type, reason, message) {
         metrics.eventRecorded(reason);
@@ -181,7 +187,10 @@ export async function runController(
     queue.add(key);
   });
   pods.on("delete", (pod: Pod) => {
-    reconciler.forget(`${pod.metadata.namespace}/${pod.metadata.name}`);
+    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    // Unfinished ADDs of a deleted pod still hold addresses: one more pass releases them.
+    if (journal.pending(key).length > 0) queue.add(key);
+    else reconciler.forget(key);
     metrics.setManagedPods(pods.size);
   });
   nads.on("upsert", (nad) => {
@@ -259,7 +268,8 @@ export async function runController(
       return 0;
     }
     queue.start();
-    for (const key of pods.keys()) queue.add(key);
+    // Journaled pods that are gone from the node get a pass too, to release what they hold.
+    for (const key of new Set([...pods.keys(), ...journal.podKeys()])) queue.add(key);
     if (config.once) {
       await Promise.race([
         queue.idle(),

@@ -5,6 +5,7 @@
  *
  * The process may reach exactly:
  * - its two unix sockets (CRI runtime and multus): read, write and `unix:` net on each exact path;
+ * - its state directory (the attachment journal): read and write;
  * - the API server (`host:port`), its config file, its kubeconfig (and the files that names) or
  *   its ServiceAccount directory;
  * - its metrics/health listen address;
@@ -30,6 +31,8 @@ export interface Grants {
   criSockets: readonly string[];
   /** multus daemon sockets (read, write and `unix:` net). */
   multusSockets: readonly string[];
+  /** The attachment journal's directory (read and write). */
+  stateDir?: string;
   /** The config file (read); granted even when it does not exist. */
   configFile?: string;
   /** The kubeconfig and the files it names (read). */
@@ -72,6 +75,7 @@ export const ALLOWED_ENV: readonly string[] = [
 export const DEPLOY_GRANTS: Grants = {
   criSockets: ["/host/run/containerd/containerd.sock", "/host/run/crio/crio.sock"],
   multusSockets: ["/host/run/multus/multus.sock", "/host/run/multus/socket/multus.sock"],
+  stateDir: DEFAULTS.stateDir,
   configFile: DEFAULT_CONFIG_PATH,
   serviceAccountDir: SERVICE_ACCOUNT_DIR,
   apiServers: ["10.0.0.0/8:443", "172.16.0.0/12:443", "192.168.0.0/16:443"],
@@ -151,8 +155,12 @@ function list(flag: string, items: readonly string[]): string[] {
  */
 export function permissionFlags(grants: Grants): string[] {
   const sockets = [...grants.criSockets, ...grants.multusSockets].map(checkSocket);
-  const reads = [
+  const writes = [
     ...sockets,
+    ...(grants.stateDir ? [checkPath("state directory", grants.stateDir)] : []),
+  ];
+  const reads = [
+    ...writes,
     ...(grants.configFile ? [checkPath("config file", grants.configFile)] : []),
     ...(grants.kubeconfigFiles ?? []).map((p) => checkPath("kubeconfig file", p)),
     ...(grants.serviceAccountDir
@@ -170,7 +178,7 @@ export function permissionFlags(grants: Grants): string[] {
     "--ignore-env",
     ...list("--allow-env", ALLOWED_ENV),
     ...list("--allow-read", reads),
-    ...list("--allow-write", sockets),
+    ...list("--allow-write", writes),
     ...list("--allow-net", net),
     ...list("--allow-run", run),
   ];
@@ -317,6 +325,7 @@ export async function grantsFor(loaded: LoadedConfig, options: GrantsForOptions)
   const grants: Grants = {
     criSockets: [config.criSocketPath],
     multusSockets: [config.multusSocketPath],
+    stateDir: config.stateDir,
     configFile: loaded.configPath,
     apiServers: [],
     metricsAddress: config.metricsAddress,

@@ -18,6 +18,7 @@ import {
   SelectionError,
 } from "./selection.ts";
 import {
+  isEntryOf,
   NETWORK_STATUS_ANNOTATION,
   type NetworkStatus,
   parseNetworkStatus,
@@ -28,6 +29,7 @@ import {
 import { type AttachmentId, attachmentKey, type Operation, type Plan, planPod } from "./plan.ts";
 import type { PodSandbox, SandboxLocator } from "./cri.ts";
 import type { DelegateRequest, Delegator } from "./multus.ts";
+import type { AttachmentJournal, PendingAdd } from "./journal.ts";
 import { delegateConfig, type NetworkAttachmentDefinition } from "./nad.ts";
 import {
   addedInterfaceMessage,
@@ -107,6 +109,8 @@ export interface ReconcilerDeps {
   sandboxes: SandboxLocator;
   delegator: Delegator;
   status: StatusStore;
+  /** ADDs started but not yet recorded in network-status (see `lib/journal.ts`). */
+  journal: AttachmentJournal;
   events: EventRecorder;
   log: Logger;
   options: ReconcileOptions;
@@ -157,6 +161,8 @@ interface OperationOutcome {
   ok: boolean;
   /** The status entry to record for a successful add. */
   entry?: NetworkStatus;
+  /** The journal record of an add that reached the delegate call. */
+  pending?: PendingAdd;
   error?: string;
 }
 
@@ -232,6 +238,7 @@ export class Reconciler {
   async reconcile(key: string): Promise<void> {
     const cached = this.#deps.pods.cached(key);
     if (!cached) {
+      await this.#releaseUnrecorded(key, undefined, undefined, this.#deps.log.with({ pod: key }));
       this.forget(key);
       return;
     }
@@ -240,8 +247,9 @@ export class Reconciler {
       log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
       return;
     }
+    const unfinished = this.#deps.journal.pending(key).length > 0;
     const cachedPlan = this.#planOrReport(cached, log);
-    if (!cachedPlan || cachedPlan.operations.length === 0) {
+    if (!cachedPlan || (cachedPlan.operations.length === 0 && !unfinished)) {
       this.#changedAt.delete(key);
       return;
     }
@@ -258,7 +266,7 @@ export class Reconciler {
       return;
     }
     const plan = this.#planOrReport(pod, log);
-    if (!plan || plan.operations.length === 0) {
+    if (!plan || (plan.operations.length === 0 && !unfinished)) {
       this.#changedAt.delete(key);
       return;
     }
@@ -341,6 +349,7 @@ export class Reconciler {
         sandboxId: sandbox.id,
       });
     }
+    await this.#releaseUnrecorded(key, pod, sandbox, log);
     if (!sandbox) {
       if (finished) {
         log.info("sandbox already removed; nothing left to release");
@@ -380,6 +389,7 @@ export class Reconciler {
           (entries) => applyOutcomes(entries, succeeded),
         );
         this.#deps.observer?.statusWrite?.(true);
+        await this.#deps.journal.clear(succeeded.flatMap((o) => o.pending ? [o.pending] : []));
       } catch (err) {
         if (err instanceof PodReplacedError) {
           // Deleted (or replaced) meanwhile, typically while its attachments were released:
@@ -475,6 +485,18 @@ export class Reconciler {
       command: "ADD",
       ...(Object.keys(attributes).length > 0 ? { interfaceAttributes: attributes } : {}),
     };
+    const pending: PendingAdd = { podKey: key, id: op.id, request };
+    try {
+      await this.#deps.journal.record(pending);
+    } catch (err) {
+      return {
+        op,
+        ok: false,
+        error: `cannot journal the ADD before sending it (${
+          errorText(err)
+        }); make the state directory writable`,
+      };
+    }
     try {
       let result;
       this.#deps.faultPoint?.("before-delegate", "add");
@@ -494,11 +516,56 @@ export class Reconciler {
       const entry = statusFromCniResult(network, result ?? {});
       // Plugins that report no sandbox interface must still be recorded under the name we asked for.
       if (!entry.interface) entry.interface = op.id.interface;
-      return { op, ok: true, entry };
+      return { op, ok: true, entry, pending };
     } catch (err) {
+      // The journal keeps the ADD: multus may finish it after a timeout, so the next pass
+      // releases it again before anything else.
       await this.#rollbackAdd(request, log);
       return { op, ok: false, error: errorText(err) };
     }
+  }
+
+  /**
+   * Settles the ADDs earlier passes started for pod `key` but did not record. Those that
+   * network-status now records for this pod and sandbox are done. Every other one is undone
+   * with a DEL of the very request that was sent, whatever the annotation, the NAD or the pod
+   * say now: it is what a process killed mid-ADD, or an ADD that timed out, leaves behind.
+   */
+  async #releaseUnrecorded(
+    key: string,
+    pod: PodSnapshot | undefined,
+    sandbox: PodSandbox | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const pending = this.#deps.journal.pending(key);
+    if (pending.length === 0) return;
+    const entries = pod
+      ? parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION])
+      : [];
+    const done: PendingAdd[] = [];
+    const failures: string[] = [];
+    for (const add of pending) {
+      const recorded = add.request.podUid === pod?.metadata.uid &&
+        add.request.containerId === sandbox?.id && entries.some((e) => isEntryOf(e, add.id));
+      if (!recorded) {
+        const fields = {
+          interfaceName: add.id.interface,
+          network: `${add.id.namespace}/${add.id.network}`,
+          sandboxId: add.request.containerId,
+        };
+        try {
+          await this.#delegate({ ...add.request, command: "DEL" });
+          log.info("released an attachment whose ADD was never recorded", fields);
+        } catch (err) {
+          log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
+          failures.push(`release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`);
+          continue;
+        }
+      }
+      done.push(add);
+    }
+    await this.#deps.journal.clear(done);
+    if (failures.length > 0) throw new ReconcileError(key, failures);
   }
 
   /**

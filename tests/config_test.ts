@@ -95,6 +95,12 @@ const SAMPLES: Record<ConfigKey, Sample> = {
     flag: "/g/m.sock",
     expect: ["/f/m.sock", "/e/m.sock", "/g/m.sock"],
   },
+  stateDir: {
+    file: "/f/state",
+    env: "/e/state",
+    flag: "/g/state",
+    expect: ["/f/state", "/e/state", "/g/state"],
+  },
   workers: { file: 3, env: "4", flag: "5", expect: [3, 4, 5] },
   criTimeoutMs: { file: 1000, env: "2000", flag: "3000", expect: [1000, 2000, 3000] },
   delegateTimeoutMs: { file: 10, env: "20", flag: "30", expect: [10, 20, 30] },
@@ -478,4 +484,15 @@ Deno.test("flags, variables and keys are unique", () => {
     const values = CONFIG_KEYS.map((s) => s[field]);
     assert.equal(new Set(values).size, values.length, field);
   }
+});
+
+Deno.test("the state directory must be an absolute path a permission list can name", () => {
+  for (const bad of ["state", "/var/lib/a,b"]) {
+    const problems = problemsOf(() => load({ args: [`--state-dir=${bad}`] }));
+    assert.equal(problems.length, 1, problems.join("\n"));
+    assert.ok(problems[0].includes("--state-dir"), problems[0]);
+    assert.ok(problems[0].includes(JSON.stringify(bad)), problems[0]);
+    assert.ok(problems[0].includes("an absolute path without commas"), problems[0]);
+  }
+  assert.equal(load({ args: [] }).config.stateDir, "/var/lib/dynamic-networks-controller");
 });

@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { load as loadYaml } from "npm:js-yaml@5.5.0";
 import { ControllerProcess } from "./e2e/controller_process.ts";
+import { DEFAULTS } from "../lib/config.ts";
+import { DEPLOY_GRANTS } from "../lib/permissions.ts";
 import {
   NETWORK_STATUS_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -129,6 +131,16 @@ for (const [overlay, runtimeDir] of [["base", "/run/containerd"], ["crio", "/run
       assert.ok(["Directory", "DirectoryOrCreate"].includes(cri.volume.hostPath.type));
       const multus = mountOf(config.multusSocketPath);
       assert.equal(multus.volume.hostPath.path + multus.rest, "/run/multus/multus.sock");
+      // The journal directory is a host directory of its own (it must outlive the pod), at the
+      // path the program defaults to and is granted.
+      const stateDir = config.stateDir ?? DEFAULTS.stateDir;
+      assert.equal(stateDir, DEPLOY_GRANTS.stateDir);
+      const state = (container.volumeMounts as Yaml[]).find((m) => m.mountPath === stateDir);
+      assert.ok(state, `nothing is mounted at ${stateDir}`);
+      const stateVolume = (spec.volumes as Yaml[]).find((v) => v.name === state.name);
+      assert.equal(stateVolume.hostPath.path, stateDir);
+      assert.equal(stateVolume.hostPath.type, "DirectoryOrCreate");
+      assert.notEqual(state.readOnly, true);
       // The --config file is the ConfigMap's key.
       const configArg = (container.args as string[]).find((a) => a.startsWith("--config="))!;
       const file = mountOf(configArg.slice("--config=".length));

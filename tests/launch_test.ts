@@ -52,6 +52,7 @@ Deno.test("run: the controller gets its sockets, config, kubeconfig files and se
     permissionFlags({
       criSockets: ["/run/crio/crio.sock"],
       multusSockets: ["/run/multus/multus.sock"],
+      stateDir: "/var/lib/dynamic-networks-controller",
       configFile: DEFAULT_CONFIG_PATH,
       kubeconfigFiles: ["/rig/kubeconfig", "/rig/ca.crt", "/rig/admin.crt", "/rig/admin.key"],
       apiServers: ["127.0.0.1:16443"],

@@ -54,7 +54,7 @@ Deno.test("the deployment flags are scoped: no -A, no bare grant, every list exp
   assert.equal(listOf(flags, "run"), undefined);
 });
 
-Deno.test("each socket is granted read, write and unix: net on its exact path, and nothing else is written", () => {
+Deno.test("each socket is granted read, write and unix: net on its exact path; only they and the state directory are written", () => {
   const flags = permissionFlags(DEPLOY_GRANTS);
   const sockets = [...DEPLOY_GRANTS.criSockets, ...DEPLOY_GRANTS.multusSockets];
   const read = listOf(flags, "read")!;
@@ -63,7 +63,8 @@ Deno.test("each socket is granted read, write and unix: net on its exact path, a
     assert.ok(read.includes(s), s);
     assert.ok(net.includes(`unix:${s}`), s);
   }
-  assert.deepEqual(listOf(flags, "write")!.sort(), [...sockets].sort());
+  assert.deepEqual(listOf(flags, "write")!.sort(), [...sockets, DEPLOY_GRANTS.stateDir].sort());
+  assert.ok(read.includes(DEPLOY_GRANTS.stateDir!));
   assert.deepEqual(
     net.filter((n) => n.startsWith("unix:")).sort(),
     sockets.map((s) => `unix:${s}`).sort(),
@@ -74,6 +75,7 @@ Deno.test("the deployment grants match the program's defaults and the pod's moun
   assert.equal(DEPLOY_GRANTS.configFile, DEFAULT_CONFIG_PATH);
   assert.equal(DEPLOY_GRANTS.metricsAddress, DEFAULTS.metricsAddress);
   assert.equal(DEPLOY_GRANTS.serviceAccountDir, SERVICE_ACCOUNT_DIR);
+  assert.equal(DEPLOY_GRANTS.stateDir, DEFAULTS.stateDir);
   // Every granted socket is one that detection would try, so an empty ConfigMap still works.
   for (const s of DEPLOY_GRANTS.criSockets) assert.ok(CRI_SOCKET_CANDIDATES.includes(s), s);
   for (const s of DEPLOY_GRANTS.multusSockets) assert.ok(MULTUS_SOCKET_CANDIDATES.includes(s), s);

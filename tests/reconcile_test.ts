@@ -5,6 +5,7 @@
  * reconciler does when a call fails at a precise point, which the rig cannot stage on cue.
  */
 import assert from "node:assert/strict";
+import { MemoryJournal } from "../lib/journal.ts";
 import { Logger } from "../lib/log.ts";
 import type { DelegateRequest } from "../lib/multus.ts";
 import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile.ts";
@@ -41,6 +42,14 @@ class World {
   failStatusWrites = 0;
   sandboxRemoved = false;
   failDelegate?: (req: DelegateRequest) => string | undefined;
+  /** The journal survives "restarts" (new reconcilers), as the state directory does. */
+  journal = new MemoryJournal();
+  /** Whether the pod is still in the cache (false once deleted). */
+  present = true;
+  /** When set, an ADD attaches and then never answers: the process dies before it sees the result. */
+  hangAfterAdd = false;
+  /** When set, a status write lands and then never answers. */
+  hangAfterStatusWrite = false;
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
     this.pod = {
@@ -75,8 +84,8 @@ class World {
     const world = this;
     return new Reconciler({
       pods: {
-        cached: () => structuredClone(world.pod),
-        fetch: () => Promise.resolve(structuredClone(world.pod)),
+        cached: () => world.present ? structuredClone(world.pod) : undefined,
+        fetch: () => Promise.resolve(world.present ? structuredClone(world.pod) : undefined),
       },
       nads: {
         get: (namespace, name) => {
@@ -109,6 +118,7 @@ class World {
             );
           }
           world.netns.set(req.ifname, network);
+          if (world.hangAfterAdd) return new Promise(() => {});
           return Promise.resolve({
             cniVersion: "1.0.0",
             interfaces: [{ name: req.ifname, mac: "02:00:00:00:00:01", sandbox: req.netns }],
@@ -125,9 +135,11 @@ class World {
           }
           const next = mutate(world.status());
           world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = formatNetworkStatus(next);
+          if (world.hangAfterStatusWrite) return new Promise(() => {});
           return Promise.resolve({ written: true });
         },
       },
+      journal: world.journal,
       events: {
         record(_pod, type, reason, message) {
           world.events.push({ type, reason, message });
@@ -184,7 +196,9 @@ Deno.test("a failed status write is repaired by the next pass without 'already e
   await reconciler.reconcile("ns1/p");
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
   assert.deepEqual(world.attached(), { net1: "a" });
-  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "ADD net1 a", "DEL net1 a", "ADD net1 a"]);
+  // The unrecorded ADD is released from the journal first, then planned again from scratch.
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a", "ADD net1 a"]);
+  assert.deepEqual(world.journal.podKeys(), []);
 });
 
 Deno.test("a swap removes the old attachment before adding the new one (original #297)", async () => {
@@ -317,4 +331,91 @@ Deno.test("a failed ADD is undone with a DEL so no unrecorded link stays behind"
   assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
   assert.deepEqual(world.attached(), {});
   assert.deepEqual(world.recorded(), {});
+});
+
+/**
+ * Starts a pass that never finishes (the process "dies" inside it) and waits until the
+ * world shows the step it dies after.
+ */
+async function dieDuring(world: World, reached: () => boolean): Promise<void> {
+  void world.reconciler().reconcile("ns1/p").catch(() => {});
+  for (let i = 0; i < 100 && !reached(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(reached(), "the pass never reached the point it was meant to die at");
+  world.hangAfterAdd = false;
+  world.hangAfterStatusWrite = false;
+}
+
+Deno.test("an ADD cut short is released after a restart even when the annotation dropped it", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+  assert.equal(world.journal.pending("ns1/p").length, 1);
+
+  world.setNetworks([]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), {});
+  assert.deepEqual(world.recorded(), {});
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("an ADD cut short is released with its own config when its name moved to another network", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.setNetworks([{ name: "b", interface: "net1" }]);
+  world.nads.delete("ns1/a"); // the journal holds a's config: the release does not need the NAD
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "b" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/b" });
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a", "ADD net1 b"]);
+  assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("an ADD whose status write landed is only cleared from the journal after a restart", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterStatusWrite = true;
+  await dieDuring(world, () => world.recorded().net1 !== undefined);
+  assert.equal(world.journal.pending("ns1/p").length, 1);
+
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a"]);
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("an ADD cut short is released when its pod is deleted before the restart", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.present = false;
+  world.sandboxRemoved = true;
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("a failed release of an unfinished ADD keeps it journaled and retries", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.setNetworks([]);
+  let refusals = 1;
+  world.failDelegate = (req) =>
+    req.command === "DEL" && refusals-- > 0 ? "multus: connection refused" : undefined;
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), /release unrecorded ns1\/a\/net1/);
+  assert.equal(world.journal.pending("ns1/p").length, 1);
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.attached(), {});
+  assert.deepEqual(world.journal.podKeys(), []);
 });

@@ -115,6 +115,7 @@ Deno.test({
         `--node-name=${r.nodeName}`,
         `--cri-socket=${r.criSocket}`,
         `--multus-socket=${r.multusSocket}`,
+        `--state-dir=${r.agentStateDir}`,
         `--metrics-address=127.0.0.1:${port}`,
       ], { env });
       const main = command.indexOf(MAIN_PATH);

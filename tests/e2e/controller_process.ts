@@ -55,6 +55,7 @@ export class ControllerProcess {
       `--node-name=${rig.nodeName}`,
       `--cri-socket=${rig.criSocket}`,
       `--multus-socket=${rig.multusSocket}`,
+      `--state-dir=${rig.agentStateDir}`,
       `--metrics-address=127.0.0.1:${port}`,
       "--log-level=debug",
       "--retry-base-delay-ms=100",

@@ -389,6 +389,14 @@ export class Rig {
     return `${this.dir}/cni/ipam`;
   }
 
+  /**
+   * The agent's state directory (its attachment journal) on this node: agents started
+   * one after another on the rig share it, as DaemonSet pods on a node share their hostPath.
+   */
+  get agentStateDir(): string {
+    return `${this.dir}/agent-state`;
+  }
+
   /** The CNI plugin directory containerd and multus use (Debian plugins + multus-shim). */
   get cniBinDir(): string {
     return `${this.dir}/cni/bin`;

@@ -1,0 +1,121 @@
+/**
+ * The attachment journal on disk: what one process records, the next one finds; damaged
+ * files are set aside with a warning instead of stopping the agent.
+ */
+import assert from "node:assert/strict";
+import { FileJournal, MemoryJournal, type PendingAdd } from "../lib/journal.ts";
+import { Logger } from "../lib/log.ts";
+
+function add(uid: string, ifname: string, network = "blue"): PendingAdd {
+  return {
+    podKey: `ns1/pod-${uid}`,
+    id: { namespace: "ns1", network, interface: ifname },
+    request: {
+      command: "ADD",
+      containerId: `sandbox-${uid}`,
+      netns: `/var/run/netns/cni-${uid}`,
+      ifname,
+      podNamespace: "ns1",
+      podName: `pod-${uid}`,
+      podUid: uid,
+      config: new TextEncoder().encode(JSON.stringify({ name: network, type: "macvlan" })),
+      interfaceAttributes: { ips: ["10.1.1.5/24"], mac: "02:00:00:00:00:05" },
+    },
+  };
+}
+
+function quietLog(lines: string[] = []): Logger {
+  return new Logger({ level: "debug", sink: (line) => lines.push(line) });
+}
+
+Deno.test("journal: a record survives the process and is gone once cleared", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
+    await first.record(add("u1", "net1"));
+    await first.record(add("u1", "net2", "green"));
+    await first.record(add("u2", "net1"));
+    assert.equal((await Deno.stat(`${dir}/state`)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(`${dir}/state/u1.json`)).mode! & 0o777, 0o600);
+
+    const second = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
+    assert.deepEqual(second.podKeys().sort(), ["ns1/pod-u1", "ns1/pod-u2"]);
+    assert.deepEqual(second.pending("ns1/pod-u1"), [add("u1", "net1"), add("u1", "net2", "green")]);
+
+    await second.clear([add("u1", "net1"), add("u2", "net1")]);
+    assert.deepEqual(second.pending("ns1/pod-u1"), [add("u1", "net2", "green")]);
+    assert.deepEqual(second.pending("ns1/pod-u2"), []);
+    const files = [...Deno.readDirSync(`${dir}/state`)].map((e) => e.name).sort();
+    assert.deepEqual(files, ["u1.json"]);
+
+    const third = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
+    assert.deepEqual(third.pending("ns1/pod-u1"), [add("u1", "net2", "green")]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: recording the same ADD again replaces it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const journal = await FileJournal.open({ dir, log: quietLog() });
+    await journal.record(add("u1", "net1"));
+    await journal.record(add("u1", "net1"));
+    assert.equal(journal.pending("ns1/pod-u1").length, 1);
+    const memory = new MemoryJournal();
+    await memory.record(add("u1", "net1"));
+    await memory.record(add("u1", "net1"));
+    assert.equal(memory.pending("ns1/pod-u1").length, 1);
+    await memory.clear([add("u1", "net1")]);
+    assert.deepEqual(memory.podKeys(), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: a damaged or misnamed file is set aside with a warning naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = await FileJournal.open({ dir, log: quietLog() });
+    await good.record(add("u1", "net1"));
+    await Deno.writeTextFile(`${dir}/u2.json`, '{"version":1,"podKey":"ns1/p"'); // torn
+    await Deno.copyFile(`${dir}/u1.json`, `${dir}/u3.json`); // names another pod
+    await Deno.writeTextFile(`${dir}/notes.txt`, "not a journal file");
+
+    const lines: string[] = [];
+    const journal = await FileJournal.open({ dir, log: quietLog(lines) });
+    assert.deepEqual(journal.podKeys(), ["ns1/pod-u1"]);
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(files, ["notes.txt", "u1.json", "u2.json.invalid", "u3.json.invalid"]);
+    const warnings = lines.map((l) => JSON.parse(l)).filter((r) => r.level === "warn");
+    assert.deepEqual(warnings.map((w) => w.file).sort(), [`${dir}/u2.json`, `${dir}/u3.json`]);
+    assert.ok(warnings.every((w) => typeof w.err === "string" && w.err !== ""));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: a state directory that cannot be created fails with the path and the fix", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "");
+    await assert.rejects(
+      FileJournal.open({ dir: `${dir}/file/state`, log: quietLog() }),
+      (err: Error) =>
+        err.message.includes(`${dir}/file/state`) && err.message.includes("set stateDir"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: a pod UID that cannot name a file is refused before anything is sent", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const journal = await FileJournal.open({ dir, log: quietLog() });
+    await assert.rejects(journal.record(add("../escape", "net1")), /pod UID "..\/escape"/);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
