@@ -24,13 +24,25 @@ function add(uid: string, ifname: string, network = "blue"): PendingAdd {
   };
 }
 
+/** A test body run with a fresh temporary directory, removed afterwards. */
+function inTempDir(body: (dir: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await body(dir);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+}
+
 function quietLog(lines: string[] = []): Logger {
   return new Logger({ level: "debug", sink: (line) => lines.push(line) });
 }
 
-Deno.test("journal: a record survives the process and is gone once cleared", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test(
+  "journal: a record survives the process and is gone once cleared",
+  inTempDir(async (dir) => {
     const first = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
     await first.record(add("u1", "net1"));
     await first.record(add("u1", "net2", "green"));
@@ -50,14 +62,12 @@ Deno.test("journal: a record survives the process and is gone once cleared", asy
 
     const third = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
     assert.deepEqual(third.pending("ns1/pod-u1"), [add("u1", "net2", "green")]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("journal: recording the same ADD again replaces it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test(
+  "journal: recording the same ADD again replaces it",
+  inTempDir(async (dir) => {
     const journal = await FileJournal.open({ dir, log: quietLog() });
     await journal.record(add("u1", "net1"));
     await journal.record(add("u1", "net1"));
@@ -68,14 +78,12 @@ Deno.test("journal: recording the same ADD again replaces it", async () => {
     assert.equal(memory.pending("ns1/pod-u1").length, 1);
     await memory.clear([add("u1", "net1")]);
     assert.deepEqual(memory.podKeys(), []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("journal: a damaged or misnamed file is set aside with a warning naming it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test(
+  "journal: a damaged or misnamed file is set aside with a warning naming it",
+  inTempDir(async (dir) => {
     const good = await FileJournal.open({ dir, log: quietLog() });
     await good.record(add("u1", "net1"));
     await Deno.writeTextFile(`${dir}/u2.json`, '{"version":1,"podKey":"ns1/p"'); // torn
@@ -90,32 +98,26 @@ Deno.test("journal: a damaged or misnamed file is set aside with a warning namin
     const warnings = lines.map((l) => JSON.parse(l)).filter((r) => r.level === "warn");
     assert.deepEqual(warnings.map((w) => w.file).sort(), [`${dir}/u2.json`, `${dir}/u3.json`]);
     assert.ok(warnings.every((w) => typeof w.err === "string" && w.err !== ""));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("journal: a state directory that cannot be created fails with the path and the fix", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test(
+  "journal: a state directory that cannot be created fails with the path and the fix",
+  inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "");
     await assert.rejects(
       FileJournal.open({ dir: `${dir}/file/state`, log: quietLog() }),
       (err: Error) =>
         err.message.includes(`${dir}/file/state`) && err.message.includes("set stateDir"),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("journal: a pod UID that cannot name a file is refused before anything is sent", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test(
+  "journal: a pod UID that cannot name a file is refused before anything is sent",
+  inTempDir(async (dir) => {
     const journal = await FileJournal.open({ dir, log: quietLog() });
     await assert.rejects(journal.record(add("../escape", "net1")), /pod UID "..\/escape"/);
     assert.deepEqual([...Deno.readDirSync(dir)], []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
