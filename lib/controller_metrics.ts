@@ -5,7 +5,8 @@
  * and CRI call durations, hot-plug latency, status writes).
  *
  * {@linkcode ControllerMetrics} has one typed method per thing worth counting. Its
- * `attachmentOperation`, `delegateDuration`, `statusWrite` and `hotplugCompleted` methods
+ * `attachmentOperation`, `delegateDuration`, `statusWrite`, `unrecordedRelease` and
+ * `hotplugCompleted` methods
  * match the reconciler's observer, and {@linkcode ControllerMetrics.queueMetrics} adapts it
  * to the work queue.
  *
@@ -176,6 +177,7 @@ export class ControllerMetrics {
   readonly #criRequests: Counter<"method" | "code">;
   readonly #hotplugLatency: Histogram<"operation">;
   readonly #statusWrites: Counter<"result">;
+  readonly #unrecordedReleases: Counter<"result">;
   readonly #statusConflicts: Counter;
   readonly #events: Counter<"reason">;
   readonly #pods: Gauge;
@@ -304,6 +306,12 @@ export class ControllerMetrics {
       help: "Writes of the network-status annotation, by result.",
       labelNames: ["result"],
     });
+    this.#unrecordedReleases = r.counter({
+      name: "dynamic_networks_unrecorded_releases_total",
+      help:
+        "ADDs cut short by a crash or a timeout and released from the attachment journal with a DEL, by result.",
+      labelNames: ["result"],
+    });
     this.#statusConflicts = r.counter({
       name: "dynamic_networks_status_update_conflicts_total",
       help: "network-status writes that met a conflict (HTTP 409) and were retried.",
@@ -400,6 +408,11 @@ export class ControllerMetrics {
   /** Counts one network-status write and whether it succeeded. */
   statusWrite(ok: boolean): void {
     this.#statusWrites.inc({ result: ok ? "success" : "error" });
+  }
+
+  /** Counts one DEL of an ADD the journal held unrecorded, and whether it succeeded. */
+  unrecordedRelease(ok: boolean): void {
+    this.#unrecordedReleases.inc({ result: ok ? "success" : "error" });
   }
 
   /** Counts a network-status write that met a conflict and was retried. */

@@ -89,6 +89,7 @@ export interface ReconcileObserver {
   attachmentOperation?(operation: "add" | "remove", ok: boolean): void;
   delegateDuration?(command: "ADD" | "DEL", seconds: number): void;
   statusWrite?(ok: boolean): void;
+  unrecordedRelease?(ok: boolean): void;
   hotplugCompleted?(operation: "add" | "remove", seconds: number): void;
 }
 
@@ -555,8 +556,10 @@ export class Reconciler {
         };
         try {
           await this.#delegate({ ...add.request, command: "DEL" });
+          this.#deps.observer?.unrecordedRelease?.(true);
           log.info("released an attachment whose ADD was never recorded", fields);
         } catch (err) {
+          this.#deps.observer?.unrecordedRelease?.(false);
           log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
           failures.push(`release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`);
           continue;

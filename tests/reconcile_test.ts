@@ -50,6 +50,8 @@ class World {
   hangAfterAdd = false;
   /** When set, a status write lands and then never answers. */
   hangAfterStatusWrite = false;
+  /** Results of the releases of unrecorded ADDs, as reported to the observer. */
+  releases: boolean[] = [];
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
     this.pod = {
@@ -140,6 +142,7 @@ class World {
         },
       },
       journal: world.journal,
+      observer: { unrecordedRelease: (ok) => world.releases.push(ok) },
       events: {
         record(_pod, type, reason, message) {
           world.events.push({ type, reason, message });
@@ -358,6 +361,7 @@ Deno.test("an ADD cut short is released after a restart even when the annotation
   assert.deepEqual(world.recorded(), {});
   assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
   assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.releases, [true]);
 });
 
 Deno.test("an ADD cut short is released with its own config when its name moved to another network", async () => {
@@ -385,6 +389,7 @@ Deno.test("an ADD whose status write landed is only cleared from the journal aft
 
   await world.converge(world.reconciler());
   assert.deepEqual(world.delegateCalls, ["ADD net1 a"]);
+  assert.deepEqual(world.releases, []);
   assert.deepEqual(world.attached(), { net1: "a" });
   assert.deepEqual(world.journal.podKeys(), []);
 });
@@ -418,4 +423,5 @@ Deno.test("a failed release of an unfinished ADD keeps it journaled and retries"
   await reconciler.reconcile("ns1/p");
   assert.deepEqual(world.attached(), {});
   assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.releases, [false, true]);
 });

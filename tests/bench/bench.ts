@@ -7,7 +7,9 @@
  *    against the floor: the multus `/delegate` time of the same operation, read from the
  *    controller's `dynamic_networks_delegate_duration_seconds` histogram.
  * 2. A burst: every pod on the node gets 2 interfaces in one edit, all edits at once, with the
- *    default workers and again with `--workers 1`.
+ *    default workers and again with `--workers 1`. Then the same two bursts through a plugin
+ *    that waits `--plugin-wait-ms` before doing macvlan's work, as a plugin that calls a cloud
+ *    API does: it shows what concurrency gives when the node's CPUs are not the limit.
  * 3. Memory (VmRSS, VmHWM): idle with 0 and with all pods cached, peak during the bursts.
  * 4. Start-up with all pods present: process start → caches synced → first reconcile → all.
  * 5. API economy: requests per hot-plug and per idle hour from `rest_client_requests_total`,
@@ -16,7 +18,8 @@
  * Needs root and the rig's set-up (`bash tests/rig/setup.sh`). Usage:
  *
  * ```sh
- * deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3] [--out FILE]
+ * deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]
+ *                 [--plugin-wait-ms 200] [--out FILE]
  * ```
  *
  * @module
@@ -24,6 +27,8 @@
 import { parseArgs } from "node:util";
 import { ControllerProcess } from "../e2e/controller_process.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
+import { FileJournal } from "../../lib/journal.ts";
+import { Logger } from "../../lib/log.ts";
 import { NetnsMonitor } from "./netns_monitor.ts";
 import { PodWatch, type WatchedPod } from "./pod_watch.ts";
 import { procMemory, RssSampler } from "./proc.ts";
@@ -32,6 +37,8 @@ import { round, summarize, type Summary } from "./stats.ts";
 
 const NAMESPACE = "bench";
 const NAD = "bench-macvlan";
+/** A NAD whose plugin waits before it works (see `--plugin-wait-ms`). */
+const WAITING_NAD = "bench-waiting-macvlan";
 const WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"];
 
 /** Command-line options of the bench. */
@@ -41,6 +48,7 @@ interface BenchOptions {
   idleSeconds: number;
   startups: number;
   createParallel: number;
+  pluginWaitMs: number;
   out: string;
 }
 
@@ -53,6 +61,7 @@ function parseOptions(args: string[]): BenchOptions {
       "idle-seconds": { type: "string", default: "60" },
       startups: { type: "string", default: "3" },
       "create-parallel": { type: "string", default: "6" },
+      "plugin-wait-ms": { type: "string", default: "200" },
       out: { type: "string", default: ".rig/bench-report.json" },
       help: { type: "boolean", default: false },
     },
@@ -60,7 +69,8 @@ function parseOptions(args: string[]): BenchOptions {
   if (values.help) {
     console.log(
       "usage: deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]\n" +
-        "                       [--create-parallel 6] [--out .rig/bench-report.json]",
+        "                       [--create-parallel 6] [--plugin-wait-ms 200 (0: skip)]\n" +
+        "                       [--out .rig/bench-report.json]",
     );
     Deno.exit(0);
   }
@@ -77,6 +87,7 @@ function parseOptions(args: string[]): BenchOptions {
     idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
     startups: int("startups", values.startups, 1),
     createParallel: int("create-parallel", values["create-parallel"], 1),
+    pluginWaitMs: int("plugin-wait-ms", values["plugin-wait-ms"], 0),
     out: values.out,
   };
 }
@@ -108,8 +119,11 @@ function hasAll(pod: WatchedPod, names: readonly string[]): boolean {
   return names.every((n) => have.has(n));
 }
 
+/** The networks annotation for `ifnames`; names starting with "w" use the waiting plugin. */
 function networks(ifnames: readonly string[]): string {
-  return JSON.stringify(ifnames.map((i) => ({ name: NAD, interface: i })));
+  return JSON.stringify(
+    ifnames.map((i) => ({ name: i.startsWith("w") ? WAITING_NAD : NAD, interface: i })),
+  );
 }
 
 async function scrape(ctl: ControllerProcess): Promise<Scrape> {
@@ -293,6 +307,76 @@ async function startupRun(
   };
 }
 
+/**
+ * What journaling one ADD costs (record before the call, clear after the status write), on a
+ * disk-backed directory like the DaemonSet's `/var/lib` hostPath; the journal is not on the
+ * controller's metrics, so it is timed here, in-process, `n` times.
+ */
+async function journalCost(n: number): Promise<Summary> {
+  const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "dnc-bench-journal-" });
+  try {
+    const journal = await FileJournal.open({
+      dir,
+      log: new Logger({ level: "error", sink: () => {} }),
+    });
+    const config = new TextEncoder().encode(JSON.stringify({
+      cniVersion: "0.3.1",
+      name: NAD,
+      type: "macvlan",
+      master: "eth1",
+      ipam: { type: "host-local", ranges: [[{ subnet: "10.150.0.0/16" }]] },
+    }));
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const add = {
+        podKey: `${NAMESPACE}/bench-${i % 110}`,
+        id: { namespace: NAMESPACE, network: NAD, interface: "net1" },
+        request: {
+          command: "ADD" as const,
+          containerId: `${i % 110}`.padStart(64, "0"),
+          netns: `/var/run/netns/cni-${i % 110}`,
+          ifname: "net1",
+          podNamespace: NAMESPACE,
+          podName: `bench-${i % 110}`,
+          podUid: `00000000-0000-0000-0000-${String(i % 110).padStart(12, "0")}`,
+          config,
+        },
+      };
+      const t0 = performance.now();
+      await journal.record(add);
+      await journal.clear([add]);
+      times.push(performance.now() - t0);
+    }
+    return summarize(times);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Installs, in the rig's CNI directory, a plugin that sleeps `waitMs` and then does macvlan's
+ * work, and a NAD that uses it: the stand-in for a plugin that waits on a remote API.
+ */
+async function waitingPlugin(rig: Rig, waitMs: number): Promise<void> {
+  const type = "bench-waiting-macvlan";
+  await Deno.writeTextFile(
+    `${rig.cniBinDir}/${type}`,
+    `#!/bin/sh\nsleep ${(waitMs / 1000).toFixed(3)}\nexec "$(dirname "$0")/macvlan" "$@"\n`,
+    { mode: 0o755 },
+  );
+  await rig.createNad(NAMESPACE, WAITING_NAD, {
+    cniVersion: "0.3.1",
+    type,
+    master: rig.macvlanMaster,
+    mode: "bridge",
+    ipam: {
+      type: "host-local",
+      dataDir: rig.ipamDataDir,
+      ranges: [[{ subnet: "10.151.0.0/16" }]],
+    },
+  });
+}
+
 /** The outcome of one burst. */
 interface BurstResult {
   workers: number;
@@ -457,7 +541,7 @@ function machine() {
 }
 
 function ms(v: number): string {
-  return Number.isFinite(v) ? v.toFixed(1) : "-";
+  return Number.isFinite(v) ? v.toFixed(v < 1 ? 2 : 1) : "-";
 }
 
 function row(cells: (string | number)[], widths: number[]): string {
@@ -497,36 +581,47 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
       ["  of which CRI sandbox lookup", "criMs"],
       ["  of which API GETs (fresh reads)", "apiGetMs"],
       ["  of which API PUT (status write)", "apiPutMs"],
+      ["  of which journal write + clear", "journalMs"],
     ] as const
   ) {
     const s = lat[key]!;
     lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.p99)], w));
   }
   lines.push("");
-  const bursts = report.bursts as BurstResult[];
   const bw = [34, 8, 10, 10, 10, 10];
   lines.push(row(["burst", "workers", "all ms", "pod p50", "pod p90", "peak MiB"], bw));
-  for (const b of bursts) {
+  const burstLines = (bursts: BurstResult[], label: string, speedup: number) => {
+    for (const b of bursts) {
+      lines.push(
+        row([
+          `${b.pods} pods × ${b.interfacesPerPod} interfaces${label}`,
+          b.workers,
+          ms(b.allStatusMs),
+          ms(b.perPodMs.median),
+          ms(b.perPodMs.p90),
+          ms(b.peakRssMiB),
+        ], bw),
+      );
+    }
     lines.push(
-      row([
-        `${b.pods} pods × ${b.interfacesPerPod} interfaces`,
-        b.workers,
-        ms(b.allStatusMs),
-        ms(b.perPodMs.median),
-        ms(b.perPodMs.p90),
-        ms(b.peakRssMiB),
-      ], bw),
+      `speed-up: ${speedup.toFixed(2)}× · per /delegate call: ${
+        bursts.map((b) => `${ms(b.delegateSumMs / b.delegateCalls)} ms`).join(" vs ")
+      } · machine CPU busy: ${
+        bursts.map((b) => `${b.machineCpuBusyPercent.toFixed(0)} %`).join(" vs ")
+      } · controller CPU: ${
+        bursts.map((b) => `${b.controllerCpuSeconds.toFixed(2)} s`).join(" vs ")
+      }`,
+    );
+  };
+  burstLines(report.bursts as BurstResult[], "", report.burstSpeedup as number);
+  const waiting = report.waitingBursts as BurstResult[];
+  if (waiting.length > 0) {
+    burstLines(
+      waiting,
+      `, plugin waits ${(report.options as BenchOptions).pluginWaitMs} ms`,
+      report.waitingBurstSpeedup as number,
     );
   }
-  lines.push(
-    `speed-up: ${(report.burstSpeedup as number).toFixed(2)}× · per /delegate call: ${
-      bursts.map((b) => `${ms(b.delegateSumMs / b.delegateCalls)} ms`).join(" vs ")
-    } · machine CPU busy: ${
-      bursts.map((b) => `${b.machineCpuBusyPercent.toFixed(0)} %`).join(" vs ")
-    } · controller CPU: ${
-      bursts.map((b) => `${b.controllerCpuSeconds.toFixed(2)} s`).join(" vs ")
-    }`,
-  );
   lines.push("");
   const st = report.startup as Record<string, Summary>;
   lines.push(row(["start-up with pods present (ms)", "n", "median", "p90", "max"], w));
@@ -586,6 +681,7 @@ async function main(): Promise<void> {
         ranges: [[{ subnet: "10.150.0.0/16" }]],
       },
     });
+    if (options.pluginWaitMs > 0) await waitingPlugin(rig, options.pluginWaitMs);
     watch = await PodWatch.start(rig.kubeconfig, NAMESPACE);
 
     // Controller A: resync every 10 s, so that the idle window covers several resyncs.
@@ -640,7 +736,19 @@ async function main(): Promise<void> {
     const { ctl: c, sample: startupOne } = await startupRun(rig, pods.length, ["--workers=1"]);
     controllers.push(c);
     const burstOne = await burst(c, watch, rig, pods, ["ba1", "ba2"], ["bc1", "bc2"]);
-    await c.stop();
+    const waitingBursts: BurstResult[] = [];
+    if (options.pluginWaitMs > 0) {
+      progress(`burst through a plugin that waits ${options.pluginWaitMs} ms, --workers 1`);
+      const kept = ["ba1", "ba2", "bc1", "bc2"];
+      const waitingOne = await burst(c, watch, rig, pods, kept, ["wc1", "wc2"]);
+      await c.stop();
+      progress("the same with the default workers");
+      const { ctl: d } = await startupRun(rig, pods.length, []);
+      controllers.push(d);
+      waitingBursts.push(await burst(d, watch, rig, pods, [...kept, "wc1", "wc2"], ["wa1", "wa2"]));
+      waitingBursts.push(waitingOne);
+      await d.stop();
+    } else await c.stop();
 
     const pick = (op: "add" | "remove", f: keyof LatencySample) =>
       samples.filter((s) => s.op === op).map((s) => s[f] as number);
@@ -669,6 +777,7 @@ async function main(): Promise<void> {
       criMs: summarize(samples.map((s) => s.criMs)),
       apiGetMs: summarize(samples.map((s) => s.apiMs.GET ?? 0)),
       apiPutMs: summarize(samples.map((s) => s.apiMs.PUT ?? 0)),
+      journalMs: await journalCost(500),
     };
     const startupSummary = Object.fromEntries(
       (["cachesSyncedMs", "firstReconcileMs", "allReconciledMs", "readyMs", "launchMs"] as const)
@@ -692,6 +801,10 @@ async function main(): Promise<void> {
       latencySamples: samples,
       bursts: [burstMany, burstOne],
       burstSpeedup: speedup,
+      waitingBursts,
+      waitingBurstSpeedup: waitingBursts.length === 2
+        ? waitingBursts[1]!.allStatusMs / waitingBursts[0]!.allStatusMs
+        : undefined,
       startup: startupSummary,
       startupSamples: [...startups, startupOne],
       memory,
