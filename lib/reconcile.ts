@@ -390,7 +390,6 @@ export class Reconciler {
           (entries) => applyOutcomes(entries, succeeded),
         );
         this.#deps.observer?.statusWrite?.(true);
-        await this.#deps.journal.clear(succeeded.flatMap((o) => o.pending ? [o.pending] : []));
       } catch (err) {
         if (err instanceof PodReplacedError) {
           // Deleted (or replaced) meanwhile, typically while its attachments were released:
@@ -405,6 +404,12 @@ export class Reconciler {
         throw new ReconcileError(key, [`network-status write failed: ${errorText(err)}`]);
       }
       this.#fault("after-status-write", succeeded);
+      try {
+        await this.#deps.journal.clear(succeeded.flatMap((o) => o.pending ? [o.pending] : []));
+      } catch (err) {
+        // Harmless: the next pass finds them recorded in network-status and drops them then.
+        log.warn("clearing recorded ADDs from the journal failed", { err });
+      }
     }
 
     for (const outcome of outcomes) this.#report(pod, outcome, log);
