@@ -267,7 +267,7 @@ export async function kubeconfigGrants(
       cause: err,
     });
   }
-  const { load } = await import("npm:js-yaml@5.5.0");
+  const { load } = await import("js-yaml");
   let doc: Yaml;
   try {
     doc = load(text);

@@ -7,7 +7,7 @@
  * (deleting or patching pods); `kubectl delete -k deploy/base` removes it all.
  */
 import assert from "node:assert/strict";
-import { load as loadYaml } from "npm:js-yaml@5.5.0";
+import { load as loadYaml } from "js-yaml";
 import { ControllerProcess } from "./e2e/controller_process.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { DEPLOY_GRANTS } from "../lib/permissions.ts";

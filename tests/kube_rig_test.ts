@@ -7,7 +7,7 @@
  * deploy/base/cluster_role.yaml, so the tests also prove that RBAC is enough.
  */
 import assert from "node:assert/strict";
-import { load as loadYaml } from "npm:js-yaml@5.5.0";
+import { load as loadYaml } from "js-yaml";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";

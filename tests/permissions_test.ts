@@ -86,7 +86,7 @@ Deno.test("the deployment grants match the program's defaults and the pod's moun
 });
 
 Deno.test("the ConfigMaps' sockets, the DaemonSet's --config and metrics port agree with the grants", async () => {
-  const { load } = await import("npm:js-yaml@5.5.0");
+  const { load } = await import("js-yaml");
   // deno-lint-ignore no-explicit-any
   const configMap = load(await Deno.readTextFile(`${ROOT}deploy/base/config_map.yaml`)) as any;
   const base = JSON.parse(configMap.data["dynamic-networks-config.json"]);

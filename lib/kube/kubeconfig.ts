@@ -107,7 +107,7 @@ export async function loadKubeconfig(
     );
   }
   const [{ load }, model] = await Promise.all([
-    import("npm:js-yaml@5.5.0"),
+    import("js-yaml"),
     import("@kubernetes/client-node/dist/config_types.js"),
   ]);
   let doc: unknown;
