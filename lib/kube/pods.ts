@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { PodSnapshot } from "../reconcile.ts";
 import type { Logger } from "../log.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
@@ -25,20 +26,13 @@ export const CACHED_ANNOTATIONS: readonly string[] = [
   NETWORK_STATUS_ANNOTATION,
 ];
 
-/** The cached shape of a pod: only what the controller reads. */
-export interface Pod {
-  metadata: {
-    name: string;
-    namespace: string;
-    uid: string;
-    resourceVersion?: string;
-    deletionTimestamp?: string;
+/** The cached shape of a pod: what the reconciler reads, and the generation. */
+export interface Pod extends PodSnapshot {
+  metadata: PodSnapshot["metadata"] & {
     /** Only {@linkcode CACHED_ANNOTATIONS}; absent when the pod has none of them. */
     annotations?: Record<string, string>;
     generation?: number;
   };
-  spec: { nodeName?: string; hostNetwork?: boolean };
-  status?: { phase?: string };
 }
 
 type RawPod = {
