@@ -250,12 +250,14 @@ export class Reconciler {
     }
     const unfinished = this.#deps.journal.pending(key).length > 0;
     const cachedPlan = this.#planOrReport(cached, log);
-    if (!cachedPlan || (cachedPlan.operations.length === 0 && !unfinished)) {
+    if (!unfinished && (!cachedPlan || cachedPlan.operations.length === 0)) {
       this.#changedAt.delete(key);
       return;
     }
     if (this.#deps.options.dryRun) {
-      log.info("dry run: would apply plan", { operations: describeOperations(cachedPlan) });
+      if (cachedPlan) {
+        log.info("dry run: would apply plan", { operations: describeOperations(cachedPlan) });
+      }
       return;
     }
 
@@ -267,11 +269,11 @@ export class Reconciler {
       return;
     }
     const plan = this.#planOrReport(pod, log);
-    if (!plan || (plan.operations.length === 0 && !unfinished)) {
-      this.#changedAt.delete(key);
-      return;
-    }
-    await this.#apply(pod, plan, log);
+    if (!plan || plan.operations.length === 0) this.#changedAt.delete(key);
+    if (!unfinished && (!plan || plan.operations.length === 0)) return;
+    // Unfinished ADDs are settled even when the annotation cannot be planned: releasing them
+    // depends only on what network-status records.
+    await this.#apply(pod, plan ?? { operations: [], refusals: [], desired: [] }, log);
   }
 
   #plan(pod: PodSnapshot): Plan {
@@ -545,9 +547,17 @@ export class Reconciler {
   ): Promise<void> {
     const pending = this.#deps.journal.pending(key);
     if (pending.length === 0) return;
-    const entries = pod
-      ? parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION])
-      : [];
+    let entries: NetworkStatus[] = [];
+    try {
+      entries = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+    } catch {
+      // Without a readable status nothing tells a recorded ADD from a lost one: keep them all
+      // until the annotation is repaired (the invalid status has its own Event).
+      log.warn("network-status is invalid; unfinished ADDs stay journaled until it is fixed", {
+        pendingAdds: pending.length,
+      });
+      return;
+    }
     const done: PendingAdd[] = [];
     const failures: string[] = [];
     for (const add of pending) {

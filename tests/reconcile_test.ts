@@ -425,3 +425,36 @@ Deno.test("a failed release of an unfinished ADD keeps it journaled and retries"
   assert.deepEqual(world.journal.podKeys(), []);
   assert.deepEqual(world.releases, [false, true]);
 });
+
+Deno.test("an unfinished ADD is released even when the networks annotation became invalid", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.pod.metadata.annotations![NETWORKS_ANNOTATION] = "[{not json";
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), {});
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.journal.podKeys(), []);
+  assert.ok(
+    world.events.some((e) => e.reason === "InvalidNetworkSelection"),
+    JSON.stringify(world.events),
+  );
+});
+
+Deno.test("with an unreadable network-status, unfinished ADDs stay journaled and nothing is sent", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = "{garbage";
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a"]);
+  assert.equal(world.journal.pending("ns1/p").length, 1);
+  assert.ok(
+    world.events.some((e) => e.reason === "InvalidNetworkStatus"),
+    JSON.stringify(world.events),
+  );
+});
