@@ -188,7 +188,8 @@ export async function runController(
   });
   pods.on("delete", (pod: Pod) => {
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
-    // Unfinished ADDs of a deleted pod still hold addresses: one more pass releases them.
+    reconciler.podRemoved(pod);
+    // Unfinished ADDs of a deleted pod still hold addresses: one more pass tries to release them.
     if (journal.pending(key).length > 0) queue.add(key);
     else reconciler.forget(key);
     metrics.setManagedPods(pods.size);

@@ -200,6 +200,8 @@ export class Reconciler {
   readonly #changedAt = new Map<string, number>();
   /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
   readonly #lastSandbox = new Map<string, { uid: string; sandbox: PodSandbox }>();
+  /** UIDs of finished pods whose attachments a pass released. */
+  readonly #released = new Set<string>();
 
   /** Creates a reconciler over `deps`. */
   constructor(deps: ReconcilerDeps) {
@@ -217,6 +219,30 @@ export class Reconciler {
     this.#changedAt.delete(key);
     this.#lastSandbox.delete(key);
     for (const pods of this.#waitingForNad.values()) pods.delete(key);
+  }
+
+  /**
+   * Called when pod `pod` (its last known state) has left the API server. multus looks the
+   * pod up for every DEL and refuses once it is gone, so attachments still recorded then can
+   * no longer be released (a force deletion, or a grace period that ended while the agent was
+   * down): say so once, naming them. The caller still forgets or requeues the key.
+   */
+  podRemoved(pod: PodSnapshot): void {
+    if (this.#released.delete(pod.metadata.uid)) return;
+    let entries: NetworkStatus[];
+    try {
+      entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+    } catch {
+      return;
+    }
+    const left = entries.filter((e) => e.default !== true && e.interface).map((e) =>
+      `${e.name}/${e.interface}`
+    );
+    if (left.length === 0) return;
+    this.#deps.log.warn(
+      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated (those multus attached at pod creation it releases itself)",
+      { pod: podKey(pod), podUid: pod.metadata.uid, attachments: left },
+    );
   }
 
   /** Pods whose last pass failed because NAD `namespace/name` was missing. */
@@ -382,6 +408,7 @@ export class Reconciler {
     }
 
     const succeeded = outcomes.filter((o) => o.ok);
+    if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
     if (succeeded.length > 0) {
       this.#fault("before-status-write", succeeded);
       try {
@@ -575,6 +602,16 @@ export class Reconciler {
           log.info("released an attachment whose ADD was never recorded", fields);
         } catch (err) {
           this.#deps.observer?.unrecordedRelease?.(false);
+          if (add.request.podUid !== pod?.metadata.uid) {
+            // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
+            // nothing can release it any more. Its link went with the sandbox.
+            log.warn(
+              "cannot release an unrecorded attachment of a pod that no longer exists; its IPAM address may stay allocated",
+              { ...fields, podUid: add.request.podUid, err },
+            );
+            done.push(add);
+            continue;
+          }
           log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
           failures.push(`release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`);
           continue;

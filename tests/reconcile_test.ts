@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MemoryJournal } from "../lib/journal.ts";
+import { PodReplacedError } from "../lib/kube/status_writer.ts";
 import { Logger } from "../lib/log.ts";
 import type { DelegateRequest } from "../lib/multus.ts";
 import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile.ts";
@@ -52,6 +53,10 @@ class World {
   hangAfterStatusWrite = false;
   /** Results of the releases of unrecorded ADDs, as reported to the observer. */
   releases: boolean[] = [];
+  /** When set, status writes find the pod gone (as once the kubelet's final delete landed). */
+  podGoneOnWrite = false;
+  /** Warning and error log records. */
+  warnings: Record<string, unknown>[] = [];
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
     this.pod = {
@@ -131,6 +136,7 @@ class World {
       status: {
         update(_namespace, _name, uid, mutate) {
           if (uid !== world.pod.metadata.uid) return Promise.reject(new Error("replaced"));
+          if (world.podGoneOnWrite) return Promise.reject(new PodReplacedError("ns1", "p", uid));
           if (world.failStatusWrites > 0) {
             world.failStatusWrites--;
             return Promise.reject(new Error("apiserver unavailable"));
@@ -148,7 +154,7 @@ class World {
           world.events.push({ type, reason, message });
         },
       },
-      log: new Logger({ level: "error", sink: () => {} }),
+      log: new Logger({ level: "warn", sink: (line) => world.warnings.push(JSON.parse(line)) }),
       options: {
         namespaceIsolation: options.namespaceIsolation ?? false,
         allowedNadNamespaces: [],
@@ -457,4 +463,54 @@ Deno.test("with an unreadable network-status, unfinished ADDs stay journaled and
     world.events.some((e) => e.reason === "InvalidNetworkStatus"),
     JSON.stringify(world.events),
   );
+});
+
+Deno.test("an unfinished ADD of a pod that is gone is given up when multus refuses its DEL", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.has("net1"));
+
+  world.present = false;
+  world.sandboxRemoved = true;
+  // What multus answers a DEL for a pod it cannot find any more.
+  world.failDelegate = (req) =>
+    req.command === "DEL" ? "unexpected CNI response status 400: pod not found" : undefined;
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.releases, [false]);
+});
+
+Deno.test("a pod that leaves the API before its attachments were released is reported once, by name", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+
+  // A force deletion: the object is gone without a terminating phase the agent could act in.
+  world.present = false;
+  reconciler.podRemoved(structuredClone(world.pod));
+  const reports = world.warnings.filter((w) => String(w.msg).startsWith("pod left the API"));
+  assert.equal(reports.length, 1, JSON.stringify(world.warnings));
+  assert.deepEqual(reports[0]!.attachments, ["ns1/a/net1"]);
+  assert.equal(reports[0]!.pod, "ns1/p");
+});
+
+Deno.test("a pod deleted gracefully, its attachments released, leaves without a warning", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  await reconciler.reconcile("ns1/p");
+  world.pod.metadata.deletionTimestamp = "2026-01-01T00:00:00Z";
+  // The release lands; the pod is gone before its status can say so.
+  world.podGoneOnWrite = true;
+  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(world.attached(), {});
+  const lastKnown = structuredClone(world.pod);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  world.present = false;
+  reconciler.podRemoved(lastKnown);
+  assert.deepEqual(world.warnings, []);
 });

@@ -125,3 +125,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "deletion: a force-deleted pod's attachments cannot be released through multus; the agent names them once",
+  ...rigTest,
+  async fn() {
+    const rig = await Rig.start();
+    let ctl: ControllerProcess | undefined;
+    try {
+      await rig.createNamespace(NS);
+      await rig.createNad(NS, "blue", {
+        cniVersion: "0.3.1",
+        name: BLUE.ipamNetwork,
+        type: "macvlan",
+        master: rig.macvlanMaster,
+        mode: "bridge",
+        ipam: {
+          type: "host-local",
+          dataDir: rig.ipamDataDir,
+          ranges: [[{ subnet: "10.79.1.0/24" }]],
+        },
+      });
+      ctl = await ControllerProcess.start(rig);
+      const pod = await rig.createPod({ name: "forced", namespace: NS });
+      await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
+      await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      const linesBefore = ctl.records().length;
+
+      // `kubectl delete --force --grace-period=0`: the object goes at once, then the sandbox.
+      await rig.api.request("DELETE", `/api/v1/namespaces/${NS}/pods/${pod.name}`, {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        gracePeriodSeconds: 0,
+      });
+      const reports = () =>
+        ctl!.records().slice(linesBefore).filter((r) =>
+          r.pod === `${NS}/${pod.name}` && String(r.msg).startsWith("pod left the API server")
+        );
+      await waitFor("the agent to report the unreleased attachment", () => reports().length > 0);
+      await rig.cri.stopPodSandbox(pod.sandboxId);
+      await rig.cri.removePodSandbox(pod.sandboxId);
+      // multus replays only what it attached at creation: the hot-plugged address stays.
+      assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 1);
+
+      // A barrier, then: one report naming the attachment, and nothing else about that pod.
+      const witness = await rig.createPod({ name: "witness-forced", namespace: NS });
+      await setNetworks(rig, witness, [{ name: "blue", interface: "net1" }]);
+      await waitConverged(rig, witness, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      assert.equal(reports().length, 1);
+      assert.deepEqual(reports()[0]!.attachments, [`${NS}/blue/net1`]);
+      const other = ctl.records().slice(linesBefore).filter((r) =>
+        r.pod === `${NS}/${pod.name}` && (r.level === "warn" || r.level === "error") &&
+        !String(r.msg).startsWith("pod left the API server")
+      );
+      assert.deepEqual(other, []);
+    } finally {
+      await ctl?.stop();
+      await rig.stop();
+    }
+  },
+});
