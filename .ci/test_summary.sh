@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs `deno test` with the given arguments, shows its output, then prints
-# "N passed, N failed, N skipped" alone on the last line and exits with deno's code.
+# the ignored count, then "N passed, N failed" alone on the last line, and exits with deno's code.
 # Deno counts a test's steps apart from the test; the totals here are top-level tests.
 set -uo pipefail
 export NO_COLOR=1
@@ -17,5 +17,6 @@ if [ -z "$line" ]; then
 fi
 count() { echo "$line" | grep -oE "[0-9]+ $1" | head -n1 | grep -oE '^[0-9]+' || echo 0; }
 echo
-echo "$(count passed) passed, $(count failed) failed, $(count ignored) skipped"
+echo "$(count ignored) skipped"
+echo "$(count passed) passed, $(count failed) failed"
 exit "$rc"
