@@ -20,7 +20,8 @@
  */
 import assert from "node:assert/strict";
 import { MAIN_PATH, runCommand } from "../lib/launch.ts";
-import { ControllerProcess, freePort } from "./e2e/controller_process.ts";
+import { ControllerProcess } from "./e2e/controller_process.ts";
+import { freePort } from "./rig/ports.ts";
 import { ApiError, KubeApi, Rig, waitFor } from "./rig/mod.ts";
 import { setNetworks, waitConverged } from "./soak/checks.ts";
 

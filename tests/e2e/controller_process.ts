@@ -7,14 +7,7 @@
  */
 import { runCommand } from "../../lib/launch.ts";
 import type { Rig } from "../rig/mod.ts";
-
-/** A free loopback TCP port (closed again before use). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+import { freePort } from "../rig/ports.ts";
 
 /** Options of {@linkcode ControllerProcess.start}. */
 export interface ControllerStartOptions {

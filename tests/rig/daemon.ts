@@ -58,6 +58,11 @@ export async function stopGroup(pid: number, graceMs = 10_000): Promise<void> {
   }
 }
 
+/** A daemon the rig waits for has exited: {@linkcode waitFor} gives up at once. */
+export class DaemonExitedError extends Error {
+  override name = "DaemonExitedError";
+}
+
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,6 +85,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined && value !== false) return value as T;
     } catch (err) {
+      if (err instanceof DaemonExitedError) throw err; // no point waiting for a dead process
       last = err;
     }
     if (Date.now() > deadline) {
@@ -161,10 +167,10 @@ export class Daemon {
     }
   }
 
-  /** Throws with the log's tail if the process has exited. */
+  /** Throws {@linkcode DaemonExitedError} with the log's tail if the process has exited. */
   assertAlive(): void {
     if (!this.alive) {
-      throw new Error(
+      throw new DaemonExitedError(
         `${this.spec.name} exited; last lines of ${this.spec.logFile}:\n${this.logTail()}`,
       );
     }

@@ -39,6 +39,7 @@ import { Daemon, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
 import { containerdConfig, kubeconfigJson, NAD_CRD_NAME, nadCrd } from "./manifests.ts";
 import { createPki, type Pki } from "./pki.ts";
+import { freePort } from "./ports.ts";
 import { unixRequest } from "./unix_http.ts";
 import {
   cleanDeadRuns,
@@ -137,14 +138,6 @@ export type RigPart = "etcd" | "kube-apiserver" | "containerd" | "multus";
 export interface PodRef {
   name: string;
   namespace?: string;
-}
-
-/** Picks a free TCP port on 127.0.0.1. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 function randomId(): string {
