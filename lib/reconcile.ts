@@ -26,7 +26,14 @@ import {
   withAttachment,
   withoutAttachment,
 } from "./status.ts";
-import { type AttachmentId, attachmentKey, type Operation, type Plan, planPod } from "./plan.ts";
+import {
+  type AttachmentId,
+  attachmentKey,
+  entrySatisfies,
+  type Operation,
+  type Plan,
+  planPod,
+} from "./plan.ts";
 import type { PodSandbox, SandboxLocator } from "./cri.ts";
 import type { DelegateRequest, Delegator } from "./multus.ts";
 import type { AttachmentJournal, PendingAdd } from "./journal.ts";
@@ -378,7 +385,15 @@ export class Reconciler {
         sandboxId: sandbox.id,
       });
     }
-    await this.#releaseUnrecorded(key, pod, sandbox, log);
+    if (await this.#releaseUnrecorded(key, pod, sandbox, log)) {
+      // The release changed network-status: plan from what it says now.
+      const fresh = await this.#deps.pods.fetch(pod.metadata.namespace, pod.metadata.name);
+      if (!fresh || fresh.metadata.uid !== uid) return;
+      const replanned = this.#planOrReport(fresh, log);
+      if (!replanned) return;
+      pod = fresh;
+      plan = replanned;
+    }
     if (!sandbox) {
       if (finished) {
         log.info("sandbox already removed; nothing left to release");
@@ -561,19 +576,27 @@ export class Reconciler {
   }
 
   /**
-   * Settles the ADDs earlier passes started for pod `key` but did not record. Those that
-   * network-status now records for this pod and sandbox are done. Every other one is undone
-   * with a DEL of the very request that was sent, whatever the annotation, the NAD or the pod
-   * say now: it is what a process killed mid-ADD, or an ADD that timed out, leaves behind.
+   * Settles the ADDs earlier passes started for pod `key` but did not record, before anything
+   * else is done to the pod.
+   *
+   * An ADD is recorded when network-status holds its attachment, for this pod and sandbox, as
+   * it asked for it (its IPs and MAC): then it is simply forgotten. Every other one is undone
+   * with a DEL of the very request that was sent, whatever the annotation or the NAD say now.
+   * A journaled ADD on an interface was only sent after the pass removed whatever held that
+   * interface before, so once it is undone nothing is left on the interface: any entry
+   * network-status still shows there is dropped too (it is the one that was removed, or this
+   * ADD's own). The journal is cleared only after that status write.
+   *
+   * @returns true when network-status was changed, so that the caller plans again.
    */
   async #releaseUnrecorded(
     key: string,
     pod: PodSnapshot | undefined,
     sandbox: PodSandbox | undefined,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const pending = this.#deps.journal.pending(key);
-    if (pending.length === 0) return;
+    if (pending.length === 0) return false;
     let entries: NetworkStatus[] = [];
     try {
       entries = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
@@ -583,44 +606,81 @@ export class Reconciler {
       log.warn("network-status is invalid; unfinished ADDs stay journaled until it is fixed", {
         pendingAdds: pending.length,
       });
-      return;
+      return false;
     }
     const done: PendingAdd[] = [];
+    const emptied = new Set<string>();
     const failures: string[] = [];
     for (const add of pending) {
-      const recorded = add.request.podUid === pod?.metadata.uid &&
-        add.request.containerId === sandbox?.id && entries.some((e) => isEntryOf(e, add.id));
-      if (!recorded) {
-        const fields = {
-          interfaceName: add.id.interface,
-          network: `${add.id.namespace}/${add.id.network}`,
-          sandboxId: add.request.containerId,
-        };
-        try {
-          await this.#delegate({ ...add.request, command: "DEL" });
-          this.#deps.observer?.unrecordedRelease?.(true);
-          log.info("released an attachment whose ADD was never recorded", fields);
-        } catch (err) {
-          this.#deps.observer?.unrecordedRelease?.(false);
-          if (add.request.podUid !== pod?.metadata.uid) {
-            // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
-            // nothing can release it any more. Its link went with the sandbox.
-            log.warn(
-              "cannot release an unrecorded attachment of a pod that no longer exists; its IPAM address may stay allocated",
-              { ...fields, podUid: add.request.podUid, err },
-            );
-            done.push(add);
-            continue;
-          }
-          log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
-          failures.push(`release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`);
+      const ours = add.request.podUid === pod?.metadata.uid &&
+        add.request.containerId === sandbox?.id;
+      const asked = {
+        name: add.id.network,
+        namespace: add.id.namespace,
+        interface: add.id.interface,
+        ...add.request.interfaceAttributes,
+      } satisfies NetworkSelectionElement;
+      if (ours && entries.some((e) => isEntryOf(e, add.id) && entrySatisfies(asked, e))) {
+        done.push(add);
+        continue;
+      }
+      const fields = {
+        interfaceName: add.id.interface,
+        network: `${add.id.namespace}/${add.id.network}`,
+        sandboxId: add.request.containerId,
+      };
+      try {
+        await this.#delegate({ ...add.request, command: "DEL" });
+        this.#deps.observer?.unrecordedRelease?.(true);
+        log.info("released an attachment whose ADD was never recorded", fields);
+      } catch (err) {
+        this.#deps.observer?.unrecordedRelease?.(false);
+        if (add.request.podUid !== pod?.metadata.uid) {
+          // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
+          // nothing can release it any more. Its link went with the sandbox.
+          log.warn(
+            "cannot release an unrecorded attachment of a pod that no longer exists; its IPAM address may stay allocated",
+            { ...fields, podUid: add.request.podUid, err },
+          );
+          done.push(add);
           continue;
         }
+        log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
+        failures.push(`release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`);
+        continue;
       }
+      if (ours) emptied.add(add.id.interface);
       done.push(add);
+    }
+    const stale = entries.filter((e) =>
+      e.default !== true && typeof e.interface === "string" && emptied.has(e.interface)
+    );
+    if (stale.length > 0 && pod) {
+      log.info("dropping network-status entries of interfaces emptied by the release", {
+        interfaces: [...emptied],
+      });
+      try {
+        await this.#deps.status.update(
+          pod.metadata.namespace,
+          pod.metadata.name,
+          pod.metadata.uid,
+          (current) =>
+            current.filter((e) =>
+              e.default === true || typeof e.interface !== "string" || !emptied.has(e.interface)
+            ),
+        );
+        this.#deps.observer?.statusWrite?.(true);
+      } catch (err) {
+        this.#deps.observer?.statusWrite?.(false);
+        // The journal keeps them: the next pass releases them again (DEL is idempotent).
+        throw new ReconcileError(key, [
+          `network-status write after releasing unrecorded attachments failed: ${errorText(err)}`,
+        ]);
+      }
     }
     await this.#deps.journal.clear(done);
     if (failures.length > 0) throw new ReconcileError(key, failures);
+    return stale.length > 0 && pod !== undefined;
   }
 
   /**

@@ -38,6 +38,8 @@ class World {
   nads = new Map<string, string>();
   /** Interfaces that exist in the pod's netns, by name → network. */
   netns = new Map<string, string>();
+  /** The addresses on each of those interfaces (the requested `ips`, as static IPAM gives). */
+  netnsIps = new Map<string, string[]>();
   events: Recorded[] = [];
   delegateCalls: string[] = [];
   failStatusWrites = 0;
@@ -117,6 +119,7 @@ class World {
           if (failure) return Promise.reject(new Error(failure));
           if (req.command === "DEL") {
             world.netns.delete(req.ifname);
+            world.netnsIps.delete(req.ifname);
             return Promise.resolve(undefined);
           }
           if (world.netns.has(req.ifname)) {
@@ -125,10 +128,13 @@ class World {
             );
           }
           world.netns.set(req.ifname, network);
+          const ips = req.interfaceAttributes?.ips ?? [];
+          world.netnsIps.set(req.ifname, ips);
           if (world.hangAfterAdd) return new Promise(() => {});
           return Promise.resolve({
             cniVersion: "1.0.0",
             interfaces: [{ name: req.ifname, mac: "02:00:00:00:00:01", sandbox: req.netns }],
+            ips: ips.map((address) => ({ address, interface: 0 })),
           });
         },
         healthy: () => Promise.resolve(true),
@@ -513,4 +519,47 @@ Deno.test("a pod deleted gracefully, its attachments released, leaves without a 
   world.present = false;
   reconciler.podRemoved(lastKnown);
   assert.deepEqual(world.warnings, []);
+});
+
+Deno.test("a swap cut short, then swapped back before the restart: the stale entry goes too", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+
+  // a is removed, b is added, and the process dies before network-status says so.
+  world.setNetworks([{ name: "b", interface: "net1" }]);
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netns.get("net1") === "b");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" }); // stale: a is gone
+
+  world.setNetworks([{ name: "a", interface: "net1" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.delegateCalls, [
+    "ADD net1 a",
+    "DEL net1 a",
+    "ADD net1 b",
+    "DEL net1 b",
+    "ADD net1 a",
+  ]);
+  assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("a re-plug cut short, then its old IPs asked for again: the old record is not taken for the new one", async () => {
+  const world = new World([{ name: "a", interface: "net1", ips: ["10.1.0.1/24"] }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+
+  world.setNetworks([{ name: "a", interface: "net1", ips: ["10.1.0.2/24"] }]);
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.netnsIps.get("net1")?.[0] === "10.1.0.2/24");
+
+  world.setNetworks([{ name: "a", interface: "net1", ips: ["10.1.0.1/24"] }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.netnsIps.get("net1"), ["10.1.0.1/24"]);
+  assert.deepEqual(world.status().find((e) => e.interface === "net1")?.ips, ["10.1.0.1"]);
+  assert.deepEqual(world.journal.podKeys(), []);
 });
