@@ -6,7 +6,8 @@
  * netns interfaces, the desired list and network-status agree, host-local holds exactly the
  * addresses in use, no bridge port is left on the host, and no failure is reported on the way.
  * The same holds when an ADD cut short is abandoned (the annotation drops it) before the
- * restart: the attachment journal releases it. The last steps SIGKILL the controller at random
+ * restart, or when a swap cut short is undone before the restart: the attachment journal
+ * releases the unfinished ADD, and the old attachment comes back. The last steps SIGKILL the controller at random
  * instants while four pods change their attachments, with a restart after each kill, then with
  * further edits between kills and a single restart at the end; both must converge.
  */
@@ -47,6 +48,8 @@ interface Case {
   op: "add" | "remove";
   /** The annotation drops every interface while no controller runs (the ADD is abandoned). */
   abandon?: boolean;
+  /** The annotation goes back to what it was while no controller runs (the swap is undone). */
+  revert?: boolean;
 }
 
 const CASES: Case[] = [
@@ -63,6 +66,13 @@ const CASES: Case[] = [
   ...(["after-delegate", "before-status-write"] as const).flatMap((point) =>
     (["add", "swap"] as const).map((kind) => ({ kind, point, op: "add" as const, abandon: true }))
   ),
+  // A swap cut short after the old attachment went, then undone: the old one must come back.
+  ...(["after-delegate", "before-status-write"] as const).map((point) => ({
+    kind: "swap" as const,
+    point,
+    op: "add" as const,
+    revert: true,
+  })),
 ];
 
 type Net = "none" | "blue" | "green";
@@ -129,7 +139,9 @@ Deno.test({
 
       const pods: RigPod[] = [];
       for (const c of CASES) {
-        const name = `${c.kind}-${c.point}-${c.op}${c.abandon ? "-abandoned" : ""}`;
+        const name = `${c.kind}-${c.point}-${c.op}${
+          c.abandon ? "-abandoned" : c.revert ? "-reverted" : ""
+        }`;
         const ok = await t.step(name, async () => {
           const blue = { name: "blue", interface: "net1" };
           const green = { name: "green", interface: "net1" };
@@ -137,6 +149,8 @@ Deno.test({
           const desired = c.kind === "add" ? [blue] : c.kind === "remove" ? [] : [green];
           const expected: ExpectedAttachment[] = c.abandon
             ? []
+            : c.revert
+            ? [{ ...BLUE, iface: "net1" }]
             : c.kind === "add"
             ? [{ ...BLUE, iface: "net1" }]
             : c.kind === "remove"
@@ -172,6 +186,7 @@ Deno.test({
           // The world as the crash left it: proves the kill landed where it was meant to.
           assert.deepEqual(await crashState(rig, pod), stateAtCrash(c), "state at the crash");
           if (c.abandon) await setNetworks(rig, pod, []);
+          if (c.revert) await setNetworks(rig, pod, initial);
 
           // 2. A restarted controller converges with no failure on the way.
           const restarted = await ControllerProcess.start(rig);
