@@ -90,11 +90,12 @@ export const RUNTIME_DATA_FILES: readonly string[] = [];
  * with 110 pods (`deno task bench`): a 1 MiB young generation (`--max-semi-space-size=1`)
  * cut the peak of a 110-pod burst from about 120 to 97 MiB and idle RSS by 3-5 MiB.
  * `--max-opt=1` (no optimizing compiler) took idle RSS after a burst from about 88 to 80 MiB.
- * `--lite-mode` (V8's interpreter only, lazily allocated feedback) then took idle RSS with
- * 110 pods from 79.3 and 78.4 to 75.6 and 75.3 MiB in two interleaved pairs of runs, and kept
- * it flat instead of stepping up during resyncs, for 5-35 % more controller CPU in a burst
- * and no change in hot-plug overhead. It also removes WebAssembly from the process: nothing
- * the controller runs needs it (its HTTP is Deno's `fetch`, its gRPC and YAML are plain JS).
+ * `--lite-mode` (V8's interpreter only, lazily allocated feedback) then gave idle RSS with
+ * 110 pods of 75.3, 75.6 and 78.0 MiB in three runs against 77.5 to 81.7 MiB (median 78.2)
+ * in six runs without it, and kept it from stepping up during resyncs, for 5-37 % more
+ * controller CPU in a burst and no change in hot-plug overhead. It also removes WebAssembly
+ * from the process: nothing the controller runs needs it (its HTTP is Deno's `fetch`, its
+ * gRPC and YAML are plain JS).
  */
 export const RUNTIME_FLAGS: readonly string[] = [
   "--v8-flags=--max-semi-space-size=1,--max-opt=1,--lite-mode",
