@@ -35,6 +35,9 @@ export const DEFAULT_CRI_SOCKET = "/run/containerd/containerd.sock";
 /** The multus socket used when none is configured and none is found (the original's default). */
 export const DEFAULT_MULTUS_SOCKET = "/var/run/multus-cni/multus.sock";
 
+/** Where the attachment journal lives when `stateDir` is not set (a hostPath in the DaemonSet). */
+export const DEFAULT_STATE_DIR = "/var/lib/dynamic-networks-controller";
+
 /** CRI runtime sockets tried, in order, when `criSocketPath` is not set anywhere. */
 export const CRI_SOCKET_CANDIDATES: readonly string[] = [
   "/run/containerd/containerd.sock",
@@ -187,11 +190,11 @@ const SPECS = {
     flag: "state-dir",
     kind: "string",
     placeholder: "<path>",
-    defaultText: "/var/lib/dynamic-networks-controller",
+    defaultText: DEFAULT_STATE_DIR,
     description:
       "Node-local directory where each ADD is journaled until network-status records it, so that one cut short by a crash or a timeout is released later. Must persist across restarts of the agent (a hostPath).",
     expected: "an absolute path without commas",
-    fix: "set a directory's full path, such as /var/lib/dynamic-networks-controller",
+    fix: `set a directory's full path, such as ${DEFAULT_STATE_DIR}`,
     emptyIsUnset: true,
   },
   workers: {
@@ -335,7 +338,7 @@ export const DEFAULTS: Config = {
   kubeconfig: "",
   criSocketPath: DEFAULT_CRI_SOCKET,
   multusSocketPath: DEFAULT_MULTUS_SOCKET,
-  stateDir: "/var/lib/dynamic-networks-controller",
+  stateDir: DEFAULT_STATE_DIR,
   workers: 8,
   criTimeoutMs: 5_000,
   delegateTimeoutMs: 60_000,

@@ -426,26 +426,8 @@ export class Reconciler {
     if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
     if (succeeded.length > 0) {
       this.#fault("before-status-write", succeeded);
-      try {
-        await this.#deps.status.update(
-          pod.metadata.namespace,
-          pod.metadata.name,
-          pod.metadata.uid,
-          (entries) => applyOutcomes(entries, succeeded),
-        );
-        this.#deps.observer?.statusWrite?.(true);
-      } catch (err) {
-        if (err instanceof PodReplacedError) {
-          // Deleted (or replaced) meanwhile, typically while its attachments were released:
-          // there is no status left to record and nothing to retry.
-          log.info("pod gone before its network-status was written; nothing to record", {
-            reason: err.reason,
-          });
-          return;
-        }
-        this.#deps.observer?.statusWrite?.(false);
-        log.error("writing network-status failed; the next pass repairs it", { err });
-        throw new ReconcileError(key, [`network-status write failed: ${errorText(err)}`]);
+      if (!await this.#writeStatus(pod, (entries) => applyOutcomes(entries, succeeded), log)) {
+        return;
       }
       this.#fault("after-status-write", succeeded);
       try {
@@ -655,32 +637,57 @@ export class Reconciler {
     const stale = entries.filter((e) =>
       e.default !== true && typeof e.interface === "string" && emptied.has(e.interface)
     );
+    let changed = false;
     if (stale.length > 0 && pod) {
       log.info("dropping network-status entries of interfaces emptied by the release", {
         interfaces: [...emptied],
       });
-      try {
-        await this.#deps.status.update(
-          pod.metadata.namespace,
-          pod.metadata.name,
-          pod.metadata.uid,
-          (current) =>
-            current.filter((e) =>
-              e.default === true || typeof e.interface !== "string" || !emptied.has(e.interface)
-            ),
-        );
-        this.#deps.observer?.statusWrite?.(true);
-      } catch (err) {
-        this.#deps.observer?.statusWrite?.(false);
-        // The journal keeps them: the next pass releases them again (DEL is idempotent).
-        throw new ReconcileError(key, [
-          `network-status write after releasing unrecorded attachments failed: ${errorText(err)}`,
-        ]);
-      }
+      // A failed write throws before the journal is cleared: the next pass releases them again
+      // (DEL is idempotent) and retries the write.
+      changed = await this.#writeStatus(
+        pod,
+        (current) =>
+          current.filter((e) =>
+            e.default === true || typeof e.interface !== "string" || !emptied.has(e.interface)
+          ),
+        log,
+      );
     }
     await this.#deps.journal.clear(done);
     if (failures.length > 0) throw new ReconcileError(key, failures);
-    return stale.length > 0 && pod !== undefined;
+    return changed;
+  }
+
+  /**
+   * Writes `pod`'s network-status through `mutate`. False when the pod was deleted or
+   * replaced meanwhile (typically while its attachments were released): there is nothing
+   * left to record and nothing to retry. Any other failure throws, so the pass is retried.
+   */
+  async #writeStatus(
+    pod: PodSnapshot,
+    mutate: (entries: NetworkStatus[]) => NetworkStatus[],
+    log: Logger,
+  ): Promise<boolean> {
+    try {
+      await this.#deps.status.update(
+        pod.metadata.namespace,
+        pod.metadata.name,
+        pod.metadata.uid,
+        mutate,
+      );
+      this.#deps.observer?.statusWrite?.(true);
+      return true;
+    } catch (err) {
+      if (err instanceof PodReplacedError) {
+        log.info("pod gone before its network-status was written; nothing to record", {
+          reason: err.reason,
+        });
+        return false;
+      }
+      this.#deps.observer?.statusWrite?.(false);
+      log.error("writing network-status failed; the next pass repairs it", { err });
+      throw new ReconcileError(podKey(pod), [`network-status write failed: ${errorText(err)}`]);
+    }
   }
 
   /**

@@ -116,25 +116,17 @@ Deno.test({
     try {
       await rig.createNamespace(NS);
       const bridge = rig.ownLink("cg");
-      const ipam = (subnet: string) => ({
-        type: "host-local",
-        dataDir: rig.ipamDataDir,
-        ranges: [[{ subnet }]],
-      });
-      await rig.createNad(NS, "blue", {
-        cniVersion: "0.3.1",
-        name: BLUE.ipamNetwork,
-        type: "macvlan",
-        master: rig.macvlanMaster,
-        mode: "bridge",
-        ipam: ipam("10.77.1.0/24"),
-      });
+      await rig.createNad(
+        NS,
+        "blue",
+        rig.macvlanConfig("10.77.1.0/24", { name: BLUE.ipamNetwork }),
+      );
       await rig.createNad(NS, "green", {
         cniVersion: "0.3.1",
         name: GREEN.ipamNetwork,
         type: "bridge",
         bridge,
-        ipam: ipam("10.77.2.0/24"),
+        ipam: rig.hostLocalIpam("10.77.2.0/24"),
       });
 
       const pods: RigPod[] = [];

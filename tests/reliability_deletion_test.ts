@@ -36,25 +36,17 @@ Deno.test({
     try {
       await rig.createNamespace(NS);
       const bridge = rig.ownLink("dg");
-      const ipam = (subnet: string) => ({
-        type: "host-local",
-        dataDir: rig.ipamDataDir,
-        ranges: [[{ subnet }]],
-      });
-      await rig.createNad(NS, "blue", {
-        cniVersion: "0.3.1",
-        name: BLUE.ipamNetwork,
-        type: "macvlan",
-        master: rig.macvlanMaster,
-        mode: "bridge",
-        ipam: ipam("10.79.1.0/24"),
-      });
+      await rig.createNad(
+        NS,
+        "blue",
+        rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }),
+      );
       await rig.createNad(NS, "green", {
         cniVersion: "0.3.1",
         name: GREEN.ipamNetwork,
         type: "bridge",
         bridge,
-        ipam: ipam("10.79.2.0/24"),
+        ipam: rig.hostLocalIpam("10.79.2.0/24"),
       });
       ctl = await ControllerProcess.start(rig);
       const cold = { name: "blue", interface: "net0" };
@@ -135,18 +127,11 @@ Deno.test({
     let ctl: ControllerProcess | undefined;
     try {
       await rig.createNamespace(NS);
-      await rig.createNad(NS, "blue", {
-        cniVersion: "0.3.1",
-        name: BLUE.ipamNetwork,
-        type: "macvlan",
-        master: rig.macvlanMaster,
-        mode: "bridge",
-        ipam: {
-          type: "host-local",
-          dataDir: rig.ipamDataDir,
-          ranges: [[{ subnet: "10.79.1.0/24" }]],
-        },
-      });
+      await rig.createNad(
+        NS,
+        "blue",
+        rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }),
+      );
       ctl = await ControllerProcess.start(rig);
       const pod = await rig.createPod({ name: "forced", namespace: NS });
       await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);

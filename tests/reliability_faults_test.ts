@@ -72,23 +72,18 @@ Deno.test({
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;
-    const ipam = (subnet: string) => ({
-      type: "host-local",
-      dataDir: rig.ipamDataDir,
-      ranges: [[{ subnet }]],
-    });
-    const macvlan = (name: string, subnet: string) => ({
-      cniVersion: "0.3.1",
-      name,
-      type: "macvlan",
-      master: rig.macvlanMaster,
-      mode: "bridge",
-      ipam: ipam(subnet),
-    });
     try {
       await rig.createNamespace(NS);
-      await rig.createNad(NS, "blue", macvlan(BLUE.ipamNetwork, "10.78.1.0/24"));
-      await rig.createNad(NS, "temp", macvlan(TEMP.ipamNetwork, "10.78.3.0/24"));
+      await rig.createNad(
+        NS,
+        "blue",
+        rig.macvlanConfig("10.78.1.0/24", { name: BLUE.ipamNetwork }),
+      );
+      await rig.createNad(
+        NS,
+        "temp",
+        rig.macvlanConfig("10.78.3.0/24", { name: TEMP.ipamNetwork }),
+      );
       await Deno.writeTextFile(`${rig.cniBinDir}/dnc-hang`, HANG_PLUGIN, { mode: 0o755 });
       await rig.createNad(NS, "hang", {
         cniVersion: "0.3.1",

@@ -135,18 +135,7 @@ Deno.test({
     try {
       await rig.createNamespace(NS);
       await rig.createNamespace("elsewhere");
-      const blue = {
-        cniVersion: "0.3.1",
-        name: BLUE.ipamNetwork,
-        type: "macvlan",
-        master: rig.macvlanMaster,
-        mode: "bridge",
-        ipam: {
-          type: "host-local",
-          dataDir: rig.ipamDataDir,
-          ranges: [[{ subnet: "10.80.1.0/24" }]],
-        },
-      };
+      const blue = rig.macvlanConfig("10.80.1.0/24", { name: BLUE.ipamNetwork });
       await rig.createNad(NS, "blue", blue);
       await rig.createNad("elsewhere", "blue", { ...blue, name: "hostile-elsewhere" });
       await rig.createNad(NS, "broken", '{"cniVersion": "0.3.1", "type": "macvlan", oops');

@@ -364,17 +364,7 @@ async function waitingPlugin(rig: Rig, waitMs: number): Promise<void> {
     `#!/bin/sh\nsleep ${(waitMs / 1000).toFixed(3)}\nexec "$(dirname "$0")/macvlan" "$@"\n`,
     { mode: 0o755 },
   );
-  await rig.createNad(NAMESPACE, WAITING_NAD, {
-    cniVersion: "0.3.1",
-    type,
-    master: rig.macvlanMaster,
-    mode: "bridge",
-    ipam: {
-      type: "host-local",
-      dataDir: rig.ipamDataDir,
-      ranges: [[{ subnet: "10.151.0.0/16" }]],
-    },
-  });
+  await rig.createNad(NAMESPACE, WAITING_NAD, rig.macvlanConfig("10.151.0.0/16", { type }));
 }
 
 /** The outcome of one burst. */
@@ -670,17 +660,7 @@ async function main(): Promise<void> {
   let watch: PodWatch | undefined;
   try {
     await rig.createNamespace(NAMESPACE);
-    await rig.createNad(NAMESPACE, NAD, {
-      cniVersion: "0.3.1",
-      type: "macvlan",
-      master: rig.macvlanMaster,
-      mode: "bridge",
-      ipam: {
-        type: "host-local",
-        dataDir: rig.ipamDataDir,
-        ranges: [[{ subnet: "10.150.0.0/16" }]],
-      },
-    });
+    await rig.createNad(NAMESPACE, NAD, rig.macvlanConfig("10.150.0.0/16"));
     if (options.pluginWaitMs > 0) await waitingPlugin(rig, options.pluginWaitMs);
     watch = await PodWatch.start(rig.kubeconfig, NAMESPACE);
 

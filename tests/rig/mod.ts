@@ -367,6 +367,31 @@ export class Rig {
     return `dr${this.id}m`;
   }
 
+  /** host-local IPAM for `subnet`, in this run's private data directory. */
+  hostLocalIpam(subnet: string): Record<string, unknown> {
+    return { type: "host-local", dataDir: this.ipamDataDir, ranges: [[{ subnet }]] };
+  }
+
+  /**
+   * A NAD config for a macvlan interface on {@linkcode Rig.macvlanMaster} (bridge mode) with
+   * host-local IPAM for `subnet`. `name` is the CNI network name, which also names
+   * host-local's directory (left out, multus injects the NAD's name); `type` replaces the
+   * plugin with a stand-in that takes macvlan's configuration.
+   */
+  macvlanConfig(
+    subnet: string,
+    options: { name?: string; type?: string } = {},
+  ): Record<string, unknown> {
+    return {
+      cniVersion: "0.3.1",
+      ...(options.name ? { name: options.name } : {}),
+      type: options.type ?? "macvlan",
+      master: this.macvlanMaster,
+      mode: "bridge",
+      ipam: this.hostLocalIpam(subnet),
+    };
+  }
+
   /** The peer of {@linkcode Rig.macvlanMaster}. */
   get macvlanPeer(): string {
     return `dr${this.id}p`;

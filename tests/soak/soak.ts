@@ -121,25 +121,13 @@ async function main(): Promise<number> {
   try {
     await rig.createNamespace(NS);
     const bridge = rig.ownLink("sg");
-    const ipam = (subnet: string) => ({
-      type: "host-local",
-      dataDir: rig.ipamDataDir,
-      ranges: [[{ subnet }]],
-    });
-    await rig.createNad(NS, "blue", {
-      cniVersion: "0.3.1",
-      name: BLUE.ipamNetwork,
-      type: "macvlan",
-      master: rig.macvlanMaster,
-      mode: "bridge",
-      ipam: ipam("10.82.0.0/16"),
-    });
+    await rig.createNad(NS, "blue", rig.macvlanConfig("10.82.0.0/16", { name: BLUE.ipamNetwork }));
     await rig.createNad(NS, "green", {
       cniVersion: "0.3.1",
       name: GREEN.ipamNetwork,
       type: "bridge",
       bridge,
-      ipam: ipam("10.83.0.0/16"),
+      ipam: rig.hostLocalIpam("10.83.0.0/16"),
     });
     ctl = await ControllerProcess.start(rig, { args: ["--log-level=info"] });
     const sample = async () => {
