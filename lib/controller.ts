@@ -23,10 +23,9 @@ import {
   type FaultPoint,
   Reconciler,
   type ReconcilerDeps,
-  type StatusStore,
 } from "./reconcile.ts";
+import { podCensus } from "./pod_census.ts";
 import { WorkQueue } from "./queue.ts";
-import { formatNetworkStatus, parseNetworkStatus } from "./status.ts";
 
 /** Options of {@linkcode runController} beyond the configuration. */
 export interface RunOptions {
@@ -40,20 +39,6 @@ export interface RunOptions {
 
 /** How long a cached socket probe result stays valid for `/readyz`. */
 const PROBE_TTL_MS = 5_000;
-
-function networkStatusStore(client: KubeClient): StatusStore {
-  return {
-    async update(namespace, name, uid, mutate) {
-      const result = await updateNetworkStatus(client, namespace, name, uid, (current) => {
-        const entries = parseNetworkStatus(current);
-        const before = formatNetworkStatus(entries);
-        const after = formatNetworkStatus(mutate(entries));
-        return after === before ? current : after;
-      });
-      return { written: result.written };
-    },
-  };
-}
 
 /**
  * TEST-ONLY crash injection for the reliability tests: `DNC_FAULT_INJECTION=<point>:<add|remove>`
@@ -151,7 +136,12 @@ export async function runController(
     nads: { get: (namespace, name) => nads.get(`${namespace}/${name}`) },
     sandboxes: cri,
     delegator: multus,
-    status: networkStatusStore(kube),
+    status: {
+      update: (namespace, name, uid, mutate) =>
+        updateNetworkStatus(kube, namespace, name, uid, mutate, {
+          onConflict: () => metrics.statusConflict(),
+        }),
+    },
     journal,
     events: {
       record(pod, type, reason, message) {
@@ -168,6 +158,11 @@ export async function runController(
     observer: metrics,
     faultPoint: faultInjection(log),
   });
+  metrics.registry.onCollect(() => {
+    const census = podCensus(pods.list());
+    metrics.setManagedPods(census.managedPods);
+    metrics.setAttachments(census.attachments);
+  });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     name: "pod-networks-updates",
     concurrency: config.workers,
@@ -183,8 +178,9 @@ export async function runController(
     if (old !== undefined && networks !== old.metadata.annotations?.[NETWORKS_ANNOTATION]) {
       reconciler.noteAnnotationChange(key);
     }
-    metrics.setManagedPods(pods.size);
-    queue.add(key);
+    // A change may be the fix (or the deletion to act on): due now, whatever the backoff.
+    if (reconciler.changeMatters(old, pod)) queue.add(key);
+    else queue.resync(key);
   });
   pods.on("delete", (pod: Pod) => {
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
@@ -192,7 +188,6 @@ export async function runController(
     // Unfinished ADDs of a deleted pod still hold addresses: one more pass tries to release them.
     if (journal.pending(key).length > 0) queue.add(key);
     else reconciler.forget(key);
-    metrics.setManagedPods(pods.size);
   });
   nads.on("upsert", (nad) => {
     for (const key of reconciler.podsWaitingFor(nadKey(nad))) queue.add(key);
@@ -280,7 +275,7 @@ export async function runController(
     }
     if (config.resyncPeriodSeconds > 0) {
       resync = setInterval(() => {
-        for (const key of pods.keys()) queue.add(key);
+        for (const key of pods.keys()) queue.resync(key);
       }, config.resyncPeriodSeconds * 1000);
     }
     await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));

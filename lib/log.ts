@@ -4,7 +4,9 @@
  *
  * A JSON line looks like
  * `{"ts":"2026-11-28T03:00:00.000Z","level":"info","msg":"added interface","pod":"ns1/p","interface":"net1"}`;
- * keys are lowerCamelCase, an error goes under `err`.
+ * keys are lowerCamelCase, an error goes under `err`. A line stays short whatever it is
+ * given: a string value (an error's text included) is cut at {@linkcode MAX_VALUE_LENGTH}
+ * characters and a list at {@linkcode MAX_LIST_ITEMS} items, each saying how much there was.
  *
  * @module
  */
@@ -45,9 +47,24 @@ export function errorText(err: unknown): string {
   }
 }
 
+/** Longest string value a line carries; longer ones are cut and say how long they were. */
+export const MAX_VALUE_LENGTH = 1024;
+/** Most items of a list value a line carries; the rest are counted. */
+export const MAX_LIST_ITEMS = 16;
+
+function short(text: string): string {
+  if (text.length <= MAX_VALUE_LENGTH) return text;
+  return `${text.slice(0, MAX_VALUE_LENGTH)}… (${text.length} characters in all)`;
+}
+
+/** A field value as a line carries it: errors as text, long strings and lists cut short. */
 function plain(value: unknown): unknown {
-  if (value instanceof Error) return errorText(value);
+  if (value instanceof Error) return short(errorText(value));
   if (typeof value === "bigint") return value.toString();
+  if (typeof value === "string") return short(value);
+  if (Array.isArray(value) && value.length > MAX_LIST_ITEMS) {
+    return [...value.slice(0, MAX_LIST_ITEMS), `… and ${value.length - MAX_LIST_ITEMS} more`];
+  }
   return value;
 }
 
@@ -111,12 +128,12 @@ export class Logger {
     const all: LogFields = { ...this.#fields, ...fields };
     const ts = new Date().toISOString();
     if (this.#format === "json") {
-      const line: LogFields = { ts, level, msg };
+      const line: LogFields = { ts, level, msg: short(msg) };
       for (const [k, v] of Object.entries(all)) if (v !== undefined) line[k] = plain(v);
       this.#sink(JSON.stringify(line), level);
       return;
     }
-    const parts = [ts, level.toUpperCase().padEnd(5), msg];
+    const parts = [ts, level.toUpperCase().padEnd(5), short(msg)];
     for (const [k, v] of Object.entries(all)) {
       if (v !== undefined) parts.push(`${k}=${textValue(v)}`);
     }

@@ -12,16 +12,25 @@
  * - **Requeue.** A run that returns `{ requeueAfterMs }` (> 0) runs again that much later.
  * - **Delayed keys** keep one timer each; when several delays are asked for, the earliest wins.
  *
- * ### A fresh `add` while the key waits in backoff
+ * ### Which adds cut a backoff wait short
  *
- * Reconciles are level-driven: a fresh event may be the very fix (a NAD created, an
- * annotation corrected), so an `add` of a key that waits for a retry **cuts the wait short
- * and runs it promptly**, as client-go's `Add` does. To avoid a hot loop when events keep
- * arriving for a key that keeps failing, this happens **at most once per backoff wait**:
- * further adds before the retry timer fires are folded into that pending retry (which reads
- * the world afresh, so nothing is lost). The failure count is not reset by an add, only by
- * a success, so the retry delays of a failing key keep growing. An add that arrives while a
- * key is running follows the same rule when that run fails.
+ * Reconciles are level-driven: an event may be the very fix (a NAD created, an annotation
+ * corrected, the pod deleted), or it may change nothing the pass reads (the echo of the
+ * agent's own status write, a periodic resync). The caller says which, and the rule is:
+ *
+ * - {@linkcode WorkQueue.add} is for an event that **can change the outcome**. The key is due
+ *   now, whatever its backoff and however many times its waits were cut short before: a
+ *   pending retry is cancelled and the key runs as soon as a worker is free. An `add` while
+ *   the key runs makes it run once more right after, whether that run succeeds or fails.
+ * - {@linkcode WorkQueue.resync} is for a look that **changes nothing known**. A key that is
+ *   idle runs now; a key that waits for a retry keeps waiting, and the resync is folded into
+ *   that retry (which reads the world afresh, so nothing is lost). A resync while the key
+ *   runs makes it run once more after a success, and is folded into the retry after a failure.
+ *
+ * Neither resets the failure count: only a success does. So a key that keeps failing on
+ * unchanged input backs off (`baseDelayMs · 2^(failures-1)`, capped) however many resyncs
+ * and status-write echoes arrive, and there is no hot loop unless the input itself keeps
+ * changing, in which case every change is worth a look.
  *
  * ### Shutdown
  *
@@ -139,8 +148,8 @@ export class WorkQueue {
   readonly #running = new Map<string, number>();
   readonly #delayed = new Map<string, Delayed>();
   readonly #backoffs = new Map<string, Backoff>();
-  /** Keys whose current backoff wait was already cut short by a fresh add. */
-  readonly #cutShort = new Set<string>();
+  /** Running keys that an {@linkcode add} made due again: they re-run even after a failure. */
+  readonly #changedWhileRunning = new Set<string>();
   #started = false;
   #stopping = false;
   #pumpScheduled = false;
@@ -220,22 +229,34 @@ export class WorkQueue {
   }
 
   /**
-   * Queues `key` to run as soon as a worker is free. A key already waiting is not queued
-   * twice; a running key runs once more after its current run. A key waiting for a retry
-   * runs promptly, once per backoff wait (see the module documentation).
+   * Queues `key` because something it reads changed: it runs as soon as a worker is free,
+   * even if it waits for a retry (the retry is cancelled). A key already waiting is not
+   * queued twice; a running key runs once more after its current run, whatever its result.
    * Ignored after {@linkcode shutdown}.
    */
   add(key: string): void {
-    if (this.#stopping || this.#waiting.has(key)) return;
+    if (this.#stopping) return;
+    if (this.#running.has(key)) this.#changedWhileRunning.add(key);
     const delayed = this.#delayed.get(key);
     if (delayed?.retryAt !== undefined) {
-      if (this.#cutShort.has(key)) {
-        this.#log?.debug("Folded add into pending retry", { queue: this.name, key });
-        return;
-      }
-      this.#cutShort.add(key);
       delayed.retryAt = undefined;
       this.#arm(key, delayed);
+    }
+    this.#enqueue(key);
+  }
+
+  /**
+   * Queues `key` for another look when nothing it reads is known to have changed (a
+   * periodic resync, an update that touched no input). A key waiting for a retry keeps
+   * waiting: the look is folded into that retry. Otherwise it is an {@linkcode add}, except
+   * that a running key which then fails waits for its retry. Ignored after
+   * {@linkcode shutdown}.
+   */
+  resync(key: string): void {
+    if (this.#stopping) return;
+    if (this.#delayed.get(key)?.retryAt !== undefined) {
+      this.#log?.debug("Folded resync into pending retry", { queue: this.name, key });
+      return;
     }
     this.#enqueue(key);
   }
@@ -383,13 +404,13 @@ export class WorkQueue {
     const now = this.#clock.now();
     this.#running.delete(key);
     this.#metrics?.active(this.#running.size);
+    const changed = this.#changedWhileRunning.delete(key);
     let result: RunResult;
     if ("error" in end) {
       result = "error";
-      if (!this.#stopping) this.#retryLater(key, end.error, now);
+      if (!this.#stopping) this.#retryLater(key, end.error, now, changed);
     } else {
       this.#backoffs.delete(key);
-      this.#cutShort.delete(key);
       const after = end.outcome?.requeueAfterMs;
       if (after !== undefined && after > 0 && Number.isFinite(after)) {
         result = "requeue_after";
@@ -413,7 +434,8 @@ export class WorkQueue {
     this.#checkIdle();
   }
 
-  #retryLater(key: string, error: unknown, now: number): void {
+  /** Schedules the retry of a failed run; `rerunNow` when an add made the key due meanwhile. */
+  #retryLater(key: string, error: unknown, now: number, rerunNow: boolean): void {
     let backoff = this.#backoffs.get(key);
     if (!backoff) {
       backoff = new Backoff({
@@ -426,8 +448,6 @@ export class WorkQueue {
     }
     const delayMs = backoff.next();
     this.#metrics?.retried();
-    // An add during the run may cut this wait short, once.
-    const rerunNow = this.#waiting.has(key) && !this.#cutShort.has(key);
     this.#log?.warn("Reconcile failed", {
       queue: this.name,
       key,
@@ -435,10 +455,7 @@ export class WorkQueue {
       failures: backoff.failures,
       retryInMs: rerunNow ? 0 : delayMs,
     });
-    if (rerunNow) {
-      this.#cutShort.add(key);
-      return;
-    }
+    if (rerunNow) return; // still waiting: it runs again at once
     if (this.#waiting.delete(key)) {
       this.#queuedAt.delete(key);
       this.#metrics?.depth(this.#waiting.size);
@@ -481,7 +498,6 @@ export class WorkQueue {
     let due = false;
     if (delayed.retryAt !== undefined && delayed.retryAt <= now) {
       delayed.retryAt = undefined;
-      this.#cutShort.delete(key); // the backoff wait is over: a new one may be cut short again
       due = true;
     }
     if (delayed.afterAt !== undefined && delayed.afterAt <= now) {

@@ -17,7 +17,9 @@ import {
   parseNetworkSelection,
   SelectionError,
 } from "./selection.ts";
+import { inputsChanged } from "./pod_inputs.ts";
 import {
+  formatNetworkStatus,
   isEntryOf,
   NETWORK_STATUS_ANNOTATION,
   type NetworkStatus,
@@ -39,15 +41,13 @@ import type { DelegateRequest, Delegator } from "./multus.ts";
 import type { AttachmentJournal, PendingAdd } from "./journal.ts";
 import { delegateConfig, type NetworkAttachmentDefinition } from "./nad.ts";
 import {
-  addedInterfaceMessage,
   EventReason,
-  failedAddingInterfaceMessage,
-  failedRemovingInterfaceMessage,
   interfaceAddRejectedMessage,
   type InterfaceAttributes,
-  removedInterfaceMessage,
+  listSome,
 } from "./kube/event_messages.ts";
 import type { EventRecorder } from "./kube/events.ts";
+import { PassReport, type PodNotice } from "./pass_report.ts";
 import { PodReplacedError } from "./kube/status_writer.ts";
 
 /** The parts of a Pod the reconciler reads. */
@@ -80,15 +80,16 @@ export interface NadSource {
 /** Writes network-status with optimistic concurrency from a fresh read. */
 export interface StatusStore {
   /**
-   * Applies `mutate` to the pod's current network-status entries and writes the result
-   * when it differs. Must fail (not write) when the pod's uid is no longer `uid`.
+   * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
+   * and writes the result when it differs. Must fail (not write) when the pod's uid is no
+   * longer `uid`, with a {@linkcode PodReplacedError} when it is gone or replaced.
    */
   update(
     namespace: string,
     name: string,
     uid: string,
-    mutate: (entries: NetworkStatus[]) => NetworkStatus[],
-  ): Promise<{ written: boolean }>;
+    mutate: (current: string | undefined) => string | undefined,
+  ): Promise<unknown>;
 }
 
 /** What the reconciler reports to metrics; every method is optional to implement. */
@@ -145,7 +146,7 @@ export class ReconcileError extends Error {
   readonly failures: string[];
   /** Creates an error summarising `failures` for pod `podKey`. */
   constructor(podKey: string, failures: string[]) {
-    super(`pod ${podKey}: ${failures.length} operation(s) failed: ${failures.join("; ")}`);
+    super(`pod ${podKey}: ${failures.length} operation(s) failed: ${listSome(failures, "; ")}`);
     this.name = "ReconcileError";
     this.failures = failures;
   }
@@ -209,6 +210,8 @@ export class Reconciler {
   readonly #lastSandbox = new Map<string, { uid: string; sandbox: PodSandbox }>();
   /** UIDs of finished pods whose attachments a pass released. */
   readonly #released = new Set<string>();
+  /** Pod key → the network-status text this agent wrote last for it. */
+  readonly #ownStatus = new Map<string, string>();
 
   /** Creates a reconciler over `deps`. */
   constructor(deps: ReconcilerDeps) {
@@ -225,6 +228,7 @@ export class Reconciler {
   forget(key: string): void {
     this.#changedAt.delete(key);
     this.#lastSandbox.delete(key);
+    this.#ownStatus.delete(key);
     for (const pods of this.#waitingForNad.values()) pods.delete(key);
   }
 
@@ -252,7 +256,16 @@ export class Reconciler {
     );
   }
 
-  /** Pods whose last pass failed because NAD `namespace/name` was missing. */
+  /**
+   * True when pod `next` differs from `previous` (its cached state before the event) in
+   * something a pass reads: then the pod is due now, even while it backs off. The echo of
+   * this agent's own last network-status write is not a change.
+   */
+  changeMatters(previous: PodSnapshot | undefined, next: PodSnapshot): boolean {
+    return inputsChanged(previous, next, this.#ownStatus.get(podKey(next)));
+  }
+
+  /** Pods whose last pass planned an operation on NAD `namespace/name`, which was missing. */
   podsWaitingFor(nadKey: string): string[] {
     return [...(this.#waitingForNad.get(nadKey) ?? [])];
   }
@@ -268,21 +281,33 @@ export class Reconciler {
     }
   }
 
-  /** One reconcile pass for pod `key` ("namespace/name"). Throws to ask for a retry. */
+  /**
+   * One reconcile pass for pod `key` ("namespace/name"). Throws to ask for a retry. What the
+   * pass did and what went wrong is reported once, at its end (see `lib/pass_report.ts`).
+   */
   async reconcile(key: string): Promise<void> {
+    const log = this.#deps.log.with({ pod: key });
+    const report = new PassReport(key, log);
+    try {
+      await this.#pass(key, report, log);
+    } finally {
+      report.flush(this.#deps.events);
+    }
+  }
+
+  async #pass(key: string, report: PassReport, log: Logger): Promise<void> {
     const cached = this.#deps.pods.cached(key);
     if (!cached) {
-      await this.#releaseUnrecorded(key, undefined, undefined, this.#deps.log.with({ pod: key }));
+      await this.#releaseUnrecorded(key, undefined, undefined, log);
       this.forget(key);
       return;
     }
-    const log = this.#deps.log.with({ pod: key });
     if (!isFinished(cached) && cached.status?.phase !== "Running") {
       log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
       return;
     }
     const unfinished = this.#deps.journal.pending(key).length > 0;
-    const cachedPlan = this.#planOrReport(cached, log);
+    const cachedPlan = this.#planAndNote(cached, report);
     if (!unfinished && (!cachedPlan || cachedPlan.operations.length === 0)) {
       this.#changedAt.delete(key);
       return;
@@ -301,12 +326,12 @@ export class Reconciler {
       log.debug("pod gone or replaced before acting");
       return;
     }
-    const plan = this.#planOrReport(pod, log);
+    const plan = this.#planAndNote(pod, report);
     if (!plan || plan.operations.length === 0) this.#changedAt.delete(key);
     if (!unfinished && (!plan || plan.operations.length === 0)) return;
     // Unfinished ADDs are settled even when the annotation cannot be planned: releasing them
     // depends only on what network-status records.
-    await this.#apply(pod, plan ?? { operations: [], refusals: [], desired: [] }, log);
+    await this.#apply(pod, plan ?? { operations: [], refusals: [], desired: [] }, report, log);
   }
 
   #plan(pod: PodSnapshot): Plan {
@@ -329,9 +354,14 @@ export class Reconciler {
     );
   }
 
-  /** Plans, and turns bad input and refusals into Events; undefined when nothing may be done. */
-  #planOrReport(pod: PodSnapshot, log: Logger): Plan | undefined {
+  /**
+   * Plans `pod` and hands what is wrong with its annotations to the pass's report; remembers
+   * the NADs the plan needs and misses, so that their creation wakes the pod. Undefined when
+   * nothing may be done.
+   */
+  #planAndNote(pod: PodSnapshot, report: PassReport): Plan | undefined {
     const key = podKey(pod);
+    report.about(pod.metadata);
     let plan: Plan;
     try {
       plan = this.#plan(pod);
@@ -342,36 +372,45 @@ export class Reconciler {
       const message = `pod [${key}]: annotation ${annotation} is invalid, nothing was changed: ${
         errorText(err)
       }`;
-      log.warn("cannot plan: annotation is invalid", { reason, err });
-      this.#event(pod, "Warning", reason, message);
+      report.planned({
+        refusals: [],
+        notices: [{
+          reason,
+          type: "Warning",
+          message,
+          summary: "cannot plan: annotation is invalid",
+        }],
+      });
+      this.#awaitNads(key, []);
       return undefined;
     }
+    const refusals: string[] = [];
+    const notices: PodNotice[] = [];
     for (const refusal of plan.refusals) {
       if (refusal.code === "host-network") {
-        this.#event(
-          pod,
-          "Warning",
-          EventReason.InterfaceAddRejected,
-          interfaceAddRejectedMessage(key),
-        );
-        log.warn("refusing to plug interfaces into a host-network pod");
-        continue;
+        notices.push({
+          reason: EventReason.InterfaceAddRejected,
+          type: "Warning",
+          message: interfaceAddRejectedMessage(key),
+          summary: "refusing to plug interfaces into a host-network pod",
+        });
+      } else {
+        refusals.push(refusal.message);
       }
-      log.warn("refused part of the networks annotation", {
-        code: refusal.code,
-        refusal: refusal.message,
-      });
-      this.#event(
-        pod,
-        "Warning",
-        EventReason.FailedAddingInterface,
-        `pod [${key}]: refused: ${refusal.message}`,
-      );
     }
+    report.planned({ refusals, notices });
+    this.#awaitNads(
+      key,
+      plan.operations.flatMap((op) =>
+        this.#deps.nads.get(op.id.namespace, op.id.network)
+          ? []
+          : [`${op.id.namespace}/${op.id.network}`]
+      ),
+    );
     return plan;
   }
 
-  async #apply(pod: PodSnapshot, plan: Plan, log: Logger): Promise<void> {
+  async #apply(pod: PodSnapshot, plan: Plan, report: PassReport, log: Logger): Promise<void> {
     const key = podKey(pod);
     const finished = isFinished(pod);
     const uid = pod.metadata.uid;
@@ -389,7 +428,7 @@ export class Reconciler {
       // The release changed network-status: plan from what it says now.
       const fresh = await this.#deps.pods.fetch(pod.metadata.namespace, pod.metadata.name);
       if (!fresh || fresh.metadata.uid !== uid) return;
-      const replanned = this.#planOrReport(fresh, log);
+      const replanned = this.#planAndNote(fresh, report);
       if (!replanned) return;
       pod = fresh;
       plan = replanned;
@@ -438,7 +477,8 @@ export class Reconciler {
       }
     }
 
-    for (const outcome of outcomes) this.#report(pod, outcome, log);
+    report.about(pod.metadata);
+    for (const outcome of outcomes) this.#record(outcome, report);
     const failures = outcomes.filter((o) => !o.ok).map((o) =>
       `${o.op.kind} ${attachmentKey(o.op.id)}: ${o.error}`
     );
@@ -461,9 +501,7 @@ export class Reconciler {
     const key = podKey(pod);
     const network = `${op.id.namespace}/${op.id.network}`;
     const nad = this.#deps.nads.get(op.id.namespace, op.id.network);
-    this.#unwait(network, key);
     if (!nad) {
-      this.#wait(network, key);
       const hint = op.kind === "add"
         ? "create it, or fix the name in the networks annotation"
         : "the interface stays attached until the definition is recreated or the pod is deleted";
@@ -668,12 +706,21 @@ export class Reconciler {
     mutate: (entries: NetworkStatus[]) => NetworkStatus[],
     log: Logger,
   ): Promise<boolean> {
+    const key = podKey(pod);
     try {
       await this.#deps.status.update(
         pod.metadata.namespace,
         pod.metadata.name,
         pod.metadata.uid,
-        mutate,
+        (current) => {
+          const entries = parseNetworkStatus(current);
+          const next = formatNetworkStatus(mutate(entries));
+          if (next === formatNetworkStatus(entries)) return current;
+          // Remembered before it lands, so that its echo from the watch is never taken for a
+          // change made by someone else (see inputsChanged).
+          this.#ownStatus.set(key, next);
+          return next;
+        },
       );
       this.#deps.observer?.statusWrite?.(true);
       return true;
@@ -729,65 +776,34 @@ export class Reconciler {
       allowedNadNamespaces.includes(nadNamespace);
   }
 
-  #report(pod: PodSnapshot, outcome: OperationOutcome, log: Logger): void {
-    const key = podKey(pod);
+  /** Hands one operation's outcome to the pass's report and the metrics. */
+  #record(outcome: OperationOutcome, report: PassReport): void {
     const { op } = outcome;
     this.#deps.observer?.attachmentOperation?.(op.kind, outcome.ok);
-    const iface = op.id.interface;
-    const fields = { interfaceName: iface, network: `${op.id.namespace}/${op.id.network}` };
+    const item = {
+      iface: op.id.interface,
+      network: op.id.network,
+      namespace: op.id.namespace,
+      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    };
     if (op.kind === "add") {
-      const attrs = eventAttributes(op.element);
-      if (outcome.ok) {
-        log.info("added interface", fields);
-        this.#event(
-          pod,
-          "Normal",
-          EventReason.AddedInterface,
-          addedInterfaceMessage(key, iface, op.id.network, attrs),
-        );
-      } else {
-        log.warn("adding interface failed", { ...fields, err: outcome.error });
-        this.#event(
-          pod,
-          "Warning",
-          EventReason.FailedAddingInterface,
-          failedAddingInterfaceMessage(key, iface, op.id.network, attrs, outcome.error),
-        );
-      }
-    } else if (outcome.ok) {
-      log.info("removed interface", fields);
-      this.#event(
-        pod,
-        "Normal",
-        EventReason.RemovedInterface,
-        removedInterfaceMessage(key, iface, op.id.network),
-      );
-    } else {
-      log.warn("removing interface failed", { ...fields, err: outcome.error });
-      this.#event(
-        pod,
-        "Warning",
-        EventReason.FailedRemovingInterface,
-        failedRemovingInterfaceMessage(key, iface, op.id.network, outcome.error),
-      );
+      if (outcome.ok) report.added(item);
+      else report.addFailed(item);
+    } else if (outcome.ok) report.removed(item);
+    else report.removeFailed(item);
+  }
+
+  /** Remembers that pod `podKey` needs the NADs `nadKeys` ("ns/name"), which are missing. */
+  #awaitNads(podKey: string, nadKeys: readonly string[]): void {
+    for (const [nad, pods] of this.#waitingForNad) {
+      if (pods.delete(podKey) && pods.size === 0) this.#waitingForNad.delete(nad);
     }
-  }
-
-  #event(pod: PodSnapshot, type: "Normal" | "Warning", reason: string, message: string): void {
-    this.#deps.events.record(pod.metadata, type, reason, message);
-  }
-
-  #wait(nadKey: string, podKey: string): void {
-    let pods = this.#waitingForNad.get(nadKey);
-    if (!pods) this.#waitingForNad.set(nadKey, pods = new Set());
-    pods.add(podKey);
-  }
-
-  #unwait(nadKey: string, podKey: string): void {
-    const pods = this.#waitingForNad.get(nadKey);
-    if (!pods) return;
-    pods.delete(podKey);
-    if (pods.size === 0) this.#waitingForNad.delete(nadKey);
+    for (const nad of nadKeys) {
+      let pods = this.#waitingForNad.get(nad);
+      if (!pods) this.#waitingForNad.set(nad, pods = new Set());
+      pods.add(podKey);
+    }
   }
 }
 

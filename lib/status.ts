@@ -141,6 +141,52 @@ function checkEntry(value: unknown, path: string): NetworkStatus {
 }
 
 /**
+ * The text each parsed entry had in its annotation. {@linkcode formatNetworkStatus} writes an
+ * entry that is still the very object {@linkcode parseNetworkStatus} returned back as that
+ * text, so entries this program does not change (other writers' among them) keep their keys,
+ * their order and their values exactly; any changed entry is a new object.
+ */
+const sourceText = new WeakMap<NetworkStatus, string>();
+
+/**
+ * The text of each element of a JSON array, in order. `text` must be valid JSON whose top
+ * level is an array.
+ */
+function arrayElementTexts(text: string): string[] {
+  const elements: string[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      if (depth === 1 && start < 0) start = i;
+    } else if (c === "[" || c === "{") {
+      if (depth === 1 && start < 0) start = i;
+      depth++;
+    } else if (c === "]" || c === "}") {
+      depth--;
+      if (depth === 0) {
+        if (start >= 0) elements.push(text.slice(start, i).trimEnd());
+        break;
+      }
+    } else if (c === "," && depth === 1) {
+      elements.push(text.slice(start, i).trimEnd());
+      start = -1;
+    } else if (depth === 1 && start < 0 && !/\s/.test(c!)) {
+      start = i;
+    }
+  }
+  return elements;
+}
+
+/**
  * Parses network-status. Missing, empty or blank means no entries. Entries keep their order and
  * every field. Throws {@linkcode StatusError} naming the entry and field when it cannot be read.
  */
@@ -161,7 +207,12 @@ export function parseNetworkStatus(annotation: string | undefined): NetworkStatu
       `nested deeper than ${MAX_STATUS_DEPTH} levels; ${FIX}`,
     );
   }
-  return parsed.map((entry, index) => checkEntry(entry, `network-status[${index}]`));
+  const entries = parsed.map((entry, index) => checkEntry(entry, `network-status[${index}]`));
+  const texts = arrayElementTexts(annotation);
+  if (texts.length === entries.length) {
+    entries.forEach((entry, index) => sourceText.set(entry, texts[index]!));
+  }
+  return entries;
 }
 
 /** Keys written in Go's struct order; the rest follow in their own order. */
@@ -198,12 +249,16 @@ function ordered(source: Record<string, unknown>, known: string[], always: strin
 }
 
 /**
- * Formats entries exactly as multus writes network-status: each entry as JSON indented by four
- * spaces, entries joined by `,` inside `[` `]` (`[]` when there are none). Known keys come in the
- * order of multus' Go struct with empty ones left out, `dns` always present; unknown keys follow.
+ * Formats entries as multus writes network-status: entries joined by `,` inside `[` `]` (`[]`
+ * when there are none). An entry as parsed by {@linkcode parseNetworkStatus} is written back as
+ * the text it was read from. Any other entry is JSON indented by four spaces, its known keys in
+ * the order of multus' Go struct with empty ones left out and `dns` always present, unknown
+ * keys after them.
  */
 export function formatNetworkStatus(entries: NetworkStatus[]): string {
   const parts = entries.map((entry) => {
+    const source = sourceText.get(entry);
+    if (source !== undefined) return source;
     const dns = isPlainObject(entry.dns) ? ordered(entry.dns, DNS_KEYS, []) : {};
     const value = ordered({ ...entry, name: entry.name ?? "", dns }, ENTRY_KEYS, ["name", "dns"]);
     return goEscape(JSON.stringify(value, null, 4));

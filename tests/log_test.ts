@@ -39,3 +39,29 @@ Deno.test("text format quotes values with spaces", () => {
   log.debug("planned", { pod: "a/b", reason: "two words" });
   assert.match(lines[0]!, /DEBUG planned pod=a\/b reason="two words"$/);
 });
+
+Deno.test("long values are cut and say how long they were; long lists say how many more", () => {
+  const { log, lines } = capture("info");
+  log.warn("x".repeat(5000), {
+    err: new Error("e".repeat(200_000)),
+    detail: "d".repeat(1025),
+    list: Array.from({ length: 1000 }, (_, i) => `net${i}`),
+  });
+  assert.equal(lines.length, 1);
+  assert.ok(lines[0]!.length < 5_000, `line of ${lines[0]!.length} characters`);
+  const line = JSON.parse(lines[0]!);
+  assert.match(line.msg, /^x{1024}… \(5000 characters in all\)$/);
+  assert.match(line.err, /^e{1024}… \(200000 characters in all\)$/);
+  assert.match(line.detail, /… \(1025 characters in all\)$/);
+  assert.equal(line.list.length, 17);
+  assert.equal(line.list.at(-1), "… and 984 more");
+});
+
+Deno.test("short values are written as they are", () => {
+  const { log, lines } = capture("info");
+  const detail = "d".repeat(1024);
+  log.info("fine", { detail, list: ["a", "b"] });
+  const line = JSON.parse(lines[0]!);
+  assert.equal(line.detail, detail);
+  assert.deepEqual(line.list, ["a", "b"]);
+});

@@ -213,7 +213,7 @@ Deno.test("delayed adds keep one timer per key and the earliest wins", async () 
   await queue.shutdown(0);
 });
 
-Deno.test("a fresh add cuts a backoff wait short once; further adds wait for the retry", async () => {
+Deno.test("every add cuts a backoff wait short, however often; failures still count", async () => {
   const clock = new ManualClock();
   const attempts: number[] = [];
   const queue = new WorkQueue(() => {
@@ -225,26 +225,86 @@ Deno.test("a fresh add cuts a backoff wait short once; further adds wait for the
   await queue.idle();
   assert.deepEqual(attempts, [0]);
 
-  clock.advance(100);
-  queue.add("ns/a"); // may be the fix: runs now
-  await queue.idle();
-  assert.deepEqual(attempts, [0, 100]);
-
-  clock.advance(100);
-  queue.add("ns/a"); // folded into the pending retry (due at 100 + 2000)
-  queue.add("ns/a");
-  await queue.idle();
-  assert.deepEqual(attempts, [0, 100]);
-  assert.equal(clock.nextDue(), 2100);
-
-  clock.advance(2100 - clock.now());
-  await queue.idle();
-  assert.deepEqual(attempts, [0, 100, 2100]);
-
-  queue.add("ns/a"); // a new backoff wait: may be cut short again
-  await queue.idle();
-  assert.deepEqual(attempts, [0, 100, 2100, 2100]);
+  // Each change may be the fix: it runs now, the first, the second and the third time.
+  for (const at of [100, 200, 300]) {
+    clock.advance(at - clock.now());
+    queue.add("ns/a");
+    await queue.idle();
+    assert.equal(attempts.at(-1), at);
+  }
+  assert.deepEqual(attempts, [0, 100, 200, 300]);
   assert.equal(queue.failures("ns/a"), 4, "adds never reset the failure count");
+  assert.equal(clock.nextDue(), 300 + 8000, "the retry after the fourth failure waits 8 s");
+  await queue.shutdown(0);
+});
+
+Deno.test("a resync while the key waits in backoff is folded into the pending retry", async () => {
+  const clock = new ManualClock();
+  const attempts: number[] = [];
+  const queue = new WorkQueue(() => {
+    attempts.push(clock.now());
+    return Promise.reject(new Error("NAD missing"));
+  }, options({ clock, baseDelayMs: 1000, maxDelayMs: 100_000 }));
+  queue.add("ns/a");
+  queue.start();
+  await queue.idle();
+  clock.advance(100);
+  queue.resync("ns/a"); // an echo of the pod's own status write, a periodic resync…
+  queue.resync("ns/a");
+  await queue.idle();
+  assert.deepEqual(attempts, [0], "no extra run");
+  assert.equal(clock.nextDue(), 1000, "the retry keeps its time");
+
+  for (const due of [1000, 3000]) {
+    clock.advance(due - clock.now());
+    await queue.idle();
+  }
+  assert.deepEqual(attempts, [0, 1000, 3000], "backoff grows: 1 s, then 2 s");
+  await queue.shutdown(0);
+});
+
+Deno.test("a resync of an idle key runs it at once", async () => {
+  const clock = new ManualClock();
+  let runs = 0;
+  const queue = new WorkQueue(() => {
+    runs++;
+    return Promise.resolve();
+  }, options({ clock }));
+  queue.start();
+  queue.resync("ns/a");
+  await queue.idle();
+  assert.equal(runs, 1);
+  await queue.shutdown(0);
+});
+
+Deno.test("a change after resyncs and an own-write echo still runs at once (late NAD)", async () => {
+  // The defect this guards: the echo of a partial pass's status write used up the one cut a
+  // backoff wait allowed, and the NAD's creation then waited for the whole (long) backoff.
+  const clock = new ManualClock();
+  const attempts: number[] = [];
+  let nadExists = false;
+  const gate = new Gate();
+  const queue = new WorkQueue(async () => {
+    attempts.push(clock.now());
+    if (attempts.length === 1) await gate.pass(); // the partial pass, writing status
+    if (!nadExists) throw new Error("NAD missing");
+  }, options({ clock, baseDelayMs: 60_000, maxDelayMs: 600_000 }));
+  queue.add("ns/a");
+  queue.start();
+  await gate.reached();
+  queue.resync("ns/a"); // the status write's echo arrives while the pass runs
+  gate.release();
+  await queue.idle();
+  assert.deepEqual(attempts, [0], "the echo does not re-run a failing pass");
+  clock.advance(5_000);
+  queue.resync("ns/a"); // periodic resync
+  clock.advance(5_000);
+  nadExists = true;
+  queue.add("ns/a"); // the NAD's creation
+  await queue.idle();
+  assert.deepEqual(attempts, [0, 10_000]);
+  assert.equal(queue.failures("ns/a"), 0, "the success reset the backoff");
+  assert.equal(clock.nextDue(), undefined, "no retry left behind");
   await queue.shutdown(0);
 });
 
@@ -287,6 +347,44 @@ Deno.test("an add during a failing run re-runs it once, then backoff applies", a
   await queue.idle();
   assert.equal(attempts, 2, "the dirty key re-ran at once");
   assert.equal(clock.nextDue(), 2000, "then waits for its second backoff");
+  await queue.shutdown(0);
+});
+
+Deno.test("a resync during a failing run waits for the retry", async () => {
+  const clock = new ManualClock();
+  const gate = new Gate();
+  let attempts = 0;
+  const queue = new WorkQueue(async () => {
+    attempts++;
+    if (attempts === 1) await gate.pass();
+    throw new Error("no");
+  }, options({ clock, baseDelayMs: 1000, maxDelayMs: 100_000 }));
+  queue.add("ns/a");
+  queue.start();
+  await gate.reached();
+  queue.resync("ns/a");
+  gate.release();
+  await queue.idle();
+  assert.equal(attempts, 1, "no re-run for a resync");
+  assert.equal(clock.nextDue(), 1000);
+  await queue.shutdown(0);
+});
+
+Deno.test("a resync during a successful run runs the key once more", async () => {
+  const clock = new ManualClock();
+  const gate = new Gate();
+  let attempts = 0;
+  const queue = new WorkQueue(async () => {
+    attempts++;
+    if (attempts === 1) await gate.pass();
+  }, options({ clock }));
+  queue.add("ns/a");
+  queue.start();
+  await gate.reached();
+  queue.resync("ns/a");
+  gate.release();
+  await queue.idle();
+  assert.equal(attempts, 2);
   await queue.shutdown(0);
 });
 

@@ -147,8 +147,10 @@ class World {
             world.failStatusWrites--;
             return Promise.reject(new Error("apiserver unavailable"));
           }
-          const next = mutate(world.status());
-          world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = formatNetworkStatus(next);
+          const annotations = world.pod.metadata.annotations!;
+          const next = mutate(annotations[NETWORK_STATUS_ANNOTATION]);
+          if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
+          else annotations[NETWORK_STATUS_ANNOTATION] = next;
           if (world.hangAfterStatusWrite) return new Promise(() => {});
           return Promise.resolve({ written: true });
         },
@@ -562,4 +564,73 @@ Deno.test("a re-plug cut short, then its old IPs asked for again: the old record
   assert.deepEqual(world.netnsIps.get("net1"), ["10.1.0.1/24"]);
   assert.deepEqual(world.status().find((e) => e.interface === "net1")?.ips, ["10.1.0.1"]);
   assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("a thousand elements naming a missing NAD: one Event and few log lines per pass", async () => {
+  const networks = Array.from({ length: 1000 }, (_, i) => ({ name: "x", interface: `n${i}` }));
+  const world = new World(networks);
+  const reconciler = world.reconciler();
+  for (let pass = 1; pass <= 3; pass++) {
+    const before = { events: world.events.length, warnings: world.warnings.length };
+    await assert.rejects(reconciler.reconcile("ns1/p"), (err: Error) => {
+      assert.ok(err instanceof ReconcileError);
+      assert.equal(err.failures.length, 1000);
+      assert.ok(err.message.length < 2_000, `an error message of ${err.message.length} chars`);
+      assert.match(err.message, /1000 operation\(s\) failed: .*… and 992 more$/);
+      return true;
+    });
+    const events = world.events.slice(before.events);
+    assert.deepEqual(events.map((e) => e.reason), ["FailedAddingInterface"], `pass ${pass}`);
+    assert.match(
+      events[0]!.message,
+      /^pod \[ns1\/p\]: 1000 interfaces could not be added: network x: NetworkAttachmentDefinition ns1\/x not found; .* \(n0, n1, n2, n3, n4, n5, n6, n7, … and 992 more\)$/,
+    );
+    const warnings = world.warnings.slice(before.warnings);
+    assert.deepEqual(warnings.map((w) => [w.msg, w.count]), [["adding interfaces failed", 1000]]);
+  }
+  assert.deepEqual(world.delegateCalls, [], "nothing was sent for a missing NAD");
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
+});
+
+Deno.test("an invalid annotation is reported once per pass, though the pass plans twice", async () => {
+  const world = new World([]);
+  world.pod.metadata.annotations![NETWORKS_ANNOTATION] = "{not json";
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.events.map((e) => e.reason), ["InvalidNetworkSelection"]);
+  assert.equal(
+    world.warnings.filter((w) => w.msg === "cannot plan: annotation is invalid").length,
+    1,
+  );
+});
+
+Deno.test("the pods waiting for a NAD are those whose latest plan needs it", async () => {
+  const world = new World([{ name: "x", interface: "net1" }]);
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
+  world.setNetworks([{ name: "y", interface: "net1" }]);
+  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), [], "no longer asked for");
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/y"), ["ns1/p"]);
+  // Waiting starts when the plan needs the NAD, even if the pass stops before acting on it.
+  world.sandboxRemoved = true;
+  world.setNetworks([{ name: "z", interface: "net1" }]);
+  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), ["ns1/p"]);
+  reconciler.forget("ns1/p");
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), []);
+});
+
+Deno.test("the echo of the agent's own status write is no change; others' writes are", async () => {
+  const world = new World([{ name: "a", interface: "net1" }, { name: "x", interface: "net2" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  const before = structuredClone(world.pod);
+  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError); // the partial pass
+  const after = structuredClone(world.pod);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(reconciler.changeMatters(before, after), false, "own write");
+  const edited = structuredClone(after);
+  edited.metadata.annotations![NETWORK_STATUS_ANNOTATION] = "[]";
+  assert.equal(reconciler.changeMatters(after, edited), true, "someone else's write");
 });

@@ -180,8 +180,9 @@ Deno.test("format: escapes <, >, &, U+2028 and U+2029 as Go does", () => {
 });
 
 Deno.test("format: an unknown __proto__ key stays an ordinary key", () => {
-  const [entry] = parseNetworkStatus('[{"name":"ns1/a","__proto__":{"x":1}}]');
-  assert.ok(entry);
+  const [parsed] = parseNetworkStatus('[{"name":"ns1/a","__proto__":{"x":1}}]');
+  assert.ok(parsed);
+  const entry = { ...parsed }; // a changed entry is formatted afresh
   const text = formatNetworkStatus([entry]);
   assert.ok(text.includes('"__proto__": {'), text);
   assert.deepEqual(parseNetworkStatus(text), [{ ...entry, dns: {} }]);
@@ -191,6 +192,43 @@ Deno.test("format: entries keep their order", () => {
   const entries = ["ns1/c", "ns1/a", "ns1/b"].map((name, i) => ({ name, interface: `net${i}` }));
   const names = parseNetworkStatus(formatNetworkStatus(entries)).map((e) => e.name);
   assert.deepEqual(names, ["ns1/c", "ns1/a", "ns1/b"]);
+});
+
+Deno.test("format: entries nobody changed are written back exactly as they were read", () => {
+  // Another writer's entries: its own key order, no dns, a null field, an unknown key, spacing.
+  const theirs = [
+    `{"interface":"eth0","name":"kindnet","default":true,"ips":["10.244.0.5"],"mtu":null}`,
+    `{ "name": "other/x", "interface": "x1", "vendor": {"b": 2, "a": 1} }`,
+  ];
+  const text = `[${theirs[0]}, ${theirs[1]}]`;
+  const entries = parseNetworkStatus(text);
+  const added = statusFromCniResult("ns1/a", {
+    interfaces: [{ name: "net1", mac: "02:00:00:00:00:01", sandbox: "/proc/1/ns/net" }],
+    ips: [{ address: "10.1.0.1/24" }],
+  });
+  const written = formatNetworkStatus(withAttachment(entries, added));
+  assert.ok(written.startsWith(`[${theirs[0]},${theirs[1]},{\n    "name": "ns1/a",`), written);
+  assert.equal(
+    formatNetworkStatus(entries),
+    `[${theirs.join(",")}]`,
+    "nothing added, nothing reordered",
+  );
+  // Removing our entry again gives back their entries untouched.
+  const removed = withoutAttachment(parseNetworkStatus(written), {
+    namespace: "ns1",
+    network: "a",
+    interface: "net1",
+  });
+  assert.equal(formatNetworkStatus(removed), `[${theirs.join(",")}]`);
+});
+
+Deno.test("format: an entry replaced in place is written afresh in multus' format", () => {
+  const entries = parseNetworkStatus(`[{"interface":"net1","name":"ns1/a","ips":["10.0.0.1"]}]`);
+  const changed = withAttachment(entries, { name: "ns1/a", interface: "net1", ips: ["10.0.0.2"] });
+  assert.equal(
+    formatNetworkStatus(changed),
+    `[{\n    "name": "ns1/a",\n    "interface": "net1",\n    "ips": [\n        "10.0.0.2"\n    ],\n    "dns": {}\n}]`,
+  );
 });
 
 // --- parsing ---
@@ -404,17 +442,11 @@ Deno.test("from CNI result: upstream's add cases, formatted", () => {
     interfaces: [{ name: "net1", mac: "02:03:04:05:06:07", sandbox: "/proc/1/ns/net" }],
     ips: [{ address: "192.168.2.12/24" }],
   });
-  // The existing entry stays first; the new one is appended with its prefix stripped.
+  // The existing entry stays first, as it was written; the new one is appended with its
+  // prefix stripped, in multus' format.
   assert.equal(
     formatNetworkStatus(withAttachment(existing, added)),
-    `[{
-    "name": "default/tiny-net",
-    "interface": "net0",
-    "ips": [
-        "10.10.10.10"
-    ],
-    "dns": {}
-},{
+    `[{"name":"default/tiny-net","interface":"net0","ips":["10.10.10.10"],"dns":{}},{
     "name": "default/tiny-net-2",
     "interface": "net1",
     "ips": [

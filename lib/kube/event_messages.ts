@@ -140,3 +140,118 @@ export function failedRemovingInterfaceMessage(
 export function interfaceAddRejectedMessage(podKey: string): string {
   return `pod [${podKey}]: will not add interface to host networked pod`;
 }
+
+/** How many items an aggregated message lists before it says how many more there are. */
+export const LISTED_ITEMS = 8;
+
+/** `a, b, c, … and 5 more`: at most {@linkcode LISTED_ITEMS} items, then their count. */
+export function listSome(items: readonly string[], separator = ", "): string {
+  if (items.length <= LISTED_ITEMS) return items.join(separator);
+  return `${items.slice(0, LISTED_ITEMS).join(separator)}, … and ${
+    items.length - LISTED_ITEMS
+  } more`;
+}
+
+/** One interface of an aggregated Event. */
+export interface InterfaceItem {
+  /** Interface name in the pod. */
+  iface: string;
+  /** NetworkAttachmentDefinition name, as upstream's messages show it. */
+  network: string;
+  /** NetworkAttachmentDefinition namespace (log lines show `<namespace>/<network>`). */
+  namespace: string;
+  /** Requested attributes, for add events. */
+  attrs?: InterfaceAttributes;
+  /** Why it failed, for failure events. */
+  error?: string;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Failures grouped by network and error: `network x: <error> (net1, net2)`. */
+function failureGroups(items: readonly InterfaceItem[]): string {
+  const groups = new Map<string, string[]>();
+  for (const item of items) {
+    const key = `network ${item.network}: ${item.error ?? "unknown error"}`;
+    const list = groups.get(key) ?? [];
+    list.push(item.iface);
+    groups.set(key, list);
+  }
+  return [...groups].map(([text, ifaces]) => `${text} (${listSome(ifaces)})`).join("; ");
+}
+
+/**
+ * The `AddedInterface` message of a pass: upstream's {@linkcode addedInterfaceMessage} for
+ * one interface, `pod [<ns/name>]: added <n> interfaces: <if> to network: <net>, …` for more.
+ */
+export function addedInterfacesMessage(podKey: string, items: readonly InterfaceItem[]): string {
+  if (items.length === 1) {
+    const [one] = items as [InterfaceItem];
+    return addedInterfaceMessage(podKey, one.iface, one.network, one.attrs);
+  }
+  const each = items.map((i) => `${i.iface} to network: ${i.network}${attributesSuffix(i.attrs)}`);
+  return `pod [${podKey}]: added ${plural(items.length, "interface")}: ${listSome(each)}`;
+}
+
+/**
+ * The `FailedAddingInterface` message of a pass: upstream's
+ * {@linkcode failedAddingInterfaceMessage} for one failure, `pod [<ns/name>]: refused: <why>`
+ * for one refusal, and for more `pod [<ns/name>]: <n> interfaces could not be added: network
+ * <net>: <error> (<if>, …); <m> elements refused: <why>; …`.
+ */
+export function failedAddingInterfacesMessage(
+  podKey: string,
+  failures: readonly InterfaceItem[],
+  refusals: readonly string[],
+): string {
+  if (failures.length === 1 && refusals.length === 0) {
+    const [one] = failures as [InterfaceItem];
+    return failedAddingInterfaceMessage(podKey, one.iface, one.network, one.attrs, one.error);
+  }
+  if (failures.length === 0 && refusals.length === 1) {
+    return `pod [${podKey}]: refused: ${refusals[0]}`;
+  }
+  const parts: string[] = [];
+  if (failures.length > 0) {
+    parts.push(
+      `${plural(failures.length, "interface")} could not be added: ${failureGroups(failures)}`,
+    );
+  }
+  if (refusals.length > 0) {
+    parts.push(`${plural(refusals.length, "element")} refused: ${listSome(refusals, "; ")}`);
+  }
+  return `pod [${podKey}]: ${parts.join("; ")}`;
+}
+
+/**
+ * The `RemovedInterface` message of a pass: upstream's {@linkcode removedInterfaceMessage}
+ * for one interface, `pod [<ns/name>]: removed <n> interfaces: <if> from network: <net>, …`.
+ */
+export function removedInterfacesMessage(podKey: string, items: readonly InterfaceItem[]): string {
+  if (items.length === 1) {
+    const [one] = items as [InterfaceItem];
+    return removedInterfaceMessage(podKey, one.iface, one.network);
+  }
+  const each = items.map((i) => `${i.iface} from network: ${i.network}`);
+  return `pod [${podKey}]: removed ${plural(items.length, "interface")}: ${listSome(each)}`;
+}
+
+/**
+ * The `FailedRemovingInterface` message of a pass: upstream's
+ * {@linkcode failedRemovingInterfaceMessage} for one failure, and for more
+ * `pod [<ns/name>]: <n> interfaces could not be removed: network <net>: <error> (<if>, …)`.
+ */
+export function failedRemovingInterfacesMessage(
+  podKey: string,
+  failures: readonly InterfaceItem[],
+): string {
+  if (failures.length === 1) {
+    const [one] = failures as [InterfaceItem];
+    return failedRemovingInterfaceMessage(podKey, one.iface, one.network, one.error);
+  }
+  return `pod [${podKey}]: ${plural(failures.length, "interface")} could not be removed: ${
+    failureGroups(failures)
+  }`;
+}

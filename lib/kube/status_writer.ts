@@ -21,6 +21,8 @@ export interface StatusWriteOptions {
   signal?: AbortSignal;
   /** Called between the GET and the PUT of every attempt; tests use it to cause conflicts. */
   beforeWrite?: (attempt: number) => Promise<void> | void;
+  /** Called for every PUT refused with 409 Conflict (whether or not it is retried). */
+  onConflict?: () => void;
 }
 
 /** The outcome of {@linkcode updateNetworkStatus}. */
@@ -111,9 +113,9 @@ export async function updateNetworkStatus(
       if (err instanceof KubeApiError && err.status === 404) {
         throw new PodReplacedError(namespace, name, uid);
       }
-      if (!(err instanceof KubeApiError) || err.status !== 409 || attempt >= maxAttempts) {
-        throw err;
-      }
+      if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
+      options.onConflict?.();
+      if (attempt >= maxAttempts) throw err;
     }
     await sleep(delay * (0.9 + 0.2 * Math.random()), options.signal);
   }
