@@ -14,12 +14,15 @@
  * 4. Start-up with all pods present: process start → caches synced → first reconcile → all.
  * 5. API economy: requests per hot-plug and per idle hour from `rest_client_requests_total`,
  *    and the writes while nothing changes (resync every 10 s during that window).
+ * 6. Wake-ups (`--wakeups` rounds): a pod in a ten-minute backoff after a partial pass, and
+ *    the time from a late NAD's creation to its interface recorded, and from a graceful
+ *    deletion to the hot-plugged attachment released (see `wakeups.ts`).
  *
  * Needs root and the rig's set-up (`bash tests/rig/setup.sh`). Usage:
  *
  * ```sh
  * deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]
- *                 [--plugin-wait-ms 200] [--out FILE]
+ *                 [--plugin-wait-ms 200] [--wakeups 5] [--out FILE]
  * ```
  *
  * @module
@@ -34,6 +37,7 @@ import { PodWatch, type WatchedPod } from "./pod_watch.ts";
 import { procMemory, RssSampler } from "./proc.ts";
 import { deltaBy, Scrape } from "./prom.ts";
 import { round, summarize, type Summary } from "./stats.ts";
+import { wakeupPhase, type WakeupResult } from "./wakeups.ts";
 
 const NAMESPACE = "bench";
 const NAD = "bench-macvlan";
@@ -49,6 +53,7 @@ interface BenchOptions {
   startups: number;
   createParallel: number;
   pluginWaitMs: number;
+  wakeups: number;
   out: string;
 }
 
@@ -62,6 +67,7 @@ function parseOptions(args: string[]): BenchOptions {
       startups: { type: "string", default: "3" },
       "create-parallel": { type: "string", default: "6" },
       "plugin-wait-ms": { type: "string", default: "200" },
+      wakeups: { type: "string", default: "5" },
       out: { type: "string", default: ".rig/bench-report.json" },
       help: { type: "boolean", default: false },
     },
@@ -70,6 +76,7 @@ function parseOptions(args: string[]): BenchOptions {
     console.log(
       "usage: deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]\n" +
         "                       [--create-parallel 6] [--plugin-wait-ms 200 (0: skip)]\n" +
+        "                       [--wakeups 5 (0: skip)]\n" +
         "                       [--out .rig/bench-report.json]",
     );
     Deno.exit(0);
@@ -88,6 +95,7 @@ function parseOptions(args: string[]): BenchOptions {
     startups: int("startups", values.startups, 1),
     createParallel: int("create-parallel", values["create-parallel"], 1),
     pluginWaitMs: int("plugin-wait-ms", values["plugin-wait-ms"], 0),
+    wakeups: int("wakeups", values.wakeups, 0),
     out: values.out,
   };
 }
@@ -643,6 +651,18 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
       (api.idle as IdleResult).writes
     } over ${(api.idle as IdleResult).reconciles} resync reconciles`,
   );
+  const wake = report.wakeups as WakeupResult | undefined;
+  if (wake) {
+    lines.push("");
+    lines.push(row(["wake-up from a 10-minute backoff (ms)", "n", "median", "p90", "max"], w));
+    for (
+      const [label, s] of [
+        ["late NAD created → applied", wake.lateNadMs],
+        ["graceful delete → released", wake.deletionReleaseMs],
+      ] as const
+    ) lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.max)], w));
+    lines.push(`host-local addresses left by the deleted pods: ${wake.leakedAddresses}`);
+  }
   lines.push("");
   const tw = [30, 22, 34, 7];
   lines.push(row(["target", "goal", "measured", ""], tw));
@@ -729,6 +749,9 @@ async function main(): Promise<void> {
       waitingBursts.push(waitingOne);
       await d.stop();
     } else await c.stop();
+    const wakeups = options.wakeups > 0
+      ? await wakeupPhase(rig, watch, NAMESPACE, options.wakeups, progress)
+      : undefined;
 
     const pick = (op: "add" | "remove", f: keyof LatencySample) =>
       samples.filter((s) => s.op === op).map((s) => s[f] as number);
@@ -789,6 +812,7 @@ async function main(): Promise<void> {
       startupSamples: [...startups, startupOne],
       memory,
       api: { perPlug: perOp("add"), perUnplug: perOp("remove"), idle },
+      wakeups,
     };
     const over = latency.overhead;
     const burstOk = burstMany.netnsMissing.length === 0 && burstOne.netnsMissing.length === 0;
@@ -853,6 +877,17 @@ async function main(): Promise<void> {
         measured: `${writesPerPlug}`,
         ok: writesPerPlug === 1,
       },
+      ...(wakeups
+        ? [{
+          name: "wake-up from a long backoff",
+          target: "≤ 1000 ms, 0 leaked",
+          measured: `NAD ${ms(wakeups.lateNadMs.max)} ms max, delete ${
+            ms(wakeups.deletionReleaseMs.max)
+          } ms max, ${wakeups.leakedAddresses} leaked`,
+          ok: wakeups.lateNadMs.max <= 1000 && wakeups.deletionReleaseMs.max <= 1000 &&
+            wakeups.leakedAddresses === 0,
+        }]
+        : []),
     ];
     const output = { ...report, targets };
     await Deno.mkdir(options.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
