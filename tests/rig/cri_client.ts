@@ -1,8 +1,9 @@
 /**
- * The node rig's own CRI client: the kubelet's side of the CRI v1 RuntimeService
- * (run, inspect, list, stop and remove pod sandboxes) over containerd's unix socket.
- * It is separate from the controller's client on purpose: the controller never runs
- * or removes sandboxes.
+ * The node rig's own CRI client over containerd's unix socket: it finds a pod's sandboxes and
+ * containers (and their PIDs, to kill them as a crash would) beside the kubelet, and runs,
+ * stops and removes sandboxes where a test acts behind the kubelet's back or the rig cleans
+ * up. It is separate from the controller's client on purpose: the controller never runs or
+ * removes sandboxes.
  *
  * @module
  */
@@ -20,6 +21,8 @@ const METHODS = [
   "RemovePodSandbox",
   "PodSandboxStatus",
   "ListPodSandbox",
+  "ListContainers",
+  "ContainerStatus",
 ] as const;
 type Method = typeof METHODS[number];
 
@@ -46,8 +49,28 @@ export interface SandboxSummary {
   id: string;
   metadata: { name: string; uid: string; namespace: string; attempt: number };
   state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
+  /** Nanoseconds since the epoch, as a decimal string. */
+  created_at: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+}
+
+/** CRI v1 container states. */
+export type ContainerState =
+  | "CONTAINER_CREATED"
+  | "CONTAINER_RUNNING"
+  | "CONTAINER_EXITED"
+  | "CONTAINER_UNKNOWN";
+
+/** A container as ListContainers reports it. */
+export interface ContainerSummary {
+  id: string;
+  pod_sandbox_id: string;
+  metadata: { name: string; attempt: number };
+  state: ContainerState;
+  /** Nanoseconds since the epoch, as a decimal string. */
+  created_at: string;
+  labels: Record<string, string>;
 }
 
 /** PodSandboxStatus(verbose) reduced to what the rig needs. */
@@ -171,6 +194,24 @@ export class CriClient {
       filter: { label_selector: labels },
     });
     return res.items;
+  }
+
+  /** Lists containers, optionally only those carrying all the given labels. */
+  async listContainers(labels: Record<string, string> = {}): Promise<ContainerSummary[]> {
+    const res = await this.#call<{ containers: ContainerSummary[] }>("ListContainers", {
+      filter: { label_selector: labels },
+    });
+    return res.containers;
+  }
+
+  /** The PID of a container's first process, from ContainerStatus(verbose); 0 if none. */
+  async containerPid(id: string): Promise<number> {
+    const res = await this.#call<{ info: Record<string, string> }>("ContainerStatus", {
+      container_id: id,
+      verbose: true,
+    });
+    const info = JSON.parse(res.info["info"] ?? "{}") as { pid?: number };
+    return info.pid ?? 0;
   }
 
   /** Closes the channel. */

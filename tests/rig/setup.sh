@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and builds everything the node rig needs, then writes the paths the rig uses to
-# $DNC_RIG_CACHE/paths.json. Idempotent: a warm run only checks and takes seconds.
+# $DNC_RIG_CACHE/paths.json (and to $DNC_RIG_PATHS if set). Idempotent: a warm run only
+# checks and takes seconds.
 #
 #   Debian packages   etcd-server, containerd, runc, containernetworking-plugins, iproute2, jq, gcc …
 #   kube-apiserver    built from the Go module proxy, pinned in tests/rig/kube/go.mod
@@ -48,7 +49,7 @@ main() {
   # ---------------------------------------------------------------------------------------------
   begin "Debian packages"
   packages=(etcd-server containerd runc containernetworking-plugins iproute2 jq gcc libc6-dev
-    openssl util-linux tar coreutils)
+    openssl util-linux tar coreutils curl)
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -188,6 +189,12 @@ main() {
     --arg kubeVersion "$kube_version" \
     --arg multusVersion "$multus_version" \
     '$ARGS.named' >"$cache/paths.json.tmp"
+  # A copy where the caller asked (the rig keeps one per checkout: checkouts with other pins
+  # share this cache, and each set-up rewrites paths.json).
+  if [ -n "${DNC_RIG_PATHS:-}" ]; then
+    cp "$cache/paths.json.tmp" "$DNC_RIG_PATHS.tmp"
+    mv "$DNC_RIG_PATHS.tmp" "$DNC_RIG_PATHS"
+  fi
   mv "$cache/paths.json.tmp" "$cache/paths.json"
   done_step "$cache/paths.json"
 
