@@ -1335,11 +1335,27 @@ export class Rig {
     return { ...pod, sandboxId: await this.#currentSandboxId(pod.uid) };
   }
 
-  /** Resolves once no sandbox of the pod is ready (the kubelet has stopped them all). */
+  /**
+   * Resolves once the kubelet has stopped every sandbox of the pod: none is ready and none
+   * keeps its netns (containerd removes it after the CNI DEL, the last step of a stop).
+   */
   async #waitSandboxesStopped(pod: RigPod): Promise<void> {
     await waitFor(
       `the kubelet to stop the sandboxes of pod ${pod.namespace}/${pod.name}`,
-      async () => (await this.#sandboxes(pod.uid)).every((s) => s.state !== "SANDBOX_READY"),
+      async () => {
+        for (const sandbox of await this.#sandboxes(pod.uid)) {
+          if (sandbox.state === "SANDBOX_READY") return false;
+          const status = await this.cri.podSandboxStatus(sandbox.id).catch(() => undefined);
+          let netns: string | undefined;
+          try {
+            netns = status && netnsPathFromInfo(status.info);
+          } catch {
+            // a hostNetwork sandbox
+          }
+          if (netns && pathExists(netns)) return false;
+        }
+        return true;
+      },
       POD_TIMEOUT_MS,
     );
   }
@@ -1413,18 +1429,33 @@ export class Rig {
   }
 
   /**
+   * Kills the pod's current sandbox (SIGKILL to its pause process) and resolves once
+   * containerd reports it not ready, without waiting for the kubelet: with the kubelet
+   * stopped, the dead sandbox stays as it is. Resolves with its ID.
+   */
+  async killPause(pod: RigPod): Promise<string> {
+    const id = await this.#currentSandboxId(pod.uid);
+    const status = await this.cri.podSandboxStatus(id);
+    const pid = Number(status.info["pid"] ?? 0);
+    if (pid <= 0) throw new Error(`sandbox ${id} has no PID in its CRI status`);
+    Deno.kill(pid, "SIGKILL");
+    await waitFor(
+      `containerd to see sandbox ${id} die`,
+      async () => (await this.cri.podSandboxStatus(id)).state === "SANDBOX_NOTREADY",
+      30_000,
+    );
+    return id;
+  }
+
+  /**
    * Sandbox loss: SIGKILLs the pod's pause process. The kubelet stops what is left of the
    * sandbox (multus' CNI DEL), makes a new one (multus' CNI ADD plugs the annotation's
    * networks again and rewrites network-status) and restarts the containers in it. Resolves
    * with the pod and its new sandbox ID once it runs again.
    */
   async killSandbox(pod: RigPod): Promise<RigPod> {
-    const oldId = await this.#currentSandboxId(pod.uid);
     const oldContainers = (await this.#runningContainers(pod)).map((c) => `containerd://${c.id}`);
-    const status = await this.cri.podSandboxStatus(oldId);
-    const pid = Number(status.info["pid"] ?? 0);
-    if (pid <= 0) throw new Error(`sandbox ${oldId} has no PID in its CRI status`);
-    Deno.kill(pid, "SIGKILL");
+    const oldId = await this.killPause(pod);
     const newId = await waitFor(
       `the kubelet to make a new sandbox for pod ${pod.namespace}/${pod.name}`,
       async () => {
@@ -1437,6 +1468,7 @@ export class Rig {
     await this.#waitRunning(pod, oldContainers);
     return { ...pod, sandboxId: newId };
   }
+
   /** The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). */
   async podNetns(pod: RigPod): Promise<string> {
     const status = await this.cri.podSandboxStatus(pod.sandboxId);
