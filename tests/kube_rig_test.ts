@@ -187,7 +187,6 @@ Deno.test({
   name: "kube rig: pod informer sees add, update and delete of its node's pods only",
   ...rigTest,
   async fn() {
-    const r = theRig();
     await createApiPod("before-start", API_NODE, { "k8s.v1.cni.cncf.io/networks": "net-a" });
     pods = podInformer(controllerClient(), API_NODE, log, fast);
     podChanges = recordChanges(pods, podKey);
@@ -323,7 +322,6 @@ Deno.test({
     "kube rig: the server ends each watch at timeoutSeconds; the watcher resumes from its resourceVersion without re-listing",
   ...rigTest,
   async fn() {
-    const r = theRig();
     const inner = kubeListWatch(controllerClient(), "/api/v1/pods", {
       fieldSelector: `spec.nodeName=${API_NODE}`,
       transform: slimPod,
@@ -418,7 +416,6 @@ Deno.test({
     "kube rig: status writer writes from a fresh read and keeps other annotations; no write when unchanged",
   ...rigTest,
   async fn() {
-    const r = theRig();
     const { uid } = await createApiPod("status-a", API_NODE, {
       [NETWORK_STATUS_ANNOTATION]: STATUS,
       "example.com/keep": "me",
@@ -470,7 +467,6 @@ Deno.test({
     "kube rig: status writer retries a real 409 conflict on a re-read, keeping the concurrent change",
   ...rigTest,
   async fn() {
-    const r = theRig();
     const { uid } = await createApiPod("status-b", API_NODE, {
       [NETWORK_STATUS_ANNOTATION]: STATUS,
     });
@@ -518,7 +514,6 @@ Deno.test({
   name: "kube rig: status writer refuses a pod re-created under the same name, and a deleted one",
   ...rigTest,
   async fn() {
-    const r = theRig();
     const { uid: oldUid } = await createApiPod("status-c", API_NODE);
     await deleteApiPod("status-c");
     await waitFor(

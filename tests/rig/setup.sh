@@ -143,12 +143,20 @@ main() {
   # The pod image: Debian's busybox-static (a shell, sleep and the usual tools), keyed by the
   # package version and the scripts that pack it. apt-get download needs no install.
   begin "pod image"
-  busybox_version=$(apt-cache show --no-all-versions busybox-static 2>/dev/null | awk '$1 == "Version:" { print $2; exit }')
-  if [ -z "$busybox_version" ]; then
-    apt-get update >>"$cache/logs/apt.log" 2>&1 || fail "apt-get update failed; see $cache/logs/apt.log"
-    busybox_version=$(apt-cache show --no-all-versions busybox-static | awk '$1 == "Version:" { print $2; exit }')
+  # apt-cache takes half a second here (no package cache file): its answer is kept until the
+  # package lists change.
+  lists_stamp=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)
+  read -r known_stamp busybox_version 2>/dev/null <"$cache/image/busybox-static.version" || true
+  if [ "${known_stamp:-}" != "$lists_stamp" ] || [ -z "${busybox_version:-}" ]; then
+    busybox_version=$(apt-cache show --no-all-versions busybox-static 2>/dev/null | awk '$1 == "Version:" { print $2; exit }')
+    if [ -z "$busybox_version" ]; then
+      apt-get update >>"$cache/logs/apt.log" 2>&1 || fail "apt-get update failed; see $cache/logs/apt.log"
+      lists_stamp=$(stat -c %Y /var/lib/apt/lists)
+      busybox_version=$(apt-cache show --no-all-versions busybox-static | awk '$1 == "Version:" { print $2; exit }')
+    fi
+    [ -n "$busybox_version" ] || fail "apt-cache knows no busybox-static; check /etc/apt/sources.list"
+    echo "$lists_stamp $busybox_version" >"$cache/image/busybox-static.version"
   fi
-  [ -n "$busybox_version" ] || fail "apt-cache knows no busybox-static; check /etc/apt/sources.list"
   pod_key=$(cat "$rig_dir/image/busybox_rootfs.sh" "$rig_dir/image/make_image.sh" <(echo "$busybox_version") |
     sha256sum | cut -c1-12)
   pod_tar=$cache/image/busybox-$pod_key.tar
