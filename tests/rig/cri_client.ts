@@ -1,9 +1,8 @@
 /**
  * The node rig's own CRI client over containerd's unix socket: it finds a pod's sandboxes and
- * containers (and their PIDs, to kill them as a crash would) beside the kubelet, and runs,
- * stops and removes sandboxes where a test acts behind the kubelet's back or the rig cleans
- * up. It is separate from the controller's client on purpose: the controller never runs or
- * removes sandboxes.
+ * containers (and their PIDs, to kill them as a crash would) beside the kubelet, and stops and
+ * removes sandboxes where the rig cleans up. It is separate from the controller's client on
+ * purpose: the controller never stops or removes sandboxes.
  *
  * @module
  */
@@ -16,7 +15,6 @@ const PROTO_PATH = new URL("./cri_runtime.proto", import.meta.url);
 const SERVICE = "runtime.v1.RuntimeService";
 const METHODS = [
   "Version",
-  "RunPodSandbox",
   "StopPodSandbox",
   "RemovePodSandbox",
   "PodSandboxStatus",
@@ -25,24 +23,6 @@ const METHODS = [
   "ContainerStatus",
 ] as const;
 type Method = typeof METHODS[number];
-
-/** Namespace modes of CRI v1 (`POD`: the sandbox's own, `NODE`: the host's). */
-export type NamespaceMode = "POD" | "CONTAINER" | "NODE" | "TARGET";
-
-/** The sandbox config the rig sends, in the proto's snake_case field names. */
-export interface SandboxConfig {
-  metadata: { name: string; uid: string; namespace: string; attempt: number };
-  hostname: string;
-  log_directory: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  linux: {
-    cgroup_parent?: string;
-    security_context: {
-      namespace_options: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode };
-    };
-  };
-}
 
 /** A pod sandbox as ListPodSandbox reports it. */
 export interface SandboxSummary {
@@ -152,15 +132,6 @@ export class CriClient {
   /** CRI Version: answers once the runtime serves the CRI. */
   async version(): Promise<{ runtime_name: string; runtime_version: string }> {
     return await this.#call("Version", { version: "v1" });
-  }
-
-  /** Runs a pod sandbox; containerd calls the CNI (multus) before this returns. */
-  async runPodSandbox(config: SandboxConfig): Promise<string> {
-    const res = await this.#call<{ pod_sandbox_id: string }>("RunPodSandbox", {
-      config,
-      runtime_handler: "",
-    });
-    return res.pod_sandbox_id;
   }
 
   /** Stops a sandbox: CNI DEL, then kills its processes. */
