@@ -301,14 +301,11 @@ interface ContainerStatusObject {
   };
 }
 
-/** Waiting reasons after which a container never starts without a change to the pod. */
-const HOPELESS = new Set([
-  "ErrImageNeverPull",
-  "InvalidImageName",
-  "CreateContainerConfigError",
-  "CreateContainerError",
-  "RunContainerError",
-]);
+/**
+ * Waiting reasons after which a container never starts without a change to the pod (others,
+ * such as RunContainerError, may pass when the kubelet retries).
+ */
+const HOPELESS = new Set(["ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"]);
 
 /** A one-line account of a pod's phase and containers, for error messages. */
 function describePod(pod: PodObject | undefined): string {
