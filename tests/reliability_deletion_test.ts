@@ -147,8 +147,16 @@ Deno.test({
       );
 
       // `kubectl delete --force --grace-period=0`: the object goes at once; the kubelet then
-      // tears the sandbox down on its own.
-      await rig.forceDeletePod(pod);
+      // tears the sandbox down on its own. The API server still writes the deletion in two
+      // steps (deletionTimestamp, then the removal, a few ms apart), and an agent that acts in
+      // between releases through multus after all: the agent is held still over the deletion,
+      // as one slower than that gap is, so that it meets the pod only once it is gone.
+      Deno.kill(ctl.pid, "SIGSTOP");
+      try {
+        await rig.forceDeletePod(pod);
+      } finally {
+        Deno.kill(ctl.pid, "SIGCONT");
+      }
       const reports = () =>
         ctl!.records().slice(linesBefore).filter((r) =>
           r.pod === `${NS}/${pod.name}` && String(r.msg).startsWith("pod left the API server")
