@@ -572,6 +572,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "rig: a second rig runs beside the first; stopping it leaves the first's node and sysctls",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const other = await Rig.start();
+    try {
+      assert.notEqual(other.cgroupRoot, r.cgroupRoot);
+      assert.notEqual(other.nodeIp, r.nodeIp);
+      const [mine, theirs] = await Promise.all([
+        r.createPod({ name: "beside" }),
+        other.createPod({ name: "beside" }),
+      ]);
+      const memory = cgroupHierarchies().find((h) => h.endsWith("/memory"));
+      if (memory) {
+        const placed: [Rig, RigPod][] = [[r, mine], [other, theirs]];
+        for (const [owner, pod] of placed) {
+          const qos: string = `${memory}${owner.cgroupRoot}/kubepods/besteffort/pod${pod.uid}`;
+          assert.ok(pathExists(qos), `no ${qos}`);
+        }
+      }
+      await other.stop();
+      // The first rig's kubelet still holds the host's sysctls as it set them, and still works.
+      assert.equal(readSysctl("vm/overcommit_memory"), "1");
+      assert.ok(pathExists(`${HOST_STATE_DIR}/saved.json`), "the saved host values went");
+      await r.deletePod(mine);
+      await r.deletePod(await r.createPod({ name: "after-other" }));
+    } finally {
+      await other.stop();
+    }
+  },
+});
+
+Deno.test({
   name:
     "rig: stop removes sandboxes, processes, mounts, cgroups, links and the run directory, and restores the sysctls",
   ...rigTest,
