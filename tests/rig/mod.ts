@@ -183,6 +183,8 @@ export interface CreatePodOptions {
   command?: string[];
   /** `terminationGracePeriodSeconds` (default 30). */
   terminationGracePeriodSeconds?: number;
+  /** The container's readiness probe (a core/v1 Probe); none by default. */
+  readinessProbe?: Record<string, unknown>;
 }
 
 /** A pod the rig's kubelet runs. */
@@ -1186,6 +1188,7 @@ export class Rig {
           image,
           imagePullPolicy: "Never",
           command: options.command ?? POD_COMMAND,
+          ...(options.readinessProbe ? { readinessProbe: options.readinessProbe } : {}),
         }],
       },
     });
