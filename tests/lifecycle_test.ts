@@ -147,6 +147,11 @@ async function heldBy(rig: Rig, sandboxId: string): Promise<string[]> {
   return out.sort();
 }
 
+/** The interfaces whose host-local addresses `sandboxId` holds. */
+async function heldInterfaces(rig: Rig, sandboxId: string): Promise<string[]> {
+  return (await heldBy(rig, sandboxId)).map((h) => h.split(" ")[2]!).sort();
+}
+
 /** A hot-plug on a pod of its own, after which the agent has handled earlier events. */
 async function barrier(rig: Rig, name: string): Promise<RigPod> {
   const witness = await rig.createPod({ name, namespace: NS });
@@ -451,7 +456,7 @@ Deno.test({
     const { rig, ctl, bridge } = await env();
     const ports = (await bridgePorts(bridge)).length;
     const pod = await plugged(rig, "alone");
-    assert.deepEqual((await heldBy(rig, pod.sandboxId)).map((h) => h.split(" ")[2]), [
+    assert.deepEqual(await heldInterfaces(rig, pod.sandboxId), [
       "eth0",
       "net0",
       "net1",
@@ -530,7 +535,7 @@ Deno.test({
       "the container still runs after SIGTERM",
     );
     assert.deepEqual(
-      (await heldBy(rig, pod.sandboxId)).map((h) => h.split(" ")[2]),
+      await heldInterfaces(rig, pod.sandboxId),
       ["eth0"],
       "only the cluster network's address is held until the sandbox goes",
     );
@@ -573,8 +578,37 @@ Deno.test({
     const goneMs = Date.now() - started;
 
     const log = multusSince(rig, mark);
+    const leaks: string[] = [];
+    let kubeletFirst = 0;
     for (const pod of pods) {
-      assert.deepEqual(await heldBy(rig, pod.sandboxId), [], pod.name);
+      const { requests } = multusActivity(log, pod.uid);
+      const teardown = requests.findIndex((r) => r.kind === "CNI" && r.command === "DEL");
+      const release = requests.findIndex((r) => r.kind === "delegate" && r.command === "DEL");
+      const race = release < 0
+        ? "the agent sent no DEL"
+        : teardown < release
+        ? "multus tore the sandbox down before the agent's first DEL"
+        : "the agent's first DEL came before the teardown";
+      if (release < 0 || teardown < release) kubeletFirst++;
+      const held = await heldBy(rig, pod.sandboxId);
+      if (held.length === 0) continue;
+      const said = agentRecords(ctl, pod, line).filter((r) => r.level !== "debug").map((r) =>
+        `${r.level} ${r.msg}${r.err ? `: ${JSON.stringify(r.err).slice(0, 160)}` : ""}`
+      );
+      leaks.push(`${pod.name} holds ${held.join(", ")}; ${race}; the agent: ${said.join(" | ")}`);
+    }
+    console.log(
+      `20 pods (60 attachments) deleted at once in ${(goneMs / 1000).toFixed(1)} s; ` +
+        `multus' teardown ran before the agent's first DEL in ${kubeletFirst} of them; ` +
+        `${leaks.length} left addresses behind`,
+    );
+    assert.deepEqual(
+      leaks,
+      [],
+      "addresses left behind: the agent releases through multus, which refuses once the " +
+        "kubelet has removed the pod object",
+    );
+    for (const pod of pods) {
       assert.deepEqual(
         releases(multusActivity(log, pod.uid)),
         { agent: ["net0", "net1", "net2"], teardown: ["eth0", "net0"] },
@@ -586,7 +620,6 @@ Deno.test({
     }
     assert.equal((await delegateCalls(ctl)).DEL - calls.DEL, 60);
     assert.equal((await bridgePorts(bridge)).length, ports);
-    console.log(`20 pods (60 attachments) deleted at once in ${(goneMs / 1000).toFixed(1)} s`);
   },
 });
 
@@ -669,7 +702,7 @@ Deno.test({
     const macs = await assertMacs(rig, pod);
     assert.deepEqual([...macs.keys()].sort(), ["net0", "net1"]);
     assert.deepEqual(
-      (await heldBy(rig, pod.sandboxId)).map((h) => h.split(" ")[2]),
+      await heldInterfaces(rig, pod.sandboxId),
       ["eth0", "net0", "net1"],
     );
     assert.ok(!journalHas(rig, pod), "nothing is left journaled");
@@ -796,7 +829,9 @@ Deno.test({
     const now = await delegateCalls(ctl);
     assert.deepEqual({ ADD: now.ADD - calls.ADD, DEL: now.DEL - calls.DEL }, { ADD: 1, DEL: 0 });
     assert.equal(
-      multusActivity(multusSince(rig, mark), witness.uid).requests.length,
+      multusActivity(multusSince(rig, mark), witness.uid).requests.filter((r) =>
+        r.kind === "delegate"
+      ).length,
       1,
       "the witness's ADD",
     );
@@ -965,14 +1000,19 @@ Deno.test({
       }
       const now = await delegateCalls(ctl);
       assert.deepEqual({ ADD: now.ADD - calls.ADD, DEL: now.DEL - calls.DEL }, { ADD: 1, DEL: 0 });
-      assert.equal(multusActivity(multusSince(rig, mark), witness.uid).requests.length, 1);
+      assert.equal(
+        multusActivity(multusSince(rig, mark), witness.uid).requests.filter((r) =>
+          r.kind === "delegate"
+        ).length,
+        1,
+      );
       const component = CONTROLLER_COMPONENT;
       const all = await rig.api.request<{
         items: { involvedObject: { name: string }; source?: { component?: string } }[];
       }>("GET", `/api/v1/namespaces/${NS}/events`);
       assert.deepEqual(
         all.items.filter((e) =>
-          e.involvedObject.name.startsWith("far-") && e.source?.component === component
+          far.some((p) => p.name === e.involvedObject.name) && e.source?.component === component
         ),
         [],
       );
