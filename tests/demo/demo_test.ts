@@ -1,6 +1,7 @@
 /**
- * `deno task demo`, the README's first command, run as a reader runs it: it must show the
- * hot-plug and the unplug, leave nothing behind, and exit 0.
+ * `deno task demo`, the README's first command, run as a reader runs it: it must show the pod
+ * the kubelet runs, the hot-plug (network-status, `kubectl exec … ip addr`, the events) and the
+ * unplug, leave nothing behind, and exit 0.
  */
 import assert from "node:assert/strict";
 import { RIG_BASE_DIR } from "../rig/mod.ts";
@@ -35,13 +36,16 @@ Deno.test({
     assert.equal(out.code, 0, text);
     for (
       const expected of [
+        // The pod, run by the rig's kubelet on its node.
+        /\$ kubectl get pods -n demo -o wide\n.*NODE.*\n +app +1\/1 +Running +0 +\S+ +[\d.]+ +rig-[0-9a-f]+ /,
         /plugged: network-status written/,
         /"interface": "net1"/,
-        /inet 10\.10\.0\.5\/24 .* net1/,
-        /AddedInterface +pod \[demo\/app\]: added interface net1/,
+        /\$ kubectl exec app -n demo -- ip addr show net1\n(.*\n)*.*inet 10\.10\.0\.5\/24 .* net1/,
+        /Started +Pod\/app +Started container app/,
+        /AddedInterface +Pod\/app +pod \[demo\/app\]: added interface net1/,
         /unplugged: network-status written/,
-        /Device "net1" does not exist/,
-        /RemovedInterface +pod \[demo\/app\]: removed interface net1/,
+        /ip: can't find device 'net1'/,
+        /RemovedInterface +pod\/app +pod \[demo\/app\]: removed interface net1/,
         /controller stopped \(SIGTERM\), exit code 0/,
         /demo passed/,
       ]
