@@ -8,10 +8,10 @@
  * - Graceful deletion, of one pod, of a pod that ignores SIGTERM for 10 s, and of 20 pods at
  *   once: the agent releases what network-status lists through multus while the pod exists
  *   (its hot-plugged attachments, and a second time those multus plugged at creation); multus'
- *   CNI DEL at sandbox teardown replays only what it plugged at creation. Nothing leaks.
+ *   CNI DEL at sandbox teardown replays only what it plugged at creation; nothing may be left.
  * - The sandbox dies: the kubelet makes a new one, multus plugs the annotation's networks into
  *   it (the hot-plugged one too), and the agent leaves them alone; the old sandbox's hot-plugged
- *   addresses must be released too. An ADD left journaled on the old sandbox by a crash is
+ *   addresses must be released too (today they are not: that test fails). An ADD left journaled on the old sandbox by a crash is
  *   released on the old sandbox only.
  * - A container restart re-plugs nothing; edits made while the kubelet is down and just after it
  *   is back are applied, and survive its status resync; pods on a Node without a kubelet are
@@ -752,32 +752,39 @@ Deno.test({
     const e = await env();
     const { rig } = e;
     const old = await rig.createPod({ name: "journaled", namespace: NS, networks: [COLD] });
+    let pod: RigPod;
+    let links: string[];
+    let mark: number;
     await e.ctl.stop();
-    const armed = await ControllerProcess.start(rig, {
-      env: { DNC_FAULT_INJECTION: "after-delegate:add" },
-    });
-    await setNetworks(rig, old, [COLD, { name: "green", interface: "net1" }]);
-    assert.equal((await armed.status).code, 137, "the agent died after the ADD");
-    const journal = JSON.parse(
-      Deno.readTextFileSync(`${rig.agentStateDir}/${old.uid}.json`),
-    ) as { adds: { containerId: string; ifname: string }[] };
-    assert.deepEqual(journal.adds.map((a) => `${a.ifname} ${a.containerId}`), [
-      `net1 ${old.sandboxId}`,
-    ]);
-    assert.equal((await ipamAllocations(rig, GREEN.ipamNetwork, old.sandboxId)).size, 1);
+    let armed: ControllerProcess | undefined;
+    try {
+      armed = await ControllerProcess.start(rig, {
+        env: { DNC_FAULT_INJECTION: "after-delegate:add" },
+      });
+      await setNetworks(rig, old, [COLD, { name: "green", interface: "net1" }]);
+      assert.equal((await armed.status).code, 137, "the agent died after the ADD");
+      const journal = JSON.parse(
+        Deno.readTextFileSync(`${rig.agentStateDir}/${old.uid}.json`),
+      ) as { adds: { containerId: string; ifname: string }[] };
+      assert.deepEqual(journal.adds.map((a) => `${a.ifname} ${a.containerId}`), [
+        `net1 ${old.sandboxId}`,
+      ]);
+      assert.equal((await ipamAllocations(rig, GREEN.ipamNetwork, old.sandboxId)).size, 1);
 
-    // With no agent running, the sandbox dies and the kubelet makes another; multus plugs
-    // net1 (in the annotation now) into it.
-    const pod = await rig.killSandbox(old);
-    await waitFor(
-      "multus to record the new sandbox's interfaces",
-      async () => (await secondaryStatus(rig, pod)).length === 2,
-      WAIT_MS,
-    );
-    const links = await linkPrints(rig, pod);
-    const mark = multusMark(rig);
-
-    e.ctl = await ControllerProcess.start(rig);
+      // With no agent running, the sandbox dies and the kubelet makes another; multus plugs
+      // net1 (in the annotation now) into it.
+      pod = await rig.killSandbox(old);
+      await waitFor(
+        "multus to record the new sandbox's interfaces",
+        async () => (await secondaryStatus(rig, pod)).length === 2,
+        WAIT_MS,
+      );
+      links = await linkPrints(rig, pod);
+      mark = multusMark(rig);
+    } finally {
+      await armed?.stop();
+      e.ctl = await ControllerProcess.start(rig);
+    }
     await waitFor("the journal to be settled", () => !journalHas(rig, pod), WAIT_MS);
     const expected = [{ ...BLUE, iface: "net0" }, { ...GREEN, iface: "net1" }];
     await waitConverged(rig, pod, expected, SECONDARY_IPAM);
@@ -1117,9 +1124,9 @@ Deno.test({
   name: "lifecycle: stop",
   ...rigTest,
   async fn() {
-    if (!starting) return;
-    const { rig, ctl } = await starting;
-    await ctl.stop();
-    await rig.stop();
+    const e = await starting?.catch(() => undefined);
+    if (!e) return;
+    await e.ctl.stop();
+    await e.rig.stop();
   },
 });
