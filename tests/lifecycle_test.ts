@@ -11,7 +11,7 @@
  *   CNI DEL at sandbox teardown replays only what it plugged at creation; nothing may be left.
  * - The sandbox dies: the kubelet makes a new one, multus plugs the annotation's networks into
  *   it (the hot-plugged one too), and the agent leaves them alone; the old sandbox's hot-plugged
- *   addresses must be released too (today they are not: that test fails). An ADD left journaled on the old sandbox by a crash is
+ *   addresses must be released too. An ADD left journaled on the old sandbox by a crash is
  *   released on the old sandbox only.
  * - A container restart re-plugs nothing; edits made while the kubelet is down and just after it
  *   is back are applied, and survive its status resync; pods on a Node without a kubelet are
@@ -250,66 +250,81 @@ interface MultusRequest {
   kind: "CNI" | "delegate";
   sandboxId: string;
   ifname: string;
+  /** Whether multus answered without an error (from its `finished` line). */
+  ok?: boolean;
 }
 
 /** What multus did for one pod (by uid), read from its verbose log. */
 interface MultusActivity {
+  /** Requests about the pod, in the order they started. */
   requests: MultusRequest[];
-  /** Interfaces of the pod multus plugged (`Add:`) and released (`Del:`), one per plugin call. */
-  added: string[];
-  deleted: string[];
+  /**
+   * The interfaces whose plugin multus ran (`Add:`, `Del:` lines) for the runtime's requests
+   * (sandbox set-up and teardown) and for the agent's.
+   */
+  sandbox: { added: string[]; deleted: string[] };
+  agent: { added: string[]; deleted: string[] };
 }
+
+const REQUEST =
+  /\[verbose\] (ADD|DEL) (starting|finished) (CNI|delegate|Delegate) request ContainerID:"([0-9a-f]+)" Netns:"[^"]*" IfName:"([^"]*)" Args:"([^"]*)"/;
+const PLUGIN = /\[verbose\] (Add|Del): [^:\s]+:[^:\s]+:([0-9a-f-]+):[^:\s]+:(\S+) /;
 
 function multusActivity(log: string, uid: string): MultusActivity {
   const requests: MultusRequest[] = [];
-  const added: string[] = [];
-  const deleted: string[] = [];
-  const request =
-    /\[verbose\] (ADD|DEL) starting (CNI|delegate) request ContainerID:"([0-9a-f]+)" Netns:"[^"]*" IfName:"([^"]*)" Args:"([^"]*)"/;
-  const plugin = /\[verbose\] (Add|Del): [^:\s]+:[^:\s]+:([0-9a-f-]+):[^:\s]+:(\S+) /;
+  const activity: MultusActivity = {
+    requests,
+    sandbox: { added: [], deleted: [] },
+    agent: { added: [], deleted: [] },
+  };
+  /** The agent's requests in flight (they run one at a time per pod), as `command ifname`. */
+  const inFlight: string[] = [];
   for (const line of log.split("\n")) {
-    const r = request.exec(line);
-    if (r && r[5]!.split(";").includes(`K8S_POD_UID=${uid}`)) {
-      requests.push({
-        command: r[1] as "ADD" | "DEL",
-        kind: r[2] as "CNI" | "delegate",
-        sandboxId: r[3]!,
-        ifname: r[4]!,
-      });
+    const r = REQUEST.exec(line);
+    if (r) {
+      if (!r[6]!.split(";").includes(`K8S_POD_UID=${uid}`)) continue;
+      const command = r[1] as "ADD" | "DEL";
+      const kind = r[3]!.toLowerCase() === "delegate" ? "delegate" : "CNI";
+      const ifname = r[5]!;
+      if (r[2] === "starting") {
+        requests.push({ command, kind, sandboxId: r[4]!, ifname });
+        if (kind === "delegate") inFlight.push(`${command} ${ifname}`);
+        continue;
+      }
+      const started = requests.find((q) =>
+        q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname
+      );
+      if (started) started.ok = /, err: <nil>\s*$/.test(line);
+      const i = inFlight.indexOf(`${command} ${ifname}`);
+      if (kind === "delegate" && i >= 0) inFlight.splice(i, 1);
       continue;
     }
-    const p = plugin.exec(line);
-    if (p && p[2] === uid) (p[1] === "Add" ? added : deleted).push(p[3]!);
+    const p = PLUGIN.exec(line);
+    if (!p || p[2] !== uid) continue;
+    const command = p[1] === "Add" ? "ADD" : "DEL";
+    const ours = inFlight.includes(`${command} ${p[3]}`);
+    const side = ours ? activity.agent : activity.sandbox;
+    (command === "ADD" ? side.added : side.deleted).push(p[3]!);
   }
-  return { requests, added, deleted };
-}
-
-/** `all` without one occurrence of each of `some`. */
-function without(all: readonly string[], some: readonly string[]): string[] {
-  const rest = [...all];
-  for (const s of some) {
-    const i = rest.indexOf(s);
-    if (i >= 0) rest.splice(i, 1);
-  }
-  return rest.sort();
+  return activity;
 }
 
 /**
- * Who released a deleted pod's attachments: `agent`, the interfaces of its `/delegate` DELs;
- * `teardown`, those multus' CNI DEL at sandbox teardown released (every plugin DEL of the pod
- * that was not one of the agent's).
+ * Who released a deleted pod's attachments: `agent`, the interfaces of its `/delegate` DELs
+ * that multus carried out without an error; `teardown`, those multus' CNI DEL at sandbox
+ * teardown released.
  */
 function releases(activity: MultusActivity): { agent: string[]; teardown: string[] } {
-  const agent = activity.requests.filter((r) => r.kind === "delegate" && r.command === "DEL")
+  const agent = activity.requests.filter((r) =>
+    r.kind === "delegate" && r.command === "DEL" && r.ok
+  )
     .map((r) => r.ifname).sort();
-  return { agent, teardown: without(activity.deleted, agent) };
+  return { agent, teardown: [...activity.sandbox.deleted].sort() };
 }
 
-/** The interfaces multus plugged at sandbox set-up (every `Add:` not of a `/delegate` ADD). */
+/** The interfaces multus plugged at sandbox set-up. */
 function coldPlugged(activity: MultusActivity): string[] {
-  const agent = activity.requests.filter((r) => r.kind === "delegate" && r.command === "ADD")
-    .map((r) => r.ifname);
-  return without(activity.added, agent);
+  return [...activity.sandbox.added].sort();
 }
 
 // ------------------------------------------------------------------ a pod's every version
