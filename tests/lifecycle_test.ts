@@ -277,8 +277,12 @@ function multusActivity(log: string, uid: string): MultusActivity {
     sandbox: { added: [], deleted: [] },
     agent: { added: [], deleted: [] },
   };
-  /** The agent's requests in flight (they run one at a time per pod), as `command ifname`. */
-  const inFlight: string[] = [];
+  /**
+   * The agent's requests in flight (one at a time per pod), as `command ifname`, and whether
+   * their one plugin line has come: a runtime's plugin line for the same interface meanwhile
+   * is the other one.
+   */
+  const inFlight: { key: string; seen: boolean }[] = [];
   for (const line of log.split("\n")) {
     const r = REQUEST.exec(line);
     if (r) {
@@ -288,21 +292,22 @@ function multusActivity(log: string, uid: string): MultusActivity {
       const ifname = r[5]!;
       if (r[2] === "starting") {
         requests.push({ command, kind, sandboxId: r[4]!, ifname });
-        if (kind === "delegate") inFlight.push(`${command} ${ifname}`);
+        if (kind === "delegate") inFlight.push({ key: `${command} ${ifname}`, seen: false });
         continue;
       }
       const started = requests.find((q) =>
         q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname
       );
       if (started) started.ok = /, err: <nil>\s*$/.test(line);
-      const i = inFlight.indexOf(`${command} ${ifname}`);
+      const i = inFlight.findIndex((f) => f.key === `${command} ${ifname}`);
       if (kind === "delegate" && i >= 0) inFlight.splice(i, 1);
       continue;
     }
     const p = PLUGIN.exec(line);
     if (!p || p[2] !== uid) continue;
     const command = p[1] === "Add" ? "ADD" : "DEL";
-    const ours = inFlight.includes(`${command} ${p[3]}`);
+    const ours = inFlight.find((f) => f.key === `${command} ${p[3]}` && !f.seen);
+    if (ours) ours.seen = true;
     const side = ours ? activity.agent : activity.sandbox;
     (command === "ADD" ? side.added : side.deleted).push(p[3]!);
   }
