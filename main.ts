@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { PROGRAM, UsageError, VERSION } from "./lib/cli.ts";
+import { PROGRAM, UsageError, VERSION } from "./lib/config/cli.ts";
 import {
   CONFIG_KEYS,
   ConfigError,
@@ -14,8 +14,8 @@ import {
   loadConfig,
   parseCommandLine,
   readEnvironment,
-} from "./lib/config.ts";
-import { errorText, Logger } from "./lib/log.ts";
+} from "./lib/config/load.ts";
+import { errorText, Logger } from "./lib/base/log.ts";
 
 /** Where {@linkcode main} writes its plain-text output; replaceable in tests. */
 export interface MainIo {

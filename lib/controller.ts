@@ -5,27 +5,27 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
-import { ControllerMetrics } from "./controller_metrics.ts";
-import { CriClient } from "./cri.ts";
-import { type HealthServer, serveHealth } from "./http.ts";
+import type { Config } from "./config/load.ts";
+import { ControllerMetrics } from "./observe/controller_metrics.ts";
+import { CriClient } from "./cri/client.ts";
+import { type HealthServer, serveHealth } from "./observe/http.ts";
 import { KubeClient } from "./kube/client.ts";
 import { KubeEventRecorder } from "./kube/events.ts";
 import { nadInformer, nadKey } from "./kube/nads.ts";
 import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
 import { updateNetworkStatus } from "./kube/status_writer.ts";
-import { FileJournal, MemoryJournal } from "./journal.ts";
-import { errorText, type Logger } from "./log.ts";
-import { registerProcessMetrics } from "./metrics.ts";
-import { MultusClient } from "./multus.ts";
+import { FileJournal, MemoryJournal } from "./journal/file_journal.ts";
+import { errorText, type Logger } from "./base/log.ts";
+import { registerProcessMetrics } from "./base/metrics.ts";
+import { MultusClient } from "./multus/client.ts";
 import {
   describeOperations,
   type FaultPoint,
   Reconciler,
   type ReconcilerDeps,
-} from "./reconcile.ts";
-import { podCensus } from "./pod_census.ts";
-import { WorkQueue } from "./queue.ts";
+} from "./reconcile/reconciler.ts";
+import { podCensus } from "./core/pod_census.ts";
+import { WorkQueue } from "./reconcile/queue.ts";
 
 /** Options of {@linkcode runController} beyond the configuration. */
 export interface RunOptions {

@@ -16,9 +16,9 @@ import {
   type LoadOptions,
   MULTUS_SOCKET_CANDIDATES,
   referenceMarkdown,
-} from "../lib/config.ts";
-import { ConfigError } from "../lib/config.ts";
-import { UsageError } from "../lib/cli.ts";
+} from "../lib/config/load.ts";
+import { ConfigError } from "../lib/config/load.ts";
+import { UsageError } from "../lib/config/cli.ts";
 
 const MAIN_DIR = new URL("..", import.meta.url).pathname;
 
@@ -431,7 +431,7 @@ Deno.test("grantedExists never touches a path without a read grant", async () =>
     const probe = `${dir}/probe.ts`;
     await Deno.writeTextFile(
       probe,
-      `import { grantedExists } from ${JSON.stringify(`${MAIN_DIR}lib/config.ts`)};\n` +
+      `import { grantedExists } from ${JSON.stringify(`${MAIN_DIR}lib/config/load.ts`)};\n` +
         `console.log(JSON.stringify(Deno.args.map((p) => grantedExists(p))));\n`,
     );
     const out = await new Deno.Command(Deno.execPath(), {

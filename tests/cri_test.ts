@@ -9,10 +9,10 @@ import {
   pickSandbox,
   POD_UID_LABEL,
   SandboxState,
-} from "../lib/cri.ts";
-import { CRI_DESCRIPTOR } from "../lib/cri_descriptor.ts";
-import { ProtoCodec, ProtoDecodeError } from "../lib/cri_proto/codec.ts";
-import { renderDescriptor } from "../lib/cri_proto/gen_descriptor.ts";
+} from "../lib/cri/client.ts";
+import { CRI_DESCRIPTOR } from "../lib/cri/descriptor.ts";
+import { ProtoCodec, ProtoDecodeError } from "../lib/cri/codec.ts";
+import { renderDescriptor } from "../lib/cri/gen_descriptor.ts";
 import { Rig } from "./rig/mod.ts";
 
 const codec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1");
@@ -23,7 +23,7 @@ const UID = "6a1c0b8e-2f3d-4c5b-9a8e-7d6c5b4a3f21"; // 36 characters
 
 Deno.test("cri descriptor: the committed descriptor is what the generator makes of the proto", () => {
   const proto = Deno.readTextFileSync(
-    new URL("../lib/cri_proto/runtime_v1.proto", import.meta.url),
+    new URL("../lib/cri/runtime_v1.proto", import.meta.url),
   );
   const fresh = renderDescriptor(proto);
   const json = fresh.slice(fresh.indexOf("= {") + 2, fresh.lastIndexOf(";"));
@@ -681,7 +681,7 @@ Deno.test({
   async fn() {
     const socket = "/run/dnc-test-no-such-runtime.sock";
     const script = `
-      import { CriClient } from "${new URL("../lib/cri.ts", import.meta.url).href}";
+      import { CriClient } from "${new URL("../lib/cri/client.ts", import.meta.url).href}";
       const client = new CriClient("${socket}", { timeoutMs: 5000 });
       try { await client.findSandbox("u"); } catch (e) { console.log(e.message); }
       client.close();`;

@@ -13,7 +13,7 @@ import {
   type NetworkSelectionElement,
   parseNetworkSelection,
   SelectionError,
-} from "../lib/selection.ts";
+} from "../lib/core/selection.ts";
 
 const POD_NS = "pod-ns";
 const PATH = /^networks(\[\d+\](\.[-a-zA-Z]+(\[\d+\])?(\.[a-zA-Z]+)?)?)?$/;

@@ -3,8 +3,8 @@
  * files are set aside with a warning instead of stopping the agent.
  */
 import assert from "node:assert/strict";
-import { FileJournal, MemoryJournal, type PendingAdd } from "../lib/journal.ts";
-import { Logger } from "../lib/log.ts";
+import { FileJournal, MemoryJournal, type PendingAdd } from "../lib/journal/file_journal.ts";
+import { Logger } from "../lib/base/log.ts";
 
 function add(uid: string, ifname: string, network = "blue"): PendingAdd {
   return {

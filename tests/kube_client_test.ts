@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { isTransient, KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { NoCredentials } from "../lib/kube/credentials.ts";
-import { errorText, Logger } from "../lib/log.ts";
+import { errorText, Logger } from "../lib/base/log.ts";
 
 const log = new Logger({ level: "error" });
 

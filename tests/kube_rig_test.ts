@@ -8,10 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
-import { Logger, type LogLevel } from "../lib/log.ts";
+import { Logger, type LogLevel } from "../lib/base/log.ts";
 import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
-import { addedInterfaceMessage } from "../lib/kube/event_messages.ts";
+import { addedInterfaceMessage } from "../lib/core/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
 import {
   getPod,

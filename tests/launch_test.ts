@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/cli.ts";
-import { DEFAULT_CONFIG_PATH, helpText } from "../lib/config.ts";
+import { UsageError } from "../lib/config/cli.ts";
+import { DEFAULT_CONFIG_PATH, helpText } from "../lib/config/load.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   compileCommand,
@@ -9,7 +9,7 @@ import {
   PROJECT_ROOT,
   runCommand,
   shellQuote,
-} from "../lib/launch.ts";
+} from "../lib/process/launch.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -17,7 +17,7 @@ import {
   LAUNCHER_FLAGS,
   permissionFlags,
   RUNTIME_FLAGS,
-} from "../lib/permissions.ts";
+} from "../lib/process/permissions.ts";
 
 function files(map: Record<string, string>): (path: string) => Promise<string> {
   return (path) =>
@@ -136,7 +136,7 @@ Deno.test("shellQuote leaves plain words alone and quotes the rest", () => {
 
 Deno.test("deno.json's start and compile tasks run the launcher with LAUNCHER_FLAGS", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(`${PROJECT_ROOT}/deno.json`)).tasks;
-  const launcher = `deno run ${LAUNCHER_FLAGS.join(" ")} lib/launch.ts`;
+  const launcher = `deno run ${LAUNCHER_FLAGS.join(" ")} lib/process/launch.ts`;
   assert.equal(tasks.start, `${launcher} run`);
   assert.equal(tasks.compile, `${launcher} compile`);
   for (const f of LAUNCHER_FLAGS) assert.ok(f !== "-A" && !f.startsWith("--allow-all"), f);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { PassReport } from "../lib/pass_report.ts";
-import { Logger } from "../lib/log.ts";
+import { PassReport } from "../lib/reconcile/pass_report.ts";
+import { Logger } from "../lib/base/log.ts";
 
 interface Recorded {
   type: string;

@@ -8,7 +8,7 @@ import {
   loadConfig,
   type LoadedConfig,
   MULTUS_SOCKET_CANDIDATES,
-} from "../lib/config.ts";
+} from "../lib/config/load.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   ALLOWED_ENV,
@@ -21,7 +21,7 @@ import {
   kubeconfigGrants,
   permissionFlags,
   RUNTIME_DATA_FILES,
-} from "../lib/permissions.ts";
+} from "../lib/process/permissions.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -8,9 +8,9 @@ import {
   planPod,
   type PodView,
   statusAttachmentId,
-} from "../lib/plan.ts";
-import type { NetworkSelectionElement } from "../lib/selection.ts";
-import type { NetworkStatus } from "../lib/status.ts";
+} from "../lib/core/plan.ts";
+import type { NetworkSelectionElement } from "../lib/core/selection.ts";
+import type { NetworkStatus } from "../lib/core/status.ts";
 
 // Small pools, so that random lists collide often: shared networks, shared interface names.
 const namespaces = ["default", "ns1"];

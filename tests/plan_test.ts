@@ -8,9 +8,9 @@ import {
   type PodView,
   type RefusalCode,
   statusAttachmentId,
-} from "../lib/plan.ts";
-import { type NetworkSelectionElement, parseNetworkSelection } from "../lib/selection.ts";
-import type { NetworkStatus } from "../lib/status.ts";
+} from "../lib/core/plan.ts";
+import { type NetworkSelectionElement, parseNetworkSelection } from "../lib/core/selection.ts";
+import type { NetworkStatus } from "../lib/core/status.ts";
 
 const POD: PodView = {
   namespace: "default",

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { ManualClock } from "../lib/clock.ts";
-import { ControllerMetrics } from "../lib/controller_metrics.ts";
-import { type ReconcileOutcome, WorkQueue, type WorkQueueOptions } from "../lib/queue.ts";
-import { Logger } from "../lib/log.ts";
+import { ManualClock } from "../lib/base/clock.ts";
+import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
+import { type ReconcileOutcome, WorkQueue, type WorkQueueOptions } from "../lib/reconcile/queue.ts";
+import { Logger } from "../lib/base/log.ts";
 
 const quiet = new Logger({ level: "error", sink: () => {} });
 

@@ -5,18 +5,18 @@
  * reconciler does when a call fails at a precise point, which the rig cannot stage on cue.
  */
 import assert from "node:assert/strict";
-import { MemoryJournal } from "../lib/journal.ts";
+import { MemoryJournal } from "../lib/journal/file_journal.ts";
 import { PodReplacedError } from "../lib/kube/status_writer.ts";
-import { Logger } from "../lib/log.ts";
-import type { DelegateRequest } from "../lib/multus.ts";
-import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile.ts";
-import { NETWORKS_ANNOTATION } from "../lib/selection.ts";
+import { Logger } from "../lib/base/log.ts";
+import type { DelegateRequest } from "../lib/multus/client.ts";
+import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile/reconciler.ts";
+import { NETWORKS_ANNOTATION } from "../lib/core/selection.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
   type NetworkStatus,
   parseNetworkStatus,
-} from "../lib/status.ts";
+} from "../lib/core/status.ts";
 
 const DEFAULT_ENTRY: NetworkStatus = {
   name: "cluster",

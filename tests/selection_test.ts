@@ -5,7 +5,7 @@ import {
   type NetworkSelectionElement,
   parseNetworkSelection,
   SelectionError,
-} from "../lib/selection.ts";
+} from "../lib/core/selection.ts";
 
 const POD_NS = "pod-ns";
 

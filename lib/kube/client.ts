@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import {
   type ClusterConfig,
   inClusterConfig,

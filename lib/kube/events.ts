@@ -11,9 +11,9 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
-import { EVENT_COMPONENT } from "./event_messages.ts";
+import { EVENT_COMPONENT } from "../core/event_messages.ts";
 
 export {
   addedInterfaceMessage,
@@ -25,7 +25,7 @@ export {
   interfaceAddRejectedMessage,
   type InterfaceAttributes,
   removedInterfaceMessage,
-} from "./event_messages.ts";
+} from "../core/event_messages.ts";
 
 /** The pod an event is about. */
 export interface InvolvedPod {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
-import type { NetworkAttachmentDefinition } from "../nad.ts";
+import type { Logger } from "../base/log.ts";
+import type { NetworkAttachmentDefinition } from "../core/nad.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";

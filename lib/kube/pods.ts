@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { PodSnapshot } from "../reconcile.ts";
-import type { Logger } from "../log.ts";
+import type { PodSnapshot } from "../reconcile/reconciler.ts";
+import type { Logger } from "../base/log.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";

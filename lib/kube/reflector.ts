@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import type { Watcher, WatcherEvent } from "./watcher.ts";
 
 /** Settings of a {@linkcode Reflector}. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { sleep } from "./backoff.ts";
+import { sleep } from "../base/backoff.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { NETWORK_STATUS_ANNOTATION, podPath } from "./pods.ts";
 

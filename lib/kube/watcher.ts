@@ -22,8 +22,8 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
-import { Backoff, type BackoffOptions, sleep as realSleep } from "./backoff.ts";
+import type { Logger } from "../base/log.ts";
+import { Backoff, type BackoffOptions, sleep as realSleep } from "../base/backoff.ts";
 import { KubeApiError } from "./client.ts";
 import type { KubeStatus, ListResult, WatchEvent } from "./types.ts";
 

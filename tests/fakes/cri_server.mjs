@@ -3,7 +3,7 @@
 //
 // SCENARIO_JSON: {"mode": "cri" | "unimplemented" | "hang", "sandboxes": [{"id", "uid", "state",
 // "createdAt", "info", "vanished"}]} ("vanished": listed, but gone by PodSandboxStatus).
-// Messages are encoded by protobufjs from lib/cri_proto/runtime_v1.proto, independently of the
+// Messages are encoded by protobufjs from lib/cri/runtime_v1.proto, independently of the
 // agent's own codec. Prints "listening" once bound, then one line
 // "call <Method> <request JSON>" per call received.
 import grpc from "@grpc/grpc-js";
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const [socket, scenarioText] = process.argv.slice(2);
 const scenario = JSON.parse(scenarioText ?? "{}");
-const protoPath = fileURLToPath(new URL("../../lib/cri_proto/runtime_v1.proto", import.meta.url));
+const protoPath = fileURLToPath(new URL("../../lib/cri/runtime_v1.proto", import.meta.url));
 const root = protobuf.parse(readFileSync(protoPath, "utf8"), { keepCase: true }).root;
 const type = (name) => root.lookupType(`runtime.v1.${name}`);
 

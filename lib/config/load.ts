@@ -21,7 +21,7 @@ import {
   renderHelp,
   renderReference,
 } from "./cli.ts";
-import { LOG_LEVELS, type LogFormat } from "./log.ts";
+import { LOG_LEVELS, type LogFormat } from "../base/log.ts";
 
 /** Where the DaemonSet mounts the ConfigMap's file; read when no `--config` is given. */
 export const DEFAULT_CONFIG_PATH = "/etc/dynamic-networks-controller/dynamic-networks-config.json";
@@ -628,7 +628,7 @@ function readConfigFile(
     }
     if (err instanceof Deno.errors.NotCapable) {
       throw new ConfigError([
-        `config file ${path} may not be read by this process: grant --allow-read=${path} (deno task start does this from lib/permissions.ts)`,
+        `config file ${path} may not be read by this process: grant --allow-read=${path} (deno task start does this from lib/process/permissions.ts)`,
       ]);
     }
     throw new ConfigError([

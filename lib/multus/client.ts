@@ -12,10 +12,10 @@
  */
 import { Buffer } from "node:buffer";
 import { type IncomingMessage, request } from "node:http";
-import { goEscape, goMarshal } from "./go_json.ts";
-import type { CniResult } from "./status.ts";
+import { goEscape, goMarshal } from "../base/go_json.ts";
+import type { CniResult } from "../core/status.ts";
 
-export type { CniResult } from "./status.ts";
+export type { CniResult } from "../core/status.ts";
 
 /** One delegate call: the CNI command and where and for whom to run it. */
 export interface DelegateRequest {
@@ -33,7 +33,7 @@ export interface DelegateRequest {
   podName: string;
   /** Pod UID (`K8S_POD_UID`); multus checks it against the pod it reads. */
   podUid: string;
-  /** The delegate CNI configuration JSON bytes (see `delegateConfig` in `lib/nad.ts`). */
+  /** The delegate CNI configuration JSON bytes (see `delegateConfig` in `lib/core/nad.ts`). */
   config: Uint8Array;
   /** Requested IPs, MAC and CNI args of the selection element (honoured on ADD). */
   interfaceAttributes?: {

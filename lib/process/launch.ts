@@ -1,12 +1,12 @@
 /**
  * The launcher behind `deno task start` and `deno task compile`: it turns the program's own
- * arguments into the exact permission flags of `lib/permissions.ts` and runs
+ * arguments into the exact permission flags of `lib/process/permissions.ts` and runs
  * `deno run <flags> main.ts <arguments>`, or builds the `deno compile` command line with the
  * deployment grants.
  *
  * ```sh
- * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts run [--print] [--] <program flags>
- * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts compile [--print] \
+ * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/process/launch.ts run [--print] [--] <program flags>
+ * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/process/launch.ts compile [--print] \
  *   [--target amd64|arm64|<triple>] [--output <file>] [--api-server <host:port>]...
  * ```
  *
@@ -22,8 +22,8 @@
  *
  * @module
  */
-import { UsageError } from "./cli.ts";
-import { ConfigError, configFileOf, loadConfig, parseCommandLine } from "./config.ts";
+import { UsageError } from "../config/cli.ts";
+import { ConfigError, configFileOf, loadConfig, parseCommandLine } from "../config/load.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -35,7 +35,7 @@ import {
 } from "./permissions.ts";
 
 /** The project root (the directory holding `main.ts` and `deno.json`). */
-export const PROJECT_ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
+export const PROJECT_ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(
   /\/$/,
   "",
 );

@@ -1,7 +1,7 @@
 /**
  * CRI v1 client: finds a pod's sandbox and its network namespace path through the container
  * runtime (containerd or CRI-O) on its unix socket, with `@grpc/grpc-js` and the codec of our own
- * proto subset (`lib/cri_proto/runtime_v1.proto`, compiled into `lib/cri_descriptor.ts`).
+ * proto subset (`lib/cri/runtime_v1.proto`, compiled into `lib/cri/descriptor.ts`).
  *
  * One lookup is exactly two calls: `ListPodSandbox` filtered by the `io.kubernetes.pod.uid` label,
  * then `PodSandboxStatus(verbose=true)` of the chosen sandbox, whose `info["info"]` JSON holds the
@@ -11,8 +11,8 @@
  */
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { CRI_DESCRIPTOR } from "./cri_descriptor.ts";
-import { ProtoCodec, type ProtoMessage } from "./cri_proto/codec.ts";
+import { CRI_DESCRIPTOR } from "./descriptor.ts";
+import { ProtoCodec, type ProtoMessage } from "./codec.ts";
 
 /** The kubelet's label carrying the pod UID on every sandbox it creates. */
 export const POD_UID_LABEL = "io.kubernetes.pod.uid";

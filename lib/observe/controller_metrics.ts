@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
-import type { InFlightProbe, QueueMetrics, RunResult } from "./queue.ts";
+import { type Counter, type Gauge, type Histogram, Registry } from "../base/metrics.ts";
+import type { InFlightProbe, QueueMetrics, RunResult } from "../reconcile/queue.ts";
 
 /** client-go's work-queue buckets: 10 ns to 1000 s, ×10 each. */
 export const WORKQUEUE_BUCKETS: readonly number[] = [

@@ -40,9 +40,9 @@
  *
  * @module
  */
-import { type Clock, systemClock, type TimerId } from "./clock.ts";
-import { Backoff } from "./kube/backoff.ts";
-import type { Logger } from "./log.ts";
+import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
+import { Backoff } from "../base/backoff.ts";
+import type { Logger } from "../base/log.ts";
 
 /** What a handler returns: nothing, or a request to run the key again later. */
 export type ReconcileOutcome = { requeueAfterMs?: number } | void;

@@ -22,9 +22,9 @@ import {
   type InterfaceItem,
   listSome,
   removedInterfacesMessage,
-} from "./kube/event_messages.ts";
-import type { EventRecorder, EventType, InvolvedPod } from "./kube/events.ts";
-import type { Logger } from "./log.ts";
+} from "../core/event_messages.ts";
+import type { EventRecorder, EventType, InvolvedPod } from "../kube/events.ts";
+import type { Logger } from "../base/log.ts";
 
 function nadKey(item: InterfaceItem): string {
   return `${item.namespace}/${item.network}`;

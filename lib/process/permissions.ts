@@ -1,6 +1,6 @@
 /**
  * The one list of Deno permission flags the controller runs with. `deno task start` (through
- * `lib/launch.ts`), `deno task compile`, the Containerfile and the tests all take their flags
+ * `lib/process/launch.ts`), `deno task compile`, the Containerfile and the tests all take their flags
  * from {@linkcode permissionFlags}; nothing else spells a permission.
  *
  * The process may reach exactly:
@@ -22,8 +22,8 @@
  *
  * @module
  */
-import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS, type LoadedConfig } from "./config.ts";
-import { SERVICE_ACCOUNT_DIR } from "./kube/kubeconfig.ts";
+import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS, type LoadedConfig } from "../config/load.ts";
+import { SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
 
 /** What the controller may touch. Every path is exact; lists may be empty. */
 export interface Grants {
@@ -101,7 +101,7 @@ export const RUNTIME_FLAGS: readonly string[] = [
   "--v8-flags=--max-semi-space-size=1,--max-opt=1,--lite-mode",
 ];
 
-/** The flags the launcher (`lib/launch.ts`) itself runs with: it computes grants and spawns `deno`. */
+/** The flags the launcher (`lib/process/launch.ts`) itself runs with: it computes grants and spawns `deno`. */
 export const LAUNCHER_FLAGS: readonly string[] = [
   "--no-prompt",
   "--allow-read",

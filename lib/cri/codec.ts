@@ -1,5 +1,5 @@
 /**
- * A small proto3 codec driven by a protobufjs JSON descriptor (see `lib/cri_descriptor.ts`).
+ * A small proto3 codec driven by a protobufjs JSON descriptor (see `lib/cri/descriptor.ts`).
  *
  * It knows exactly what our CRI subset uses: `string`, `bytes`, `bool`, `int32`, `uint32`,
  * `int64`, `uint64`, enums, nested messages, `repeated` fields and `map<string, …>`. Fields the
@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { FieldDescriptor, NamespaceDescriptor } from "../cri_descriptor.ts";
+import type { FieldDescriptor, NamespaceDescriptor } from "./descriptor.ts";
 
 /** A decoded (or to-be-encoded) message: proto field name → value. */
 export type ProtoMessage = Record<string, unknown>;

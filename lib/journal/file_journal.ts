@@ -16,9 +16,9 @@
  * @module
  */
 import { z } from "zod";
-import type { DelegateRequest } from "./multus.ts";
-import type { AttachmentKeyParts } from "./status.ts";
-import type { Logger } from "./log.ts";
+import type { DelegateRequest } from "../multus/client.ts";
+import type { AttachmentKeyParts } from "../core/status.ts";
+import type { Logger } from "../base/log.ts";
 
 /** An ADD the agent started for one attachment of one pod. */
 export interface PendingAdd {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PodSnapshot } from "./reconcile.ts";
+import type { PodSnapshot } from "../reconcile/reconciler.ts";
 import { NETWORKS_ANNOTATION, parseNetworkSelection } from "./selection.ts";
 import { NETWORK_STATUS_ANNOTATION, parseNetworkStatus } from "./status.ts";
 

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { PodSnapshot } from "./reconcile.ts";
+import type { PodSnapshot } from "../reconcile/reconciler.ts";
 import { NETWORKS_ANNOTATION } from "./selection.ts";
 import { NETWORK_STATUS_ANNOTATION } from "./status.ts";
 

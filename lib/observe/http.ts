@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { errorText, type Logger } from "./log.ts";
-import { CONTENT_TYPE, type Registry } from "./metrics.ts";
+import { errorText, type Logger } from "../base/log.ts";
+import { CONTENT_TYPE, type Registry } from "../base/metrics.ts";
 
 /** The result of a health check: `ok`, or the reasons it is not. */
 export interface CheckResult {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { goMarshal } from "./go_json.ts";
+import { goMarshal } from "../base/go_json.ts";
 
 /** The parts of a NetworkAttachmentDefinition (`k8s.cni.cncf.io/v1`) the agent uses. */
 export interface NetworkAttachmentDefinition {

@@ -9,15 +9,15 @@
  *
  * @module
  */
-import type { Logger } from "./log.ts";
-import { errorText } from "./log.ts";
+import type { Logger } from "../base/log.ts";
+import { errorText } from "../base/log.ts";
 import {
   NETWORKS_ANNOTATION,
   type NetworkSelectionElement,
   parseNetworkSelection,
   SelectionError,
-} from "./selection.ts";
-import { inputsChanged } from "./pod_inputs.ts";
+} from "../core/selection.ts";
+import { inputsChanged } from "../core/pod_inputs.ts";
 import {
   formatNetworkStatus,
   isEntryOf,
@@ -27,7 +27,7 @@ import {
   statusFromCniResult,
   withAttachment,
   withoutAttachment,
-} from "./status.ts";
+} from "../core/status.ts";
 import {
   type AttachmentId,
   attachmentKey,
@@ -35,20 +35,20 @@ import {
   type Operation,
   type Plan,
   planPod,
-} from "./plan.ts";
-import type { PodSandbox, SandboxLocator } from "./cri.ts";
-import type { DelegateRequest, Delegator } from "./multus.ts";
-import type { AttachmentJournal, PendingAdd } from "./journal.ts";
-import { delegateConfig, type NetworkAttachmentDefinition } from "./nad.ts";
+} from "../core/plan.ts";
+import type { PodSandbox, SandboxLocator } from "../cri/client.ts";
+import type { DelegateRequest, Delegator } from "../multus/client.ts";
+import type { AttachmentJournal, PendingAdd } from "../journal/file_journal.ts";
+import { delegateConfig, type NetworkAttachmentDefinition } from "../core/nad.ts";
 import {
   EventReason,
   interfaceAddRejectedMessage,
   type InterfaceAttributes,
   listSome,
-} from "./kube/event_messages.ts";
-import type { EventRecorder } from "./kube/events.ts";
+} from "../core/event_messages.ts";
+import type { EventRecorder } from "../kube/events.ts";
 import { PassReport, type PodNotice } from "./pass_report.ts";
-import { PodReplacedError } from "./kube/status_writer.ts";
+import { PodReplacedError } from "../kube/status_writer.ts";
 
 /** The parts of a Pod the reconciler reads. */
 export interface PodSnapshot {
@@ -118,7 +118,7 @@ export interface ReconcilerDeps {
   sandboxes: SandboxLocator;
   delegator: Delegator;
   status: StatusStore;
-  /** ADDs started but not yet recorded in network-status (see `lib/journal.ts`). */
+  /** ADDs started but not yet recorded in network-status (see `lib/journal/file_journal.ts`). */
   journal: AttachmentJournal;
   events: EventRecorder;
   log: Logger;
@@ -283,7 +283,7 @@ export class Reconciler {
 
   /**
    * One reconcile pass for pod `key` ("namespace/name"). Throws to ask for a retry. What the
-   * pass did and what went wrong is reported once, at its end (see `lib/pass_report.ts`).
+   * pass did and what went wrong is reported once, at its end (see `lib/reconcile/pass_report.ts`).
    */
   async reconcile(key: string): Promise<void> {
     const log = this.#deps.log.with({ pod: key });

@@ -9,7 +9,7 @@
  */
 import { canonicalIp } from "./address.ts";
 import type { CniResult, Dns } from "./cni_result.ts";
-import { goEscape } from "./go_json.ts";
+import { goEscape } from "../base/go_json.ts";
 import { jsonDepth } from "./selection.ts";
 
 export type { CniResult, Dns } from "./cni_result.ts";
