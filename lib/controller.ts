@@ -11,8 +11,11 @@ import { CriClient } from "./cri/client.ts";
 import { type HealthServer, serveHealth } from "./observe/http.ts";
 import { KubeClient } from "./kube/client.ts";
 import { KubeEventRecorder } from "./kube/events.ts";
-import { nadInformer, nadKey } from "./kube/nads.ts";
-import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
+import { nadInformer } from "./kube/nads.ts";
+import { nadKey } from "./core/nad.ts";
+import { objectKey } from "./core/names.ts";
+import { NETWORKS_ANNOTATION } from "./core/annotations.ts";
+import { getPod, type Pod, podInformer, slimPod } from "./kube/pods.ts";
 import { updateNetworkStatus } from "./kube/status_writer.ts";
 import { FileJournal, MemoryJournal } from "./journal/file_journal.ts";
 import { errorText, type Logger } from "./base/log.ts";
@@ -133,7 +136,7 @@ export async function runController(
       cached: (key) => pods.get(key),
       fetch: async (namespace, name) => slimPod(await getPod(kube, namespace, name)),
     },
-    nads: { get: (namespace, name) => nads.get(`${namespace}/${name}`) },
+    nads: { get: (namespace, name) => nads.get(objectKey(namespace, name)) },
     sandboxes: cri,
     delegator: multus,
     status: {
@@ -173,7 +176,7 @@ export async function runController(
   });
 
   pods.on("upsert", (pod: Pod, old: Pod | undefined) => {
-    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const key = objectKey(pod.metadata.namespace, pod.metadata.name);
     const networks = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
     if (old !== undefined && networks !== old.metadata.annotations?.[NETWORKS_ANNOTATION]) {
       reconciler.noteAnnotationChange(key);
@@ -183,7 +186,7 @@ export async function runController(
     else queue.resync(key);
   });
   pods.on("delete", (pod: Pod) => {
-    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const key = objectKey(pod.metadata.namespace, pod.metadata.name);
     reconciler.podRemoved(pod);
     // Unfinished ADDs of a deleted pod still hold addresses: one more pass tries to release them.
     if (journal.pending(key).length > 0) queue.add(key);

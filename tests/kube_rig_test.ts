@@ -13,13 +13,8 @@ import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
 import { addedInterfaceMessage } from "../lib/core/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
-import {
-  getPod,
-  NETWORK_STATUS_ANNOTATION,
-  type Pod,
-  podInformer,
-  slimPod,
-} from "../lib/kube/pods.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../lib/core/annotations.ts";
+import { getPod, type Pod, podInformer, slimPod } from "../lib/kube/pods.ts";
 import { PodReplacedError, updateNetworkStatus } from "../lib/kube/status_writer.ts";
 import { kubeListWatch } from "../lib/kube/list_watch.ts";
 import { type ListWatchTransport, Reflector, Watcher } from "../lib/kube/watcher.ts";

@@ -10,13 +10,8 @@ import { PodReplacedError } from "../lib/kube/status_writer.ts";
 import { Logger } from "../lib/base/log.ts";
 import type { DelegateRequest } from "../lib/multus/client.ts";
 import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile/reconciler.ts";
-import { NETWORKS_ANNOTATION } from "../lib/core/selection.ts";
-import {
-  formatNetworkStatus,
-  NETWORK_STATUS_ANNOTATION,
-  type NetworkStatus,
-  parseNetworkStatus,
-} from "../lib/core/status.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
+import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../lib/core/status.ts";
 
 const DEFAULT_ENTRY: NetworkStatus = {
   name: "cluster",

@@ -21,7 +21,9 @@ import {
   renderHelp,
   renderReference,
 } from "./cli.ts";
+import { jsonType } from "../base/json.ts";
 import { LOG_LEVELS, type LogFormat } from "../base/log.ts";
+import { isDnsSubdomain, isNamespaceName } from "../core/names.ts";
 
 /** Where the DaemonSet mounts the ConfigMap's file; read when no `--config` is given. */
 export const DEFAULT_CONFIG_PATH = "/etc/dynamic-networks-controller/dynamic-networks-config.json";
@@ -58,12 +60,6 @@ export const MULTUS_SOCKET_CANDIDATES: readonly string[] = [
 /** The accepted log formats. */
 export const LOG_FORMATS = ["json", "text"] as const satisfies readonly LogFormat[];
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-function isDnsSubdomain(s: string): boolean {
-  return s.length > 0 && s.length <= 253 && s.split(".").every((l) => DNS_LABEL.test(l));
-}
-
 /** True for `host:port` (host: IPv4, `[IPv6]` or a DNS name; port 1–65535) or `""` (off). */
 export function isListenAddress(s: string): boolean {
   if (s === "") return true;
@@ -77,7 +73,7 @@ const absolutePath = z.string().regex(/^\/[^\0]*$/);
 
 /** The schema of a complete, validated configuration. */
 export const ConfigSchema = z.strictObject({
-  nodeName: z.string().refine(isDnsSubdomain),
+  nodeName: z.string().refine((name) => isDnsSubdomain(name, 63)),
   kubeconfig: z.string().regex(/^[^\0]*$/),
   criSocketPath: absolutePath,
   multusSocketPath: absolutePath,
@@ -93,7 +89,7 @@ export const ConfigSchema = z.strictObject({
   logLevel: z.enum(LOG_LEVELS),
   logFormat: z.enum(LOG_FORMATS),
   namespaceIsolation: z.boolean(),
-  allowedNadNamespaces: z.array(z.string().regex(DNS_LABEL)),
+  allowedNadNamespaces: z.array(z.string().refine(isNamespaceName)),
   dryRun: z.boolean(),
   once: z.boolean(),
 });
@@ -604,12 +600,6 @@ function isNotFound(err: unknown): boolean {
     (err instanceof Error && (err as { code?: string }).code === "ENOENT");
 }
 
-function jsonKind(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  return `a ${typeof v}`;
-}
-
 function readConfigFile(
   path: string,
   explicit: boolean,
@@ -650,7 +640,7 @@ function readConfigFile(
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
     throw new ConfigError([
       `config ${path} holds ${
-        jsonKind(doc)
+        jsonType(doc)
       }, not an object of settings: write an object such as {"criSocketPath": "${DEFAULT_CRI_SOCKET}"}`,
     ]);
   }

@@ -8,6 +8,8 @@
  * @module
  */
 import { goMarshal } from "../base/go_json.ts";
+import { isPlainObject, jsonType } from "../base/json.ts";
+import { objectKey } from "./names.ts";
 
 /** The parts of a NetworkAttachmentDefinition (`k8s.cni.cncf.io/v1`) the agent uses. */
 export interface NetworkAttachmentDefinition {
@@ -19,6 +21,11 @@ export interface NetworkAttachmentDefinition {
   config: string;
   /** `metadata.resourceVersion`, when known. */
   resourceVersion?: string;
+}
+
+/** The key of a NAD: `"<namespace>/<name>"`, as caches and network-status entries name it. */
+export function nadKey(nad: { namespace: string; name: string }): string {
+  return objectKey(nad.namespace, nad.name);
 }
 
 /** A NAD whose `spec.config` cannot be delegated; the message names the NAD and the fix. */
@@ -38,7 +45,7 @@ const encoder = new TextEncoder();
  * @throws {NadConfigError} when `spec.config` is empty, not JSON, or not a JSON object.
  */
 export function delegateConfig(nad: NetworkAttachmentDefinition): Uint8Array {
-  const id = `NetworkAttachmentDefinition ${nad.namespace}/${nad.name}`;
+  const id = `NetworkAttachmentDefinition ${nadKey(nad)}`;
   if (nad.config.trim() === "") {
     throw new NadConfigError(
       `${id} has an empty spec.config; the delegate API needs the CNI configuration inline ` +
@@ -54,18 +61,14 @@ export function delegateConfig(nad: NetworkAttachmentDefinition): Uint8Array {
       { cause: e },
     );
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    const kind = parsed === null
-      ? "null"
-      : Array.isArray(parsed)
-      ? "an array"
-      : `a ${typeof parsed}`;
+  if (!isPlainObject(parsed)) {
+    const kind = Array.isArray(parsed) ? "an array" : jsonType(parsed);
     throw new NadConfigError(
       `${id} has a spec.config that is ${kind}, not a JSON object; ` +
         "spec.config must be a CNI configuration object",
     );
   }
-  const conf = parsed as Record<string, unknown>;
+  const conf = parsed;
   if (conf["name"] === undefined || conf["name"] === "") {
     conf["name"] = nad.name;
     return encoder.encode(goMarshal(conf));

@@ -16,6 +16,7 @@
  * @module
  */
 import { canonicalIp, canonicalMac } from "./address.ts";
+import { objectKey } from "./names.ts";
 import type { NetworkSelectionElement } from "./selection.ts";
 import {
   type AttachmentKeyParts,
@@ -385,7 +386,7 @@ export function planPod(
   const unnamedByNetwork = new Map<string, number[]>();
   desired.forEach((element, index) => {
     if (element.interface !== undefined) return;
-    const key = `${element.namespace}/${element.name}`;
+    const key = objectKey(element.namespace, element.name);
     const list = unnamedByNetwork.get(key) ?? [];
     list.push(index);
     unnamedByNetwork.set(key, list);
@@ -472,7 +473,7 @@ export function applyPlan(current: NetworkStatus[], plan: Plan): NetworkStatus[]
       continue;
     }
     const entry: NetworkStatus = {
-      name: `${op.id.namespace}/${op.id.network}`,
+      name: objectKey(op.id.namespace, op.id.network),
       interface: op.id.interface,
     };
     if (op.element.ips && op.element.ips.length > 0) {

@@ -6,8 +6,9 @@
  * @module
  */
 import type { PodSnapshot } from "../reconcile/reconciler.ts";
-import { NETWORKS_ANNOTATION, parseNetworkSelection } from "./selection.ts";
-import { NETWORK_STATUS_ANNOTATION, parseNetworkStatus } from "./status.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "./annotations.ts";
+import { parseNetworkSelection } from "./selection.ts";
+import { parseNetworkStatus } from "./status.ts";
 
 /** The node's pod counts. */
 export interface PodCensus {

@@ -13,8 +13,7 @@
  * @module
  */
 import type { PodSnapshot } from "../reconcile/reconciler.ts";
-import { NETWORKS_ANNOTATION } from "./selection.ts";
-import { NETWORK_STATUS_ANNOTATION } from "./status.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "./annotations.ts";
 
 /**
  * True when `next` differs from `previous` in something a pass reads. A network-status that

@@ -12,10 +12,9 @@
  *
  * @module
  */
+import { isPlainObject, jsonDepth, jsonType } from "../base/json.ts";
 import { parseCidr, parseIp, parseMac } from "./address.ts";
-
-/** The pod annotation that lists the networks a pod should be attached to. */
-export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
+import { isDnsLabel, isNamespaceName, isObjectName } from "./names.ts";
 
 /** Largest annotation accepted, in bytes: the API server's limit for all annotations together. */
 export const MAX_ANNOTATION_BYTES = 256 * 1024;
@@ -106,29 +105,12 @@ function quote(value: unknown): string {
   return text.length > 64 ? `${text.slice(0, 60)}...${text.slice(-3)}` : text;
 }
 
-/** Names a JSON value's type the way a user would ("a number", "a list", "null"). */
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "an object";
-  return `a ${typeof value}`;
-}
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL_HINT =
   'use lowercase letters, digits and "-", starting and ending with a letter or digit';
 const INTERFACE_HINT = 'interface names are 1 to 15 bytes without "/", ":" or whitespace';
 
-/** True for a Kubernetes namespace name (an RFC 1123 label of at most 63 characters). */
-export function isNamespaceName(text: string): boolean {
-  return text.length <= 63 && DNS_LABEL.test(text);
-}
-
-/** True for a Kubernetes object name (an RFC 1123 subdomain of at most 253 characters). */
-export function isObjectName(text: string): boolean {
-  return text.length <= 253 && DNS_SUBDOMAIN.test(text);
-}
+/** The short form takes RFC 1123 labels of any length, as the original does. */
+const isShortFormLabel = (text: string) => isDnsLabel(text, Infinity);
 
 const utf8 = new TextEncoder();
 
@@ -213,7 +195,7 @@ function parseShortItem(
   const element: NetworkSelectionElement = { name: atParts[0]!, namespace: podNamespace };
   if (slashParts.length === 2) {
     const namespace = slashParts[0]!;
-    if (!DNS_LABEL.test(namespace)) {
+    if (!isShortFormLabel(namespace)) {
       throw new SelectionError(
         `${path}.namespace`,
         namespace,
@@ -224,7 +206,7 @@ function parseShortItem(
     }
     element.namespace = namespace;
   }
-  if (!DNS_LABEL.test(element.name)) {
+  if (!isShortFormLabel(element.name)) {
     throw new SelectionError(
       `${path}.name`,
       element.name,
@@ -246,7 +228,7 @@ function parseShortItem(
       );
     }
     // The short form only takes RFC 1123 labels, as the original does; JSON takes any kernel name.
-    if (!DNS_LABEL.test(ifname)) {
+    if (!isShortFormLabel(ifname)) {
       throw new SelectionError(
         `${path}.interface`,
         ifname,
@@ -258,23 +240,6 @@ function parseShortItem(
     element.interface = ifname;
   }
   return element;
-}
-
-/**
- * The nesting depth of a parsed JSON value (a scalar is 0, `[]` is 1), computed without
- * recursion so hostile input cannot exhaust the stack. Stops counting once past `limit`.
- */
-export function jsonDepth(root: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
-    if (value === null || typeof value !== "object") continue;
-    deepest = Math.max(deepest, depth);
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
-  }
-  return deepest;
 }
 
 function parseJsonForm(annotation: string, podNamespace: string): NetworkSelectionElement[] {
@@ -295,7 +260,7 @@ function parseJsonForm(annotation: string, podNamespace: string): NetworkSelecti
     throw new SelectionError(
       "networks",
       parsed,
-      `${describe(parsed)} is not a list; write a JSON list ${example}`,
+      `${jsonType(parsed)} is not a list; write a JSON list ${example}`,
     );
   }
   if (parsed.length > MAX_ELEMENTS) {
@@ -351,16 +316,12 @@ function knownFields<K extends string>(
   return fields;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function expectString(value: unknown, path: string, what: string): string {
   if (typeof value !== "string") {
     throw new SelectionError(
       path,
       value,
-      `${quote(value)} is ${describe(value)}, not a string; write ${what} in quotes`,
+      `${quote(value)} is ${jsonType(value)}, not a string; write ${what} in quotes`,
     );
   }
   return value;
@@ -371,7 +332,7 @@ function expectList(value: unknown, path: string, what: string): unknown[] {
     throw new SelectionError(
       path,
       value,
-      `${quote(value)} is ${describe(value)}, not a list; write ${what}`,
+      `${quote(value)} is ${jsonType(value)}, not a list; write ${what}`,
     );
   }
   return value;
@@ -382,7 +343,7 @@ function expectObject(value: unknown, path: string, what: string): Record<string
     throw new SelectionError(
       path,
       value,
-      `${quote(value)} is ${describe(value)}, not an object; write ${what}`,
+      `${quote(value)} is ${jsonType(value)}, not an object; write ${what}`,
     );
   }
   return value;

@@ -7,15 +7,13 @@
  *
  * @module
  */
+import { goEscape } from "../base/go_json.ts";
+import { isPlainObject, jsonDepth, jsonType } from "../base/json.ts";
 import { canonicalIp } from "./address.ts";
 import type { CniResult, Dns } from "./cni_result.ts";
-import { goEscape } from "../base/go_json.ts";
-import { jsonDepth } from "./selection.ts";
+import { objectKey } from "./names.ts";
 
 export type { CniResult, Dns } from "./cni_result.ts";
-
-/** The pod annotation that records the pod's current attachments. */
-export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
 
 /** Deepest JSON nesting accepted in network-status (multus writes 4 levels at most). */
 export const MAX_STATUS_DEPTH = 32;
@@ -67,16 +65,6 @@ export class StatusError extends Error {
   }
 }
 
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function isStringList(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
@@ -86,7 +74,7 @@ const FIX = "repair or remove the annotation; the next reconcile writes it again
 /** Checks the known fields' types, dropping known fields that are null (as Go's decoder does). */
 function checkEntry(value: unknown, path: string): NetworkStatus {
   if (!isPlainObject(value)) {
-    throw new StatusError(path, `entry is ${typeName(value)}, not an object; ${FIX}`);
+    throw new StatusError(path, `entry is ${jsonType(value)}, not an object; ${FIX}`);
   }
   const entry = { ...value };
   const expect = (key: string, ok: (v: unknown) => boolean, wanted: string) => {
@@ -99,7 +87,7 @@ function checkEntry(value: unknown, path: string): NetworkStatus {
       throw new StatusError(
         `${path}.${key}`,
         `${JSON.stringify(entry[key])?.slice(0, 64)} is ${
-          typeName(entry[key])
+          jsonType(entry[key])
         }, not ${wanted}; ${FIX}`,
       );
     }
@@ -108,7 +96,7 @@ function checkEntry(value: unknown, path: string): NetworkStatus {
     throw new StatusError(
       `${path}.name`,
       `${
-        entry.name === undefined ? "missing" : `is ${typeName(entry.name)}`
+        entry.name === undefined ? "missing" : `is ${jsonType(entry.name)}`
       }; every entry needs a name string; ${FIX}`,
     );
   }
@@ -126,14 +114,14 @@ function checkEntry(value: unknown, path: string): NetworkStatus {
       if (dns[key] !== undefined && dns[key] !== null && !isStringList(dns[key])) {
         throw new StatusError(
           `${path}.dns.${key}`,
-          `is ${typeName(dns[key])}, not a list of strings; ${FIX}`,
+          `is ${jsonType(dns[key])}, not a list of strings; ${FIX}`,
         );
       }
     }
     if (dns.domain !== undefined && dns.domain !== null && typeof dns.domain !== "string") {
       throw new StatusError(
         `${path}.dns.domain`,
-        `is ${typeName(dns.domain)}, not a string; ${FIX}`,
+        `is ${jsonType(dns.domain)}, not a string; ${FIX}`,
       );
     }
   }
@@ -199,7 +187,7 @@ export function parseNetworkStatus(annotation: string | undefined): NetworkStatu
     throw new StatusError("network-status", `not valid JSON (${(err as Error).message}); ${FIX}`);
   }
   if (!Array.isArray(parsed)) {
-    throw new StatusError("network-status", `is ${typeName(parsed)}, not a list; ${FIX}`);
+    throw new StatusError("network-status", `is ${jsonType(parsed)}, not a list; ${FIX}`);
   }
   if (jsonDepth(parsed, MAX_STATUS_DEPTH) > MAX_STATUS_DEPTH) {
     throw new StatusError(
@@ -339,7 +327,8 @@ function sameNetwork(a: string, b: string): boolean {
  */
 export function isEntryOf(entry: NetworkStatus, key: AttachmentKeyParts): boolean {
   return entry.default !== true && entry.interface === key.interface &&
-    typeof entry.name === "string" && sameNetwork(entry.name, `${key.namespace}/${key.network}`);
+    typeof entry.name === "string" &&
+    sameNetwork(entry.name, objectKey(key.namespace, key.network));
 }
 
 /** The entries without those recording `key`; order is kept and default entries are never dropped. */

@@ -11,6 +11,7 @@
  */
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
+import { isPlainObject } from "../base/json.ts";
 import { CRI_DESCRIPTOR } from "./descriptor.ts";
 import { ProtoCodec, type ProtoMessage } from "./codec.ts";
 
@@ -159,10 +160,6 @@ export interface SandboxInfo {
   netNamespaceClosed?: boolean;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /**
  * Extracts the network namespace path from the `info` map of a verbose `PodSandboxStatus`
  * response. Handles containerd (`info["info"]` with `runtimeSpec`, `netNamespaceClosed`, …) and
@@ -190,7 +187,7 @@ export function parseSandboxInfo(sandboxId: string, info: Record<string, string>
         `${raw.slice(0, 200)}`,
     );
   }
-  if (!isObject(doc)) {
+  if (!isPlainObject(doc)) {
     throw new Error(
       `info["info"] of sandbox ${sandboxId} is not a JSON object: ${raw.slice(0, 200)}`,
     );
@@ -199,19 +196,19 @@ export function parseSandboxInfo(sandboxId: string, info: Record<string, string>
     ? doc["netNamespaceClosed"]
     : undefined;
   const spec = doc["runtimeSpec"];
-  if (!isObject(spec)) {
+  if (!isPlainObject(spec)) {
     throw new Error(
       `sandbox ${sandboxId} has no runtimeSpec in its verbose info (keys: ` +
         `${Object.keys(doc).join(", ")}); it may not be fully created yet, retry later`,
     );
   }
   const linux = spec["linux"];
-  const namespaces = isObject(linux) ? linux["namespaces"] : undefined;
+  const namespaces = isPlainObject(linux) ? linux["namespaces"] : undefined;
   if (!Array.isArray(namespaces)) {
     throw new Error(`runtimeSpec of sandbox ${sandboxId} has no linux.namespaces list`);
   }
-  const network = namespaces.find((n) => isObject(n) && n["type"] === "network");
-  const path = isObject(network) ? network["path"] : undefined;
+  const network = namespaces.find((n) => isPlainObject(n) && n["type"] === "network");
+  const path = isPlainObject(network) ? network["path"] : undefined;
   if (typeof path !== "string" || path === "") {
     throw new Error(
       `sandbox ${sandboxId} has no network namespace path in runtimeSpec.linux.namespaces ` +

@@ -67,16 +67,6 @@ const FileSchema = z.strictObject({
 
 type JournalFile = z.infer<typeof FileSchema>;
 
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
-
 function sameAdd(a: PendingAdd, b: PendingAdd): boolean {
   return a.request.podUid === b.request.podUid && a.request.ifname === b.request.ifname &&
     a.id.namespace === b.id.namespace && a.id.network === b.id.network &&
@@ -127,7 +117,12 @@ export class FileJournal implements AttachmentJournal {
         const adds = file.adds.map(({ namespace, network, config, ...rest }): PendingAdd => ({
           podKey: file.podKey,
           id: { namespace, network, interface: rest.ifname },
-          request: { ...rest, command: "ADD", podUid: file.podUid, config: fromBase64(config) },
+          request: {
+            ...rest,
+            command: "ADD",
+            podUid: file.podUid,
+            config: Uint8Array.fromBase64(config),
+          },
         }));
         if (adds.length > 0) journal.#byUid.set(file.podUid, adds);
         else await Deno.remove(path);
@@ -198,7 +193,7 @@ export class FileJournal implements AttachmentJournal {
         ifname: request.ifname,
         podNamespace: request.podNamespace,
         podName: request.podName,
-        config: toBase64(request.config),
+        config: request.config.toBase64(),
         ...(request.interfaceAttributes
           ? { interfaceAttributes: request.interfaceAttributes }
           : {}),

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "../base/log.ts";
-import type { NetworkAttachmentDefinition } from "../core/nad.ts";
+import { nadKey, type NetworkAttachmentDefinition } from "../core/nad.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
@@ -46,11 +46,6 @@ export function slimNad(raw: unknown): NetworkAttachmentDefinition | undefined {
     nad.resourceVersion = n.metadata.resourceVersion;
   }
   return nad;
-}
-
-/** The store key of a NAD: `namespace/name`. */
-export function nadKey(nad: { namespace: string; name: string }): string {
-  return `${nad.namespace}/${nad.name}`;
 }
 
 /** Settings of {@linkcode nadInformer} (tests shorten the timers). */

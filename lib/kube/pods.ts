@@ -8,17 +8,13 @@
  *
  * @module
  */
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import type { PodSnapshot } from "../reconcile/reconciler.ts";
 import type { Logger } from "../base/log.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
-
-/** `k8s.v1.cni.cncf.io/networks`: the attachments a pod asks for. */
-export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
-/** `k8s.v1.cni.cncf.io/network-status`: the attachments a pod has. */
-export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
 
 /** The annotations kept in the cache; all others are dropped at ingestion. */
 export const CACHED_ANNOTATIONS: readonly string[] = [

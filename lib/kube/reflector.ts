@@ -7,6 +7,7 @@
  * @module
  */
 import type { Logger } from "../base/log.ts";
+import { objectKey } from "../core/names.ts";
 import type { Watcher, WatcherEvent } from "./watcher.ts";
 
 /** Settings of a {@linkcode Reflector}. */
@@ -36,7 +37,7 @@ type Meta = { metadata?: { namespace?: string; name?: string; resourceVersion?: 
 /** The default store key: `namespace/name` (just `name` for cluster-scoped objects). */
 export function metadataKey(object: unknown): string {
   const m = (object as Meta).metadata;
-  return m?.namespace ? `${m.namespace}/${m.name}` : `${m?.name}`;
+  return m?.namespace ? objectKey(m.namespace, `${m.name}`) : `${m?.name}`;
 }
 
 function metadataVersion(object: unknown): string | undefined {

@@ -9,7 +9,8 @@
  */
 import { sleep } from "../base/backoff.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
-import { NETWORK_STATUS_ANNOTATION, podPath } from "./pods.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
+import { podPath } from "./pods.ts";
 
 /** Options of {@linkcode updateNetworkStatus}. */
 export interface StatusWriteOptions {

@@ -88,7 +88,7 @@ export function delegateRequestBody(req: DelegateRequest): string {
   };
   let body = `{"env":${goEscape(JSON.stringify(env))}`;
   if (req.config.length > 0) {
-    body += `,"config":${JSON.stringify(Buffer.from(req.config).toString("base64"))}`;
+    body += `,"config":${JSON.stringify(req.config.toBase64())}`;
   }
   const a = req.interfaceAttributes;
   const ips = a?.ips ?? [];

@@ -25,9 +25,10 @@ import {
 } from "../core/event_messages.ts";
 import type { EventRecorder, EventType, InvolvedPod } from "../kube/events.ts";
 import type { Logger } from "../base/log.ts";
+import { objectKey } from "../core/names.ts";
 
 function nadKey(item: InterfaceItem): string {
-  return `${item.namespace}/${item.network}`;
+  return objectKey(item.namespace, item.network);
 }
 
 /** A pod-level problem with an Event reason of its own (an invalid annotation, a host-network pod). */

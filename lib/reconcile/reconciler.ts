@@ -11,17 +11,17 @@
  */
 import type { Logger } from "../base/log.ts";
 import { errorText } from "../base/log.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import {
-  NETWORKS_ANNOTATION,
   type NetworkSelectionElement,
   parseNetworkSelection,
   SelectionError,
 } from "../core/selection.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
+import { objectKey, splitObjectKey } from "../core/names.ts";
 import {
   formatNetworkStatus,
   isEntryOf,
-  NETWORK_STATUS_ANNOTATION,
   type NetworkStatus,
   parseNetworkStatus,
   statusFromCniResult,
@@ -175,17 +175,8 @@ interface OperationOutcome {
   error?: string;
 }
 
-/** Splits "namespace/name" into its parts. */
-export function splitKey(key: string): { namespace: string; name: string } {
-  const slash = key.indexOf("/");
-  if (slash <= 0 || slash === key.length - 1 || key.indexOf("/", slash + 1) !== -1) {
-    throw new Error(`work queue key "${key}" is not of the form namespace/name`);
-  }
-  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
-}
-
 function podKey(pod: PodSnapshot): string {
-  return `${pod.metadata.namespace}/${pod.metadata.name}`;
+  return objectKey(pod.metadata.namespace, pod.metadata.name);
 }
 
 /** True when the pod's sandbox is gone or going: its attachments are to be released. */
@@ -320,7 +311,7 @@ export class Reconciler {
     }
 
     // The cache may lag behind our own last status write; plan again from a fresh read.
-    const { namespace, name } = splitKey(key);
+    const { namespace, name } = splitObjectKey(key);
     const pod = await this.#deps.pods.fetch(namespace, name);
     if (!pod || pod.metadata.uid !== cached.metadata.uid) {
       log.debug("pod gone or replaced before acting");
@@ -404,7 +395,7 @@ export class Reconciler {
       plan.operations.flatMap((op) =>
         this.#deps.nads.get(op.id.namespace, op.id.network)
           ? []
-          : [`${op.id.namespace}/${op.id.network}`]
+          : [objectKey(op.id.namespace, op.id.network)]
       ),
     );
     return plan;
@@ -499,7 +490,7 @@ export class Reconciler {
     log: Logger,
   ): Promise<OperationOutcome> {
     const key = podKey(pod);
-    const network = `${op.id.namespace}/${op.id.network}`;
+    const network = objectKey(op.id.namespace, op.id.network);
     const nad = this.#deps.nads.get(op.id.namespace, op.id.network);
     if (!nad) {
       const hint = op.kind === "add"
@@ -646,7 +637,7 @@ export class Reconciler {
       }
       const fields = {
         interfaceName: add.id.interface,
-        network: `${add.id.namespace}/${add.id.network}`,
+        network: objectKey(add.id.namespace, add.id.network),
         sandboxId: add.request.containerId,
       };
       try {
