@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import protobuf from "protobufjs";
+import { CriClient } from "../lib/cri/client.ts";
+import { CriError } from "../lib/cri/errors.ts";
 import {
-  CriClient,
-  CriError,
   listPodSandboxRequest,
   parseSandboxInfo,
   pickSandbox,
   POD_UID_LABEL,
   SandboxState,
-} from "../lib/cri/client.ts";
+} from "../lib/cri/sandbox.ts";
 import { CRI_DESCRIPTOR } from "../lib/cri/descriptor.ts";
 import { ProtoCodec, ProtoDecodeError } from "../lib/cri/codec.ts";
 import { renderDescriptor } from "../lib/cri/gen_descriptor.ts";

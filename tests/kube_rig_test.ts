@@ -15,9 +15,10 @@ import { addedInterfaceMessage } from "../lib/core/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../lib/core/annotations.ts";
 import { getPod, type Pod, podInformer, slimPod } from "../lib/kube/pods.ts";
-import { PodReplacedError, updateNetworkStatus } from "../lib/kube/status_writer.ts";
+import { updateNetworkStatus } from "../lib/kube/status_store.ts";
 import { kubeListWatch } from "../lib/kube/list_watch.ts";
-import { type ListWatchTransport, Reflector, Watcher } from "../lib/kube/watcher.ts";
+import { Reflector } from "../lib/kube/reflector.ts";
+import { type ListWatchTransport, Watcher } from "../lib/kube/watcher.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -419,7 +420,7 @@ Deno.test({
       return JSON.stringify([...entries, { name: `${NS}/net-a`, interface: "net1" }]);
     };
     const res = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, appended);
-    assert.equal(res.written, true);
+    assert.equal(res.result, "written");
     assert.equal(res.attempts, 1);
     assert.deepEqual(seen, [STATUS]);
     const pod = (await getPod(adminClient(), NS, "status-a")) as {
@@ -434,7 +435,7 @@ Deno.test({
 
     const same = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, (c) => c);
     assert.deepEqual(same, {
-      written: false,
+      result: "unchanged",
       attempts: 1,
       resourceVersion: pod.metadata.resourceVersion,
     });
@@ -445,7 +446,7 @@ Deno.test({
       uid,
       () => undefined,
     );
-    assert.equal(removed.written, true);
+    assert.equal(removed.result, "written");
     const after = (await getPod(adminClient(), NS, "status-a")) as {
       metadata: { annotations: Record<string, string> };
     };
@@ -487,7 +488,7 @@ Deno.test({
         },
       },
     );
-    assert.equal(res.written, true);
+    assert.equal(res.result, "written");
     assert.equal(res.attempts, 2, "the first PUT got 409 Conflict and was retried");
     assert.equal(inputs.length, 2);
     const pod = (await getPod(adminClient(), NS, "status-b")) as {
@@ -515,14 +516,19 @@ Deno.test({
       async () => !(await getPod(adminClient(), NS, "status-c")),
       WAIT_MS,
     );
-    await assert.rejects(
-      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
-      (err) => err instanceof PodReplacedError && err.reason === "NotFound",
-    );
+    const gone = await updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]");
+    assert.deepEqual([gone.result, gone.result === "gone" && gone.reason], ["gone", "NotFound"]);
     await createApiPod("status-c", r.nodeName);
-    await assert.rejects(
-      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
-      (err) => err instanceof PodReplacedError && err.reason === "UidChanged",
+    const replaced = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-c",
+      oldUid,
+      () => "[]",
+    );
+    assert.deepEqual(
+      [replaced.result, replaced.result === "gone" && replaced.reason],
+      ["gone", "UidChanged"],
     );
   },
 });

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Backoff } from "../lib/base/backoff.ts";
 import { KubeApiError } from "../lib/kube/client.ts";
-import { type ListWatchTransport, Reflector, Watcher, WatchError } from "../lib/kube/watcher.ts";
+import { Reflector } from "../lib/kube/reflector.ts";
+import { type ListWatchTransport, Watcher, WatchError } from "../lib/kube/watcher.ts";
 import { errorText } from "../lib/base/log.ts";
 import type { ListResult, WatchEvent } from "../lib/kube/types.ts";
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
+import type { CniResult } from "../lib/core/cni_result.ts";
+import type { DelegateRequest } from "../lib/reconcile/ports.ts";
 import {
-  type CniResult,
   DelegateError,
-  type DelegateRequest,
   delegateRequestBody,
   MultusClient,
   parseDelegateResponse,

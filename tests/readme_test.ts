@@ -7,8 +7,11 @@
 import assert from "node:assert/strict";
 import { referenceMarkdown } from "../lib/config/load.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
-import { EventReason } from "../lib/core/event_messages.ts";
-import { INVALID_SELECTION_REASON, INVALID_STATUS_REASON } from "../lib/reconcile/reconciler.ts";
+import {
+  EventReason,
+  INVALID_SELECTION_REASON,
+  INVALID_STATUS_REASON,
+} from "../lib/core/event_messages.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const readme = await Deno.readTextFile(`${ROOT}README.md`);

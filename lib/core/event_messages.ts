@@ -23,6 +23,14 @@ export const EventReason = {
 /** One of {@linkcode EventReason}. */
 export type EventReason = typeof EventReason[keyof typeof EventReason];
 
+/** Reason recorded when the networks annotation cannot be parsed (an addition to upstream's). */
+export const INVALID_SELECTION_REASON = "InvalidNetworkSelection";
+/** Reason recorded when network-status cannot be parsed (an addition to upstream's). */
+export const INVALID_STATUS_REASON = "InvalidNetworkStatus";
+
+/** Event type, as core/v1. */
+export type EventType = "Normal" | "Warning";
+
 /** The attachment attributes upstream shows in add events. */
 export interface InterfaceAttributes {
   /** Requested IPs (`ips`), e.g. `["10.1.1.11/24"]`. */
@@ -139,6 +147,18 @@ export function failedRemovingInterfaceMessage(
 /** `pod [<ns/name>]: will not add interface to host networked pod` (Warning `InterfaceAddRejected`). */
 export function interfaceAddRejectedMessage(podKey: string): string {
   return `pod [${podKey}]: will not add interface to host networked pod`;
+}
+
+/**
+ * `pod [<ns/name>]: annotation <name> is invalid, nothing was changed: <why>` (Warning
+ * {@linkcode INVALID_SELECTION_REASON} or {@linkcode INVALID_STATUS_REASON}).
+ */
+export function invalidAnnotationMessage(
+  podKey: string,
+  annotation: string,
+  problem: string,
+): string {
+  return `pod [${podKey}]: annotation ${annotation} is invalid, nothing was changed: ${problem}`;
 }
 
 /** How many items an aggregated message lists before it says how many more there are. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PodSnapshot } from "../reconcile/reconciler.ts";
+import type { PodSnapshot } from "./pod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "./annotations.ts";
 import { parseNetworkSelection } from "./selection.ts";
 import { parseNetworkStatus } from "./status.ts";

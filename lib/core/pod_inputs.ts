@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { PodSnapshot } from "../reconcile/reconciler.ts";
+import type { PodSnapshot } from "./pod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "./annotations.ts";
 
 /**

@@ -13,34 +13,15 @@
  * pod at a time, so each file has a single writer. No fsync: the journal must survive the
  * process, not the machine; a node reboot removes the sandboxes the entries refer to.
  *
+ * {@linkcode FileJournal} is the node's journal; `memory_journal.ts` holds the in-memory one
+ * that `--dry-run` and the tests use.
+ *
  * @module
  */
 import { z } from "zod";
-import type { DelegateRequest } from "../multus/client.ts";
-import type { AttachmentKeyParts } from "../core/status.ts";
 import type { Logger } from "../base/log.ts";
-
-/** An ADD the agent started for one attachment of one pod. */
-export interface PendingAdd {
-  /** The pod's key, "namespace/name". */
-  podKey: string;
-  /** The attachment; `interface` equals `request.ifname`. */
-  id: AttachmentKeyParts;
-  /** The ADD request as sent; a DEL of the same request undoes it. */
-  request: DelegateRequest;
-}
-
-/** Where the reconciler keeps its pending ADDs. */
-export interface AttachmentJournal {
-  /** The pending ADDs of pod `podKey`, oldest first. */
-  pending(podKey: string): readonly PendingAdd[];
-  /** Pod keys with at least one pending ADD. */
-  podKeys(): string[];
-  /** Records `add` before its ADD is sent. Resolves once it is on disk. */
-  record(add: PendingAdd): Promise<void>;
-  /** Forgets `adds` (recorded in network-status, or released). */
-  clear(adds: readonly PendingAdd[]): Promise<void>;
-}
+import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
+import { sameAdd } from "./memory_journal.ts";
 
 const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
 
@@ -67,16 +48,11 @@ const FileSchema = z.strictObject({
 
 type JournalFile = z.infer<typeof FileSchema>;
 
-function sameAdd(a: PendingAdd, b: PendingAdd): boolean {
-  return a.request.podUid === b.request.podUid && a.request.ifname === b.request.ifname &&
-    a.id.namespace === b.id.namespace && a.id.network === b.id.network &&
-    a.request.containerId === b.request.containerId;
-}
-
 /** Options of {@linkcode FileJournal.open}. */
 export interface FileJournalOptions {
   /** The directory; created when missing. */
   dir: string;
+  /** Where a damaged file and the ADDs left by an earlier process are reported. */
   log: Logger;
 }
 
@@ -203,37 +179,5 @@ export class FileJournal implements AttachmentJournal {
     await Deno.writeTextFile(temporary, JSON.stringify(file), { mode: 0o600 });
     await Deno.rename(temporary, path);
     this.#byUid.set(uid, adds);
-  }
-}
-
-/** A journal in memory: for `--dry-run`, which acts on nothing, and for tests. */
-export class MemoryJournal implements AttachmentJournal {
-  readonly #adds: PendingAdd[] = [];
-
-  /** {@inheritDoc AttachmentJournal.pending} */
-  pending(podKey: string): readonly PendingAdd[] {
-    return this.#adds.filter((a) => a.podKey === podKey);
-  }
-
-  /** {@inheritDoc AttachmentJournal.podKeys} */
-  podKeys(): string[] {
-    return [...new Set(this.#adds.map((a) => a.podKey))];
-  }
-
-  /** {@inheritDoc AttachmentJournal.record} */
-  record(add: PendingAdd): Promise<void> {
-    const i = this.#adds.findIndex((a) => sameAdd(a, add));
-    if (i >= 0) this.#adds.splice(i, 1);
-    this.#adds.push(add);
-    return Promise.resolve();
-  }
-
-  /** {@inheritDoc AttachmentJournal.clear} */
-  clear(adds: readonly PendingAdd[]): Promise<void> {
-    for (const add of adds) {
-      const i = this.#adds.findIndex((a) => sameAdd(a, add));
-      if (i >= 0) this.#adds.splice(i, 1);
-    }
-    return Promise.resolve();
   }
 }

@@ -87,12 +87,6 @@ function hint(status: number): string {
   }
 }
 
-/** True for errors a retry may fix: network failures, timeouts, 429 and 5xx answers. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof KubeApiError) return err.status === 429 || err.status >= 500;
-  return !(err instanceof Error && err.name === "AbortError");
-}
-
 async function readBody(res: Response): Promise<unknown> {
   const text = await res.text();
   if (text === "") return undefined;

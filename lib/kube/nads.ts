@@ -7,12 +7,12 @@
  */
 import type { Logger } from "../base/log.ts";
 import { nadKey, type NetworkAttachmentDefinition } from "../core/nad.ts";
+import { objectKey } from "../core/names.ts";
+import type { NadSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
-
-export type { NetworkAttachmentDefinition };
 
 /** The cluster-wide collection path of NADs. */
 export const NADS_PATH = "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions";
@@ -93,4 +93,9 @@ export async function getNad(
     if (err instanceof KubeApiError && err.status === 404) return undefined;
     throw err;
   }
+}
+
+/** The reconciler's {@linkcode NadSource}: the informer's cache. */
+export function nadSource(informer: Reflector<NetworkAttachmentDefinition>): NadSource {
+  return { get: (namespace, name) => informer.get(objectKey(namespace, name)) };
 }

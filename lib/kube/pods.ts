@@ -1,5 +1,6 @@
 /**
- * Pods: the node-scoped informer and a fresh read.
+ * Pods: the node-scoped informer, a fresh read, and the reconciler's {@linkcode PodSource}
+ * over both.
  *
  * The informer lists and watches `/api/v1/pods` with the field selector
  * `spec.nodeName=<node>` only (not `status.phase=Running` as upstream: a pod that is still
@@ -8,9 +9,10 @@
  *
  * @module
  */
-import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
-import type { PodSnapshot } from "../reconcile/reconciler.ts";
 import type { Logger } from "../base/log.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
+import type { PodSnapshot } from "../core/pod.ts";
+import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
@@ -127,4 +129,12 @@ export async function getPod(
 /** The REST path of a pod. */
 export function podPath(namespace: string, name: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+}
+
+/** The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike. */
+export function podSource(client: KubeClient, informer: Reflector<Pod>): PodSource {
+  return {
+    cached: (key) => informer.get(key),
+    fetch: async (namespace, name) => slimPod(await getPod(client, namespace, name)),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * A cache fed by a {@linkcode Watcher}: a store keyed by `namespace/name`, and callbacks
+ * A cache fed by a `Watcher` (`watcher.ts`): a store keyed by `namespace/name`, and callbacks
  * for changes. After every (re-)list the store is replaced and the differences are reported
  * as upserts and deletes, so consumers never miss a deletion that happened while the watch
  * was down.
@@ -8,7 +8,13 @@
  */
 import type { Logger } from "../base/log.ts";
 import { objectKey } from "../core/names.ts";
-import type { Watcher, WatcherEvent } from "./watcher.ts";
+import type { WatcherEvent } from "./types.ts";
+
+/** What feeds a {@linkcode Reflector}: a `Watcher`, or a test's stand-in. */
+export interface WatcherEventSource<T> {
+  /** Yields events until `signal` aborts. */
+  run(signal: AbortSignal): AsyncIterable<WatcherEvent<T>>;
+}
 
 /** Settings of a {@linkcode Reflector}. */
 export interface ReflectorOptions<T> {
@@ -46,7 +52,7 @@ function metadataVersion(object: unknown): string | undefined {
 
 /** A watched, cached collection of objects. */
 export class Reflector<T> {
-  readonly #watcher: Watcher<T>;
+  readonly #watcher: WatcherEventSource<T>;
   readonly #keyOf: (object: T) => string;
   readonly #versionOf: (object: T) => string | undefined;
   readonly #name: string;
@@ -61,7 +67,7 @@ export class Reflector<T> {
   };
 
   /** Creates an empty reflector over `watcher`; call {@linkcode run} to fill it. */
-  constructor(watcher: Watcher<T>, options: ReflectorOptions<T> = {}) {
+  constructor(watcher: WatcherEventSource<T>, options: ReflectorOptions<T> = {}) {
     this.#watcher = watcher;
     this.#keyOf = options.keyOf ?? metadataKey;
     this.#versionOf = options.versionOf ?? metadataVersion;

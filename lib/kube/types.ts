@@ -34,3 +34,12 @@ export interface ListResult<T> {
 
 /** Query parameters of a list or watch request; `undefined` values are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
+
+/** What a list-then-watch loop tells its consumer (see `Watcher` in `watcher.ts`). */
+export type WatcherEvent<T> =
+  /** A (re-)list: the whole collection as of `resourceVersion`. */
+  | { type: "restarted"; objects: T[]; resourceVersion: string }
+  /** An object was added or changed. */
+  | { type: "applied"; object: T }
+  /** An object was deleted. */
+  | { type: "deleted"; object: T };

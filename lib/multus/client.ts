@@ -13,35 +13,8 @@
 import { Buffer } from "node:buffer";
 import { type IncomingMessage, request } from "node:http";
 import { goEscape, goMarshal } from "../base/go_json.ts";
-import type { CniResult } from "../core/status.ts";
-
-export type { CniResult } from "../core/status.ts";
-
-/** One delegate call: the CNI command and where and for whom to run it. */
-export interface DelegateRequest {
-  /** CNI command. */
-  command: "ADD" | "DEL";
-  /** Pod sandbox ID (`CNI_CONTAINERID`). */
-  containerId: string;
-  /** Network namespace path (`CNI_NETNS`). */
-  netns: string;
-  /** Interface name in the pod (`CNI_IFNAME`). */
-  ifname: string;
-  /** Pod namespace (`K8S_POD_NAMESPACE`). */
-  podNamespace: string;
-  /** Pod name (`K8S_POD_NAME`). */
-  podName: string;
-  /** Pod UID (`K8S_POD_UID`); multus checks it against the pod it reads. */
-  podUid: string;
-  /** The delegate CNI configuration JSON bytes (see `delegateConfig` in `lib/core/nad.ts`). */
-  config: Uint8Array;
-  /** Requested IPs, MAC and CNI args of the selection element (honoured on ADD). */
-  interfaceAttributes?: {
-    ips?: string[];
-    mac?: string;
-    "cni-args"?: Record<string, unknown> | null;
-  };
-}
+import type { CniResult } from "../core/cni_result.ts";
+import type { DelegateRequest, Delegator } from "../reconcile/ports.ts";
 
 /** A failed delegate call; the message names the socket or repeats multus' answer verbatim. */
 export class DelegateError extends Error {
@@ -61,14 +34,6 @@ export class DelegateError extends Error {
     if (details?.status !== undefined) this.status = details.status;
     if (details?.body !== undefined) this.body = details.body;
   }
-}
-
-/** Runs delegate CNI commands for the reconciler; implemented by {@linkcode MultusClient}. */
-export interface Delegator {
-  /** Runs one ADD (returns the CNI result) or DEL (returns `undefined`). */
-  delegate(req: DelegateRequest, signal?: AbortSignal): Promise<CniResult | undefined>;
-  /** `true` when the daemon answers its health check. */
-  healthy(signal?: AbortSignal): Promise<boolean>;
 }
 
 /**
@@ -160,7 +125,7 @@ interface HttpAnswer {
   body: string;
 }
 
-/** The multus thick daemon's `/delegate` client over its unix socket. */
+/** The multus thick daemon's `/delegate` client over its unix socket: the reconciler's `Delegator`. */
 export class MultusClient implements Delegator {
   readonly #socketPath: string;
   readonly #options: MultusClientOptions;

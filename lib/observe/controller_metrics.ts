@@ -337,7 +337,7 @@ export class ControllerMetrics {
 
     // Zero the series dashboards expect before the first reconcile.
     const c = { controller: this.controller };
-    for (const result of ["success", "error", "requeue_after"] as const) {
+    for (const result of ["success", "error", "requeue", "requeue_after"] as const) {
       this.#reconcileTotal.inc({ ...c, result }, 0);
     }
     this.#reconcileErrors.inc(c, 0);

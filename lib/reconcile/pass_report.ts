@@ -10,22 +10,25 @@
  *   distinct failure (network and error), naming how many interfaces it hit; refusals are one
  *   line per pass. The logger truncates long values.
  *
- * A failing pod is retried with backoff, so the same failure is reported once per backoff step.
+ * A pod whose pass failed is retried with backoff, so the same failure is reported once per
+ * backoff step; a pod that waits (for a NAD, for its input to change) is reported once per
+ * event or resync that runs it.
  *
  * @module
  */
+import type { Logger } from "../base/log.ts";
 import {
   addedInterfacesMessage,
   EventReason,
+  type EventType,
   failedAddingInterfacesMessage,
   failedRemovingInterfacesMessage,
   type InterfaceItem,
   listSome,
   removedInterfacesMessage,
 } from "../core/event_messages.ts";
-import type { EventRecorder, EventType, InvolvedPod } from "../kube/events.ts";
-import type { Logger } from "../base/log.ts";
 import { objectKey } from "../core/names.ts";
+import type { EventRecorder, InvolvedPod } from "./ports.ts";
 
 function nadKey(item: InterfaceItem): string {
   return objectKey(item.namespace, item.network);

@@ -6,11 +6,32 @@
  * - **Per-key serialization.** A key is never run twice at once. Adding a key while it runs
  *   marks it dirty: it runs once more right after the current run ends.
  * - **Bounded concurrency** across keys (`concurrency` runs at most).
- * - **Unlimited retries.** A run that throws is retried after a per-key capped exponential
- *   backoff with jitter (`baseDelayMs · 2^(failures-1)`, at most `maxDelayMs`); the failure
- *   count resets on success. A key is never dropped.
- * - **Requeue.** A run that returns `{ requeueAfterMs }` (> 0) runs again that much later.
+ * - **Unlimited retries.** A run that throws is handed to the `errorPolicy`
+ *   (`lib/reconcile/error_policy.ts` in the controller; "back off" for everything by default).
+ *   `backoff` retries it after a per-key capped exponential backoff with jitter
+ *   (`baseDelayMs · 2^(failures-1)`, at most `maxDelayMs`); `terminal` does not retry it: only
+ *   an {@linkcode WorkQueue.add} (the input changed) or a resync runs it again. The failure
+ *   count resets on success and on a terminal error. A key is never dropped.
  * - **Delayed keys** keep one timer each; when several delays are asked for, the earliest wins.
+ *
+ * ### What a run returns
+ *
+ * A handler resolves to a {@linkcode ReconcileOutcome} (`lib/reconcile/outcome.ts`; nothing
+ * means `done`), and the run's `result` (controller-runtime's label of `controller_runtime_reconcile_total`) says
+ * which way it went:
+ *
+ * | outcome                  | what the queue does                                          | `result`        |
+ * | ------------------------ | ------------------------------------------------------------ | --------------- |
+ * | `done`                   | forgets the key's failures                                   | `success`       |
+ * | `wait` (for an event)    | forgets the key's failures; sets no timer                    | `success`       |
+ * | `requeue`                | runs it again after its backoff, which grows as for a failure | `requeue`       |
+ * | `requeueAfter` (`ms` > 0) | forgets the key's failures; runs it again `ms` later          | `requeue_after` |
+ * | throws, policy `backoff` | runs it again after its backoff, logs `Reconcile failed`      | `error`         |
+ * | throws, policy `terminal` | forgets the key's failures; logs `Reconcile failed`           | `error`         |
+ *
+ * A `requeue` is a retry without an error (client-go's `AddRateLimited`): it counts in
+ * `workqueue_retries_total`, an `add` cuts it short and a `resync` is folded into it, exactly
+ * as for a failure.
  *
  * ### Which adds cut a backoff wait short
  *
@@ -21,7 +42,7 @@
  * - {@linkcode WorkQueue.add} is for an event that **can change the outcome**. The key is due
  *   now, whatever its backoff and however many times its waits were cut short before: a
  *   pending retry is cancelled and the key runs as soon as a worker is free. An `add` while
- *   the key runs makes it run once more right after, whether that run succeeds or fails.
+ *   the key runs makes it run once more right after, whatever that run's outcome.
  * - {@linkcode WorkQueue.resync} is for a look that **changes nothing known**. A key that is
  *   idle runs now; a key that waits for a retry keeps waiting, and the resync is folded into
  *   that retry (which reads the world afresh, so nothing is lost). A resync while the key
@@ -40,15 +61,15 @@
  *
  * @module
  */
-import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
 import { Backoff } from "../base/backoff.ts";
+import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
 import type { Logger } from "../base/log.ts";
+import { DONE, type ErrorAction, type ErrorPolicy, type ReconcileOutcome } from "./outcome.ts";
 
-/** What a handler returns: nothing, or a request to run the key again later. */
-export type ReconcileOutcome = { requeueAfterMs?: number } | void;
+export type { ReconcileOutcome } from "./outcome.ts";
 
 /** How a run ended, as controller-runtime's `result` label names it. */
-export type RunResult = "success" | "error" | "requeue_after";
+export type RunResult = "success" | "error" | "requeue" | "requeue_after";
 
 /** Work in flight, read when metrics are scraped. */
 export interface InFlightProbe {
@@ -102,6 +123,8 @@ export interface WorkQueueOptions {
   name?: string;
   /** Logger for failures (warn) and shutdown (info). */
   log?: Logger;
+  /** What to do with a run that throws (default: back off and retry, whatever the error). */
+  errorPolicy?: ErrorPolicy;
 }
 
 /** A key's pending delays: a retry after a failure, and/or a requested later run. */
@@ -117,6 +140,8 @@ interface IdleWaiter {
   resolve: () => void;
 }
 
+const BACKOFF: ErrorAction = { action: "backoff" };
+
 /** Timers may fire a fraction of a ms early on the monotonic scale. */
 const TIMER_SLACK_MS = 1;
 
@@ -128,7 +153,7 @@ function checkOption(ok: boolean, message: string): void {
 export class WorkQueue {
   /** The queue's name, as given in the options. */
   readonly name: string;
-  readonly #handler: (key: string) => Promise<ReconcileOutcome>;
+  readonly #handler: (key: string) => Promise<ReconcileOutcome | void>;
   readonly #concurrency: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
@@ -137,6 +162,7 @@ export class WorkQueue {
   readonly #clock: Clock;
   readonly #metrics: QueueMetrics | undefined;
   readonly #log: Logger | undefined;
+  readonly #errorPolicy: ErrorPolicy;
 
   /** Keys in order of arrival, waiting for a worker. */
   #fifo: string[] = [];
@@ -160,7 +186,10 @@ export class WorkQueue {
    * Creates a stopped queue that runs `handler` for each key once {@linkcode start} is
    * called. Throws a RangeError naming the option when one is out of range.
    */
-  constructor(handler: (key: string) => Promise<ReconcileOutcome>, options: WorkQueueOptions) {
+  constructor(
+    handler: (key: string) => Promise<ReconcileOutcome | void>,
+    options: WorkQueueOptions,
+  ) {
     this.name = options.name ?? "queue";
     const { concurrency, baseDelayMs, maxDelayMs } = options;
     const jitter = options.jitter ?? 0.25;
@@ -190,6 +219,7 @@ export class WorkQueue {
     this.#clock = options.clock ?? systemClock;
     this.#metrics = options.metrics;
     this.#log = options.log;
+    this.#errorPolicy = options.errorPolicy ?? (() => BACKOFF);
     this.#metrics?.maxConcurrency(concurrency);
     this.#metrics?.observeInFlight(() => this.#probe());
   }
@@ -204,7 +234,7 @@ export class WorkQueue {
     return this.#running.size;
   }
 
-  /** Consecutive failures of `key` since its last success (0 when none). */
+  /** Consecutive failures and requeues of `key` since its last success (0 when none). */
   failures(key: string): number {
     return this.#backoffs.get(key)?.failures ?? 0;
   }
@@ -384,16 +414,13 @@ export class WorkQueue {
   }
 
   async #execute(key: string, startedAt: number): Promise<void> {
-    let outcome: ReconcileOutcome = undefined;
-    let failed = false;
-    let error: unknown;
+    let end: { error: unknown } | { outcome: ReconcileOutcome };
     try {
-      outcome = await this.#handler(key);
-    } catch (err) {
-      failed = true;
-      error = err;
+      end = { outcome: await this.#handler(key) ?? DONE };
+    } catch (error) {
+      end = { error };
     }
-    this.#finish(key, startedAt, failed ? { error } : { outcome });
+    this.#finish(key, startedAt, end);
   }
 
   #finish(
@@ -405,20 +432,9 @@ export class WorkQueue {
     this.#running.delete(key);
     this.#metrics?.active(this.#running.size);
     const changed = this.#changedWhileRunning.delete(key);
-    let result: RunResult;
-    if ("error" in end) {
-      result = "error";
-      if (!this.#stopping) this.#retryLater(key, end.error, now, changed);
-    } else {
-      this.#backoffs.delete(key);
-      const after = end.outcome?.requeueAfterMs;
-      if (after !== undefined && after > 0 && Number.isFinite(after)) {
-        result = "requeue_after";
-        if (!this.#stopping) this.#delay(key, "after", now + after);
-      } else {
-        result = "success";
-      }
-    }
+    const result = "error" in end
+      ? this.#failed(key, end.error, now, changed)
+      : this.#ended(key, end.outcome, now, changed);
     this.#metrics?.finished(result, (now - startedAt) / 1000);
     if (this.#waiting.has(key)) {
       this.#fifo.push(key);
@@ -434,8 +450,56 @@ export class WorkQueue {
     this.#checkIdle();
   }
 
-  /** Schedules the retry of a failed run; `rerunNow` when an add made the key due meanwhile. */
-  #retryLater(key: string, error: unknown, now: number, rerunNow: boolean): void {
+  /** Applies the error policy to a run that threw. */
+  #failed(key: string, error: unknown, now: number, changed: boolean): RunResult {
+    if (this.#stopping) return "error";
+    if (this.#errorPolicy(key, error).action === "terminal") {
+      this.#backoffs.delete(key);
+      this.#log?.warn("Reconcile failed", {
+        queue: this.name,
+        key,
+        err: error,
+        retry: "when its input changes",
+      });
+      return "error";
+    }
+    this.#retryLater(key, now, changed, { err: error });
+    return "error";
+  }
+
+  /** Acts on the outcome of a run that did not throw. */
+  #ended(key: string, outcome: ReconcileOutcome, now: number, changed: boolean): RunResult {
+    switch (outcome.kind) {
+      case "done":
+        this.#backoffs.delete(key);
+        return "success";
+      case "wait":
+        this.#backoffs.delete(key);
+        this.#log?.debug("Waiting for an event", { queue: this.name, key, for: outcome.for });
+        return "success";
+      case "requeue":
+        if (!this.#stopping) this.#retryLater(key, now, changed, { for: outcome.for });
+        return "requeue";
+      case "requeueAfter": {
+        this.#backoffs.delete(key);
+        const after = outcome.ms;
+        if (!(after > 0 && Number.isFinite(after))) return "success";
+        if (!this.#stopping) this.#delay(key, "after", now + after);
+        return "requeue_after";
+      }
+    }
+  }
+
+  /**
+   * Schedules the retry of a run that failed (`why.err`) or asked to poll (`why.for`);
+   * `rerunNow` when an add made the key due meanwhile.
+   */
+  #retryLater(
+    key: string,
+    now: number,
+    rerunNow: boolean,
+    why: { err: unknown } | { for: string },
+  ): void {
     let backoff = this.#backoffs.get(key);
     if (!backoff) {
       backoff = new Backoff({
@@ -448,13 +512,15 @@ export class WorkQueue {
     }
     const delayMs = backoff.next();
     this.#metrics?.retried();
-    this.#log?.warn("Reconcile failed", {
+    const fields = {
       queue: this.name,
       key,
-      err: error,
+      ...why,
       failures: backoff.failures,
       retryInMs: rerunNow ? 0 : delayMs,
-    });
+    };
+    if ("err" in why) this.#log?.warn("Reconcile failed", fields);
+    else this.#log?.debug("Requeued", fields);
     if (rerunNow) return; // still waiting: it runs again at once
     if (this.#waiting.delete(key)) {
       this.#queuedAt.delete(key);

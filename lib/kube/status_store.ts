@@ -3,11 +3,14 @@
  * its RBAC allows): a fresh GET of the pod, then a PUT of the whole object to
  * `/api/v1/namespaces/{ns}/pods/{name}/status`. The resourceVersion from the GET makes the
  * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
- * read again and the caller's `mutate` applied again to what is there now.
+ * read again and the caller's `mutate` applied again to what is there now. A pod that is gone,
+ * or was replaced by another of the same name, is an outcome (`gone`), not an error: the
+ * reconciler has nothing left to record for it.
  *
  * @module
  */
 import { sleep } from "../base/backoff.ts";
+import type { StatusStore, StatusUpdate } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
 import { podPath } from "./pods.ts";
@@ -26,31 +29,13 @@ export interface StatusWriteOptions {
   onConflict?: () => void;
 }
 
-/** The outcome of {@linkcode updateNetworkStatus}. */
-export interface StatusWriteResult {
-  /** True when a PUT was accepted; false when `mutate` left the annotation as it was. */
-  written: boolean;
+/** The outcome of {@linkcode updateNetworkStatus}: the port's outcome, and how it went. */
+export type StatusWriteResult = StatusUpdate & {
   /** GETs and PUTs made (for tests and metrics). */
   attempts: number;
   /** The pod's resourceVersion after the write (or as read, when nothing was written). */
   resourceVersion?: string;
-}
-
-/** The pod is gone or was replaced by another pod of the same name: stop working on it. */
-export class PodReplacedError extends Error {
-  /** `NotFound` when the pod is gone, `UidChanged` when a new pod took its name. */
-  readonly reason: "NotFound" | "UidChanged";
-  /** Describes what happened to pod `namespace/name` with uid `uid`. */
-  constructor(namespace: string, name: string, uid: string, found?: string) {
-    super(
-      found === undefined
-        ? `pod ${namespace}/${name} (uid ${uid}) no longer exists: its network-status is not written`
-        : `pod ${namespace}/${name} now has uid ${found}, not ${uid}: it was re-created, so the old pod's network-status is not written`,
-    );
-    this.name = "PodReplacedError";
-    this.reason = found === undefined ? "NotFound" : "UidChanged";
-  }
-}
+};
 
 type PodObject = {
   metadata?: {
@@ -63,9 +48,9 @@ type PodObject = {
 /**
  * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
  * and writes the result when it differs; returning undefined removes the annotation. Other
- * annotations and fields are written back as read. Throws {@linkcode PodReplacedError} when
- * the pod is gone or its uid is not `uid`, a {@linkcode KubeApiError} when the API refuses
- * the write (409 after `maxAttempts`), and whatever `mutate` throws.
+ * annotations and fields are written back as read. Resolves to `gone` (nothing written) when
+ * the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when the
+ * API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
  */
 export async function updateNetworkStatus(
   client: KubeClient,
@@ -84,16 +69,16 @@ export async function updateNetworkStatus(
       pod = await client.json<PodObject>("GET", path, { signal: options.signal });
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) {
-        throw new PodReplacedError(namespace, name, uid);
+        return { result: "gone", reason: "NotFound", attempts: attempt };
       }
       throw err;
     }
     const meta = pod.metadata ??= {};
-    if (meta.uid !== uid) throw new PodReplacedError(namespace, name, uid, meta.uid ?? "");
+    if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
     const current = meta.annotations?.[NETWORK_STATUS_ANNOTATION];
     const next = mutate(current);
     if (next === current) {
-      return { written: false, attempts: attempt, resourceVersion: meta.resourceVersion };
+      return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
     }
     const annotations = { ...(meta.annotations ?? {}) };
     if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
@@ -106,18 +91,50 @@ export async function updateNetworkStatus(
         signal: options.signal,
       });
       return {
-        written: true,
+        result: "written",
         attempts: attempt,
         resourceVersion: written.metadata?.resourceVersion,
       };
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) {
-        throw new PodReplacedError(namespace, name, uid);
+        return { result: "gone", reason: "NotFound", attempts: attempt };
       }
       if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
       options.onConflict?.();
       if (attempt >= maxAttempts) throw err;
     }
     await sleep(delay * (0.9 + 0.2 * Math.random()), options.signal);
+  }
+}
+
+/** The reconciler's {@linkcode StatusStore} on the API server. */
+export class KubeStatusStore implements StatusStore {
+  readonly #client: KubeClient;
+  readonly #options: StatusWriteOptions;
+
+  /** A store writing through `client`; `options` apply to every update. */
+  constructor(client: KubeClient, options: StatusWriteOptions = {}) {
+    this.#client = client;
+    this.#options = options;
+  }
+
+  /** {@inheritDoc StatusStore.update} */
+  async update(
+    namespace: string,
+    name: string,
+    uid: string,
+    mutate: (current: string | undefined) => string | undefined,
+  ): Promise<StatusUpdate> {
+    const written = await updateNetworkStatus(
+      this.#client,
+      namespace,
+      name,
+      uid,
+      mutate,
+      this.#options,
+    );
+    return written.result === "gone"
+      ? { result: "gone", reason: written.reason }
+      : { result: written.result };
   }
 }
