@@ -12,7 +12,7 @@
  */
 import type { Logger } from "./base/log.ts";
 import { registerProcessMetrics } from "./base/metrics.ts";
-import type { Config } from "./config/load.ts";
+import type { Config } from "./config/settings.ts";
 import { CriClient } from "./cri/client.ts";
 import { FileJournal } from "./journal/file_journal.ts";
 import { MemoryJournal } from "./journal/memory_journal.ts";

@@ -8,7 +8,9 @@ import {
   UsageError,
   VERSION,
 } from "../lib/config/cli.ts";
-import { CONFIG_KEYS, FLAG_SPECS, helpText } from "../lib/config/load.ts";
+import { CONFIG_KEYS } from "../lib/config/settings.ts";
+import { FLAG_SPECS } from "../lib/config/flags.ts";
+import { helpText } from "../lib/config/help.ts";
 import { MAIN_PATH, runCommand } from "../lib/process/launch.ts";
 import { main, type MainIo } from "../main.ts";
 

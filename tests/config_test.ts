@@ -9,14 +9,15 @@ import {
   DEFAULT_CRI_SOCKET,
   DEFAULT_MULTUS_SOCKET,
   DEFAULTS,
+  MULTUS_SOCKET_CANDIDATES,
+} from "../lib/config/settings.ts";
+import {
   detectSocket,
-  helpText,
   loadConfig,
   type LoadedConfig,
   type LoadOptions,
-  MULTUS_SOCKET_CANDIDATES,
-  referenceMarkdown,
 } from "../lib/config/load.ts";
+import { helpText, referenceMarkdown } from "../lib/config/help.ts";
 import { ConfigError } from "../lib/config/load.ts";
 import { UsageError } from "../lib/config/cli.ts";
 

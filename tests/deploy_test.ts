@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
 import { ControllerProcess } from "./e2e/controller_process.ts";
-import { DEFAULTS } from "../lib/config/load.ts";
+import { DEFAULTS } from "../lib/config/settings.ts";
 import { DEPLOY_GRANTS } from "../lib/process/permissions.ts";
 import {
   NETWORK_STATUS_ANNOTATION,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/config/cli.ts";
-import { DEFAULT_CONFIG_PATH, helpText } from "../lib/config/load.ts";
+import { DEFAULT_CONFIG_PATH } from "../lib/config/settings.ts";
+import { helpText } from "../lib/config/help.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   compileCommand,

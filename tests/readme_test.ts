@@ -5,7 +5,7 @@
  * tells a reader to run exists.
  */
 import assert from "node:assert/strict";
-import { referenceMarkdown } from "../lib/config/load.ts";
+import { referenceMarkdown } from "../lib/config/help.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 import {
   EventReason,
@@ -54,7 +54,7 @@ Deno.test("README: the configuration table is the current referenceMarkdown()", 
   assert.ok(
     section("Configuration").includes(table),
     "README.md's configuration table is out of date: paste the output of\n" +
-      `deno eval 'import {referenceMarkdown} from "./lib/config/load.ts"; console.log(referenceMarkdown())'\n` +
+      `deno eval 'import {referenceMarkdown} from "./lib/config/help.ts"; console.log(referenceMarkdown())'\n` +
       "into the Configuration section and run deno fmt README.md",
   );
 });

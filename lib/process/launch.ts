@@ -23,7 +23,8 @@
  * @module
  */
 import { UsageError } from "../config/cli.ts";
-import { ConfigError, configFileOf, loadConfig, parseCommandLine } from "../config/load.ts";
+import { ConfigError, configFileOf, loadConfig } from "../config/load.ts";
+import { parseCommandLine } from "../config/flags.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,

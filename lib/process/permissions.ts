@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS, type LoadedConfig } from "../config/load.ts";
+import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/settings.ts";
+import type { LoadedConfig } from "../config/load.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
 
 /** What the controller may touch. Every path is exact; lists may be empty. */
