@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { applyPlan, planPod } from "../lib/core/plan.ts";
 import {
-  applyPlan,
   attachmentKey,
-  entrySatisfies,
   type Plan,
-  planPod,
   type PodView,
   statusAttachmentId,
-} from "../lib/core/plan.ts";
+} from "../lib/core/plan_types.ts";
+import { entrySatisfies } from "../lib/core/attachment_match.ts";
 import type { NetworkSelectionElement } from "../lib/core/selection.ts";
 import type { NetworkStatus } from "../lib/core/status.ts";
 

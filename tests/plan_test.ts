@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
+import { applyPlan, planPod } from "../lib/core/plan.ts";
 import {
-  applyPlan,
   attachmentKey,
-  entrySatisfies,
   type Plan,
-  planPod,
   type PodView,
   type RefusalCode,
   statusAttachmentId,
-} from "../lib/core/plan.ts";
+} from "../lib/core/plan_types.ts";
+import { entrySatisfies } from "../lib/core/attachment_match.ts";
 import { type NetworkSelectionElement, parseNetworkSelection } from "../lib/core/selection.ts";
 import type { NetworkStatus } from "../lib/core/status.ts";
 

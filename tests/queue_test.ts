@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../lib/base/clock.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
-import { type ReconcileOutcome, WorkQueue, type WorkQueueOptions } from "../lib/reconcile/queue.ts";
-import { DONE, requeue, requeueAfter, waitFor } from "../lib/reconcile/outcome.ts";
+import { WorkQueue, type WorkQueueOptions } from "../lib/reconcile/queue.ts";
+import {
+  DONE,
+  type ReconcileOutcome,
+  requeue,
+  requeueAfter,
+  waitFor,
+} from "../lib/reconcile/outcome.ts";
 import { Logger } from "../lib/base/log.ts";
 
 const quiet = new Logger({ level: "error", sink: () => {} });

@@ -13,174 +13,31 @@
  * - A pod being deleted has all its attachments removed, so their addresses are released.
  * - Planning again from the state the plan produces yields no operations.
  *
+ * What a plan is made of is in `plan_types.ts`; how asked and recorded attachments are compared
+ * and paired, in `attachment_match.ts`.
+ *
  * @module
  */
-import { canonicalIp, canonicalMac } from "./address.ts";
+import { canonicalIp } from "./address.ts";
+import { askedBy, entrySatisfies, heldBy, maximumMatching, meets } from "./attachment_match.ts";
 import { objectKey } from "./names.ts";
 import type { NetworkSelectionElement } from "./selection.ts";
 import {
-  type AttachmentKeyParts,
-  type NetworkStatus,
-  splitNetworkName,
-  withAttachment,
-  withoutAttachment,
-} from "./status.ts";
-
-/** What the planner needs to know about a pod. */
-export interface PodView {
-  /** The pod's namespace: the default namespace of its networks. */
-  namespace: string;
-  /** The pod's name. */
-  name: string;
-  /** The pod's UID. */
-  uid: string;
-  /** True for `spec.hostNetwork` pods, which cannot take attachments. */
-  hostNetwork: boolean;
-  /** True when the pod is being deleted or has finished: its attachments are to be released. */
-  deleting: boolean;
-}
-
-/** The identity of an attachment: NetworkAttachmentDefinition namespace and name, and interface. */
-export type AttachmentId = AttachmentKeyParts;
-
-/** The text key of an attachment: `"<namespace>/<network>/<interface>"`. */
-export function attachmentKey(id: AttachmentId): string {
-  return `${id.namespace}/${id.network}/${id.interface}`;
-}
-
-/**
- * The attachment a network-status entry records, or undefined when it is not one this program
- * may manage: default entries, entries without an interface, and names that are not
- * `"<namespace>/<nad>"`. A bare `"<nad>"` name (older multus) is read as being in `podNamespace`
- * when one is given.
- */
-export function statusAttachmentId(
-  entry: NetworkStatus,
-  podNamespace?: string,
-): AttachmentId | undefined {
-  if (entry.default === true) return undefined;
-  if (typeof entry.interface !== "string" || entry.interface === "") return undefined;
-  if (typeof entry.name !== "string") return undefined;
-  const parts = splitNetworkName(entry.name);
-  const namespace = parts?.namespace ?? podNamespace;
-  if (!parts || namespace === undefined) return undefined;
-  return { namespace, network: parts.network, interface: entry.interface };
-}
+  type AddReason,
+  type AttachmentId,
+  attachmentKey,
+  type DesiredAttachment,
+  type Operation,
+  type Plan,
+  type PodView,
+  type Refusal,
+  type RemoveReason,
+  statusAttachmentId,
+} from "./plan_types.ts";
+import { type NetworkStatus, withAttachment, withoutAttachment } from "./status.ts";
 
 /** Every network namespace has it, and no network-status entry records it. */
 const LOOPBACK = "lo";
-
-/** Why an attachment is removed. */
-export type RemoveReason =
-  /** No element of the networks annotation asks for it. */
-  | "not-desired"
-  /** Its element now asks for other `ips` or another `mac`; it is added again right after. */
-  | "changed"
-  /** Its interface name now belongs to another network. */
-  | "interface-reassigned"
-  /** The pod is going away; releasing the attachment frees its addresses. */
-  | "pod-deleted";
-
-/** Why an attachment is added. */
-export type AddReason =
-  /** The pod does not have it yet. */
-  | "new"
-  /** It replaces the pod's attachment on the same network with other `ips` or `mac`. */
-  | "changed"
-  /** It takes over an interface name that another network held. */
-  | "interface-reassigned";
-
-/** One step of a plan. Add elements always carry their interface name. */
-export type Operation =
-  | { kind: "remove"; id: AttachmentId; entry: NetworkStatus; reason: RemoveReason }
-  | { kind: "add"; id: AttachmentId; element: NetworkSelectionElement; reason: AddReason };
-
-/** Kinds of requests the planner refuses. */
-export type RefusalCode =
-  /** The pod uses the node's network namespace. */
-  | "host-network"
-  /** Two elements name the same interface. */
-  | "duplicate-interface"
-  /** The interface name is held by an entry that must not be touched (e.g. the default network). */
-  | "interface-in-use";
-
-/** A request the planner will not carry out, and why. */
-export interface Refusal {
-  /** What kind of refusal. */
-  code: RefusalCode;
-  /** A sentence naming the element, the problem and the fix. */
-  message: string;
-  /** Index of the refused element in the networks annotation, when one element is refused. */
-  elementIndex?: number;
-}
-
-/** An attachment the pod should have, with the interface name it has or will get. */
-export interface DesiredAttachment {
-  /** Its identity. */
-  id: AttachmentId;
-  /** The element asking for it, `interface` filled in. */
-  element: NetworkSelectionElement;
-}
-
-/** The outcome of planning one pod. */
-export interface Plan {
-  /** Operations in the order they must run: removes first, then adds. */
-  operations: Operation[];
-  /** Requests not carried out. */
-  refusals: Refusal[];
-  /** Every attachment the pod should have once the plan is applied, in annotation order. */
-  desired: DesiredAttachment[];
-}
-
-/** Addresses in a comparable form: canonical bare IPs, sorted, without repeats. */
-function ipKey(ips: readonly unknown[]): string {
-  const bare = ips.filter((ip): ip is string => typeof ip === "string")
-    .map((ip) => canonicalIp(ip) ?? ip);
-  return [...new Set(bare)].sort().join(",");
-}
-
-/** A MAC in a comparable form; text that does not parse is compared lowercased. */
-function macKey(mac: string): string {
-  return canonicalMac(mac) ?? mac.toLowerCase();
-}
-
-/** What an element asks of its attachment, in comparable form; undefined parts ask nothing. */
-interface Asked {
-  ips?: string;
-  mac?: string;
-}
-
-/** What a recorded attachment has, in comparable form. */
-interface Held {
-  ips: string;
-  mac?: string;
-}
-
-function askedBy(element: NetworkSelectionElement): Asked {
-  const request: Asked = {};
-  if (element.ips && element.ips.length > 0) request.ips = ipKey(element.ips);
-  if (element.mac) request.mac = macKey(element.mac);
-  return request;
-}
-
-function heldBy(entry: NetworkStatus): Held {
-  const record: Held = { ips: ipKey(Array.isArray(entry.ips) ? entry.ips : []) };
-  if (typeof entry.mac === "string" && entry.mac !== "") record.mac = macKey(entry.mac);
-  return record;
-}
-
-function meets(request: Asked, record: Held): boolean {
-  return (request.ips === undefined || request.ips === record.ips) &&
-    (request.mac === undefined || request.mac === record.mac);
-}
-
-/**
- * True when the recorded attachment gives what `element` asks for: the same set of IPs (when
- * it asks for any; prefixes ignored) and the same MAC (when it asks for one; any notation).
- */
-export function entrySatisfies(element: NetworkSelectionElement, entry: NetworkStatus): boolean {
-  return meets(askedBy(element), heldBy(entry));
-}
 
 /** A desired attachment and, when it must be added, why. */
 interface PlannedAttachment extends DesiredAttachment {
@@ -206,65 +63,61 @@ function sameNetwork(id: AttachmentId, element: NetworkSelectionElement): boolea
 }
 
 /**
- * A maximum matching between `left` and `right` items (Kuhn's augmenting paths, greedy start).
- * Returns, for each left index, the matched right index. Deterministic: earlier items first.
+ * What the phases of {@linkcode planPod} share while they plan one pod: what network-status
+ * records, the interface names in use, the removes decided so far, the refusals, and the
+ * attachment planned for each element of the annotation (undefined while unplanned or when
+ * refused).
  */
-function maximumMatching(
-  leftCount: number,
-  rightCount: number,
-  edge: (left: number, right: number) => boolean,
-): (number | undefined)[] {
-  const rightMatch: (number | undefined)[] = new Array(rightCount).fill(undefined);
-  const leftMatch: (number | undefined)[] = new Array(leftCount).fill(undefined);
-  for (let l = 0; l < leftCount; l++) {
-    for (let r = 0; r < rightCount; r++) {
-      if (rightMatch[r] === undefined && edge(l, r)) {
-        rightMatch[r] = l;
-        leftMatch[l] = r;
-        break;
-      }
-    }
+interface Planning {
+  pod: PodView;
+  desired: readonly NetworkSelectionElement[];
+  /** Interface names taken: by any status entry or any named element, and by new names given. */
+  usedNames: Set<string>;
+  /** Interface → the first entry holding it that must not be touched. */
+  untouchable: Map<string, NetworkStatus>;
+  /** Interface → the attachments we may manage that network-status records on it. */
+  slots: Map<string, Slot>;
+  removes: Removes;
+  refusals: Refusal[];
+  planned: (PlannedAttachment | undefined)[];
+}
+
+/** The removes of a plan: each attachment at most once, run in network-status order. */
+class Removes {
+  readonly #removes: { statusIndex: number; op: Operation }[] = [];
+  readonly #keys = new Set<string>();
+
+  /** Removes one recorded attachment, for `reason`. */
+  remove(recorded: Recorded, reason: RemoveReason): void {
+    const key = attachmentKey(recorded.id);
+    if (this.#keys.has(key)) return;
+    this.#keys.add(key);
+    this.#removes.push({
+      statusIndex: recorded.statusIndex,
+      op: { kind: "remove", id: recorded.id, entry: recorded.entry, reason },
+    });
   }
-  const augment = (l: number, seen: boolean[]): boolean => {
-    for (let r = 0; r < rightCount; r++) {
-      if (seen[r] || !edge(l, r)) continue;
-      seen[r] = true;
-      const holder = rightMatch[r];
-      if (holder === undefined || augment(holder, seen)) {
-        rightMatch[r] = l;
-        leftMatch[l] = r;
-        return true;
-      }
-    }
-    return false;
-  };
-  for (let l = 0; l < leftCount; l++) {
-    if (leftMatch[l] === undefined) augment(l, new Array(rightCount).fill(false));
+
+  /** Removes every distinct attachment recorded on the slot's interface. */
+  removeSlot(slot: Slot, reason: RemoveReason): void {
+    for (const recorded of slot.recorded) this.remove(recorded, reason);
   }
-  return leftMatch;
+
+  /** The remove operations, in network-status order. */
+  operations(): Operation[] {
+    return this.#removes.sort((a, b) => a.statusIndex - b.statusIndex).map((r) => r.op);
+  }
 }
 
 /**
- * Plans one pod: the operations that turn `current` (its network-status entries) into
- * `desired` (its parsed networks annotation), plus what is refused and why. Pure and
- * deterministic; see the module documentation for the rules.
+ * Phase 1: what network-status records. Every interface it names is in use; entries this
+ * program may not manage make their interface untouchable, and the others fill the slots.
  */
-export function planPod(
+function readStatus(
   pod: PodView,
-  desired: NetworkSelectionElement[],
+  desired: readonly NetworkSelectionElement[],
   current: NetworkStatus[],
-): Plan {
-  if (pod.hostNetwork) {
-    // Multus never attaches networks to host-network pods, so there is nothing to remove either.
-    const refusals: Refusal[] = desired.length === 0 ? [] : [{
-      code: "host-network",
-      message:
-        `pod ${pod.namespace}/${pod.name} uses the host network; remove hostNetwork or the networks annotation`,
-    }];
-    return { operations: [], refusals, desired: [] };
-  }
-
-  // Interfaces held by entries that must not be touched, and the attachments we may manage.
+): Planning {
   const usedNames = new Set<string>();
   const untouchable = new Map<string, NetworkStatus>();
   const slots = new Map<string, Slot>();
@@ -284,87 +137,83 @@ export function planPod(
     slot.recorded.push({ id, entry, statusIndex });
   });
   for (const name of untouchable.keys()) slots.delete(name);
-
-  const removes: { statusIndex: number; op: Operation }[] = [];
-  const removedKeys = new Set<string>();
-  const remove = (recorded: Recorded, reason: RemoveReason) => {
-    const key = attachmentKey(recorded.id);
-    if (removedKeys.has(key)) return;
-    removedKeys.add(key);
-    removes.push({
-      statusIndex: recorded.statusIndex,
-      op: { kind: "remove", id: recorded.id, entry: recorded.entry, reason },
-    });
+  return {
+    pod,
+    desired,
+    usedNames,
+    untouchable,
+    slots,
+    removes: new Removes(),
+    refusals: [],
+    planned: new Array(desired.length),
   };
-  /** Every distinct attachment recorded on the slot's interface. */
-  const removeSlot = (slot: Slot, reason: RemoveReason) => {
-    for (const recorded of slot.recorded) remove(recorded, reason);
-  };
-  const sortedRemoves = () =>
-    removes.sort((a, b) => a.statusIndex - b.statusIndex).map((r) => r.op);
+}
 
-  if (pod.deleting) {
-    for (const slot of slots.values()) removeSlot(slot, "pod-deleted");
-    return { operations: sortedRemoves(), refusals: [], desired: [] };
+/** Why the interface `ifname` that element `index` names cannot be given to it, if so. */
+function interfaceRefusal(p: Planning, ifname: string, index: number): Refusal | undefined {
+  if (ifname === LOOPBACK) {
+    return {
+      code: "interface-in-use",
+      elementIndex: index,
+      message:
+        `networks[${index}] asks for interface "lo", which is the pod's loopback device; choose another interface name`,
+    };
   }
+  const holder = p.untouchable.get(ifname);
+  if (!holder) return undefined;
+  const what = holder.default === true
+    ? `the cluster default network "${holder.name}"`
+    : `network-status entry "${String(holder.name)}", which cannot be managed`;
+  return {
+    code: "interface-in-use",
+    elementIndex: index,
+    message:
+      `networks[${index}] asks for interface "${ifname}", which ${what} holds; choose another interface name`,
+  };
+}
 
-  const refusals: Refusal[] = [];
-  const planned: (PlannedAttachment | undefined)[] = new Array(desired.length);
-
-  // Named elements. Contested names go to the element whose network already holds the
-  // interface, else to the first one; the others are refused, so nothing in place is lost.
+/**
+ * Phase 2: elements that name their interface. A contested name goes to the element whose
+ * network already holds the interface, else to the first one; the others are refused, so
+ * nothing in place is lost. The winner keeps the attachment when it gives what it asks for;
+ * otherwise what holds the interface is removed and the winner added.
+ */
+function planNamed(p: Planning): void {
   const contenders = new Map<string, number[]>();
-  desired.forEach((element, index) => {
+  p.desired.forEach((element, index) => {
     if (element.interface === undefined) return;
-    usedNames.add(element.interface);
+    p.usedNames.add(element.interface);
     const list = contenders.get(element.interface) ?? [];
     list.push(index);
     contenders.set(element.interface, list);
   });
   for (const [ifname, indices] of contenders) {
-    const slot = slots.get(ifname);
+    const slot = p.slots.get(ifname);
     const winner = indices.find((i) =>
       slot?.recorded.some((recorded) =>
-        sameNetwork(recorded.id, desired[i]!)
+        sameNetwork(recorded.id, p.desired[i]!)
       )
     ) ?? indices[0]!;
     for (const index of indices) {
       if (index === winner) continue;
-      refusals.push({
+      p.refusals.push({
         code: "duplicate-interface",
         elementIndex: index,
         message:
           `networks[${index}] and networks[${winner}] both ask for interface "${ifname}"; networks[${index}] is ignored until each element has its own interface name`,
       });
     }
-    const element = desired[winner]!;
-    const holder = untouchable.get(ifname);
-    if (ifname === LOOPBACK) {
-      refusals.push({
-        code: "interface-in-use",
-        elementIndex: winner,
-        message:
-          `networks[${winner}] asks for interface "lo", which is the pod's loopback device; choose another interface name`,
-      });
+    const refusal = interfaceRefusal(p, ifname, winner);
+    if (refusal) {
+      p.refusals.push(refusal);
       continue;
     }
-    if (holder) {
-      const what = holder.default === true
-        ? `the cluster default network "${holder.name}"`
-        : `network-status entry "${String(holder.name)}", which cannot be managed`;
-      refusals.push({
-        code: "interface-in-use",
-        elementIndex: winner,
-        message:
-          `networks[${winner}] asks for interface "${ifname}", which ${what} holds; choose another interface name`,
-      });
-      continue;
-    }
+    const element = p.desired[winner]!;
     const item: PlannedAttachment = {
       id: { namespace: element.namespace, network: element.name, interface: ifname },
       element,
     };
-    planned[winner] = item;
+    p.planned[winner] = item;
     if (!slot) {
       item.add = "new";
       continue;
@@ -373,18 +222,24 @@ export function planPod(
     const same = slot.recorded.find((recorded) => sameNetwork(recorded.id, element));
     if (same) {
       if (entrySatisfies(element, same.entry)) continue;
-      remove(same, "changed");
+      p.removes.remove(same, "changed");
       item.add = "changed";
     } else {
-      removeSlot(slot, "interface-reassigned");
+      p.removes.removeSlot(slot, "interface-reassigned");
       item.add = "interface-reassigned";
     }
   }
+}
 
-  // Unnamed elements, one network at a time in annotation order: first keep every recorded
-  // attachment that already gives what an element asks for, then reuse the rest by order.
+/**
+ * Phase 3: elements without an interface name, one network at a time in annotation order:
+ * first every recorded attachment that already gives what an element asks for is kept (a
+ * maximum matching), then the rest are reused by order (removed and added again). Returns the
+ * elements left without an attachment to reuse, which need a new name.
+ */
+function planUnnamed(p: Planning): number[] {
   const unnamedByNetwork = new Map<string, number[]>();
-  desired.forEach((element, index) => {
+  p.desired.forEach((element, index) => {
     if (element.interface !== undefined) return;
     const key = objectKey(element.namespace, element.name);
     const list = unnamedByNetwork.get(key) ?? [];
@@ -393,14 +248,14 @@ export function planPod(
   });
   const needName: number[] = [];
   for (const indices of unnamedByNetwork.values()) {
-    const sample = desired[indices[0]!]!;
+    const sample = p.desired[indices[0]!]!;
     const candidates: { slot: Slot; recorded: Recorded }[] = [];
-    for (const slot of slots.values()) {
+    for (const slot of p.slots.values()) {
       if (slot.claimed) continue;
       const recorded = slot.recorded.find((r) => sameNetwork(r.id, sample));
       if (recorded) candidates.push({ slot, recorded });
     }
-    const requests = indices.map((index) => askedBy(desired[index]!));
+    const requests = indices.map((index) => askedBy(p.desired[index]!));
     const records = candidates.map((candidate) => heldBy(candidate.recorded.entry));
     const match = maximumMatching(
       indices.length,
@@ -409,7 +264,7 @@ export function planPod(
     );
     const free = candidates.filter((_, r) => !match.includes(r));
     indices.forEach((index, l) => {
-      const element = desired[index]!;
+      const element = p.desired[index]!;
       const matched = match[l];
       const candidate = matched !== undefined ? candidates[matched]! : free.shift();
       if (!candidate) {
@@ -422,42 +277,77 @@ export function planPod(
         id: { namespace: element.namespace, network: element.name, interface: ifname },
         element: { ...element, interface: ifname },
       };
-      planned[index] = item;
+      p.planned[index] = item;
       if (matched === undefined) {
-        remove(candidate.recorded, "changed");
+        p.removes.remove(candidate.recorded, "changed");
         item.add = "changed";
       }
     });
   }
-  needName.sort((a, b) => a - b);
+  return needName;
+}
+
+/** Phase 4: the elements `indices`, in annotation order, get the lowest free `netN` each. */
+function nameNew(p: Planning, indices: number[]): void {
   let next = 1;
-  for (const index of needName) {
-    while (usedNames.has(`net${next}`)) next++;
+  for (const index of [...indices].sort((a, b) => a - b)) {
+    while (p.usedNames.has(`net${next}`)) next++;
     const ifname = `net${next}`;
-    usedNames.add(ifname);
-    const element = desired[index]!;
-    planned[index] = {
+    p.usedNames.add(ifname);
+    const element = p.desired[index]!;
+    p.planned[index] = {
       id: { namespace: element.namespace, network: element.name, interface: ifname },
       element: { ...element, interface: ifname },
       add: "new",
     };
   }
+}
 
-  for (const slot of slots.values()) {
-    if (!slot.claimed) removeSlot(slot, "not-desired");
+/** Phase 5: the plan: removes (every unclaimed slot too), then adds in annotation order. */
+function assemble(p: Planning): Plan {
+  for (const slot of p.slots.values()) {
+    if (!slot.claimed) p.removes.removeSlot(slot, "not-desired");
   }
-
-  const operations: Operation[] = sortedRemoves();
-  const desiredOut: DesiredAttachment[] = [];
-  for (const item of planned) {
+  const operations: Operation[] = p.removes.operations();
+  const desired: DesiredAttachment[] = [];
+  for (const item of p.planned) {
     if (!item) continue; // refused
-    desiredOut.push({ id: item.id, element: item.element });
+    desired.push({ id: item.id, element: item.element });
     if (item.add) {
       operations.push({ kind: "add", id: item.id, element: item.element, reason: item.add });
     }
   }
-  refusals.sort((a, b) => (a.elementIndex ?? -1) - (b.elementIndex ?? -1));
-  return { operations, refusals, desired: desiredOut };
+  const refusals = [...p.refusals].sort((a, b) => (a.elementIndex ?? -1) - (b.elementIndex ?? -1));
+  return { operations, refusals, desired };
+}
+
+/**
+ * Plans one pod: the operations that turn `current` (its network-status entries) into
+ * `desired` (its parsed networks annotation), plus what is refused and why. Pure and
+ * deterministic; see the module documentation for the rules, and the phases above for how.
+ */
+export function planPod(
+  pod: PodView,
+  desired: NetworkSelectionElement[],
+  current: NetworkStatus[],
+): Plan {
+  if (pod.hostNetwork) {
+    // Multus never attaches networks to host-network pods, so there is nothing to remove either.
+    const refusals: Refusal[] = desired.length === 0 ? [] : [{
+      code: "host-network",
+      message:
+        `pod ${pod.namespace}/${pod.name} uses the host network; remove hostNetwork or the networks annotation`,
+    }];
+    return { operations: [], refusals, desired: [] };
+  }
+  const p = readStatus(pod, desired, current);
+  if (pod.deleting) {
+    for (const slot of p.slots.values()) p.removes.removeSlot(slot, "pod-deleted");
+    return { operations: p.removes.operations(), refusals: [], desired: [] };
+  }
+  planNamed(p);
+  nameNew(p, planUnnamed(p));
+  return assemble(p);
 }
 
 /**

@@ -15,7 +15,7 @@
  * @module
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "../base/metrics.ts";
-import type { InFlightProbe, QueueMetrics, RunResult } from "../reconcile/queue.ts";
+import type { InFlightProbe, QueueMetrics, RunResult } from "../reconcile/queue_metrics.ts";
 
 /** client-go's work-queue buckets: 10 ns to 1000 s, ×10 each. */
 export const WORKQUEUE_BUCKETS: readonly number[] = [

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { attachmentKey, type Plan } from "../core/plan.ts";
+import { attachmentKey, type Plan } from "../core/plan_types.ts";
 
 /** One readable line per planned operation, for logs and `--dry-run`. */
 export function describeOperations(plan: Plan): string[] {

@@ -9,7 +9,7 @@ import { errorText, type Logger } from "../base/log.ts";
 import type { InterfaceAttributes } from "../core/event_messages.ts";
 import { nadKey } from "../core/nad.ts";
 import { delegateConfig } from "../core/nad.ts";
-import type { Operation } from "../core/plan.ts";
+import type { Operation } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import { podKey } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection.ts";

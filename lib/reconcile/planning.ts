@@ -16,7 +16,8 @@ import {
   invalidAnnotationMessage,
 } from "../core/event_messages.ts";
 import { nadKey } from "../core/nad.ts";
-import { type Plan, planPod } from "../core/plan.ts";
+import { type Plan } from "../core/plan_types.ts";
+import { planPod } from "../core/plan.ts";
 import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { parseNetworkSelection, SelectionError } from "../core/selection.ts";
 import { parseNetworkStatus } from "../core/status.ts";

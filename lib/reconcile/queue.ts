@@ -61,47 +61,11 @@
  *
  * @module
  */
-import { Backoff } from "../base/backoff.ts";
-import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
+import { type Clock, systemClock } from "../base/clock.ts";
 import type { Logger } from "../base/log.ts";
+import { DelayedRuns } from "./delayed_runs.ts";
 import { DONE, type ErrorAction, type ErrorPolicy, type ReconcileOutcome } from "./outcome.ts";
-
-export type { ReconcileOutcome } from "./outcome.ts";
-
-/** How a run ended, as controller-runtime's `result` label names it. */
-export type RunResult = "success" | "error" | "requeue" | "requeue_after";
-
-/** Work in flight, read when metrics are scraped. */
-export interface InFlightProbe {
-  /** Sum of the time every running handler has been running, in seconds. */
-  unfinishedSeconds: number;
-  /** Time the longest-running handler has been running, in seconds (0 when idle). */
-  longestRunningSeconds: number;
-}
-
-/**
- * Where the queue reports what it does. {@linkcode ControllerMetrics.queueMetrics} in
- * `controller_metrics.ts` implements it with the `workqueue_*` and
- * `controller_runtime_*` metric families.
- */
-export interface QueueMetrics {
-  /** The queue's configured concurrency. */
-  maxConcurrency(workers: number): void;
-  /** A key entered the queue (a duplicate does not count). */
-  added(): void;
-  /** Number of keys that wait to run. */
-  depth(keys: number): void;
-  /** A key left the queue for a worker after waiting `seconds`. */
-  started(waitedSeconds: number): void;
-  /** A run ended after `seconds` with `result`. */
-  finished(result: RunResult, seconds: number): void;
-  /** A failed key was scheduled to run again. */
-  retried(): void;
-  /** Number of runs in flight. */
-  active(workers: number): void;
-  /** Registers a probe of the work in flight, to be read at scrape time. */
-  observeInFlight(probe: () => InFlightProbe): void;
-}
+import type { InFlightProbe, QueueMetrics, RunResult } from "./queue_metrics.ts";
 
 /** Settings of a {@linkcode WorkQueue}. */
 export interface WorkQueueOptions {
@@ -127,23 +91,12 @@ export interface WorkQueueOptions {
   errorPolicy?: ErrorPolicy;
 }
 
-/** A key's pending delays: a retry after a failure, and/or a requested later run. */
-interface Delayed {
-  retryAt?: number;
-  afterAt?: number;
-  timer?: TimerId;
-  timerAt?: number;
-}
-
 interface IdleWaiter {
   withinMs: number;
   resolve: () => void;
 }
 
 const BACKOFF: ErrorAction = { action: "backoff" };
-
-/** Timers may fire a fraction of a ms early on the monotonic scale. */
-const TIMER_SLACK_MS = 1;
 
 function checkOption(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);
@@ -155,10 +108,6 @@ export class WorkQueue {
   readonly name: string;
   readonly #handler: (key: string) => Promise<ReconcileOutcome | void>;
   readonly #concurrency: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #jitter: number;
-  readonly #random: () => number;
   readonly #clock: Clock;
   readonly #metrics: QueueMetrics | undefined;
   readonly #log: Logger | undefined;
@@ -172,8 +121,8 @@ export class WorkQueue {
   readonly #queuedAt = new Map<string, number>();
   /** Running keys and when their run started. */
   readonly #running = new Map<string, number>();
-  readonly #delayed = new Map<string, Delayed>();
-  readonly #backoffs = new Map<string, Backoff>();
+  /** Retries (with each key's backoff) and runs asked for later. */
+  readonly #delayed: DelayedRuns;
   /** Running keys that an {@linkcode add} made due again: they re-run even after a failure. */
   readonly #changedWhileRunning = new Set<string>();
   #started = false;
@@ -212,11 +161,16 @@ export class WorkQueue {
     );
     this.#handler = handler;
     this.#concurrency = concurrency;
-    this.#baseDelayMs = baseDelayMs;
-    this.#maxDelayMs = maxDelayMs;
-    this.#jitter = jitter;
-    this.#random = options.random ?? Math.random;
     this.#clock = options.clock ?? systemClock;
+    this.#delayed = new DelayedRuns({
+      clock: this.#clock,
+      baseDelayMs,
+      maxDelayMs,
+      jitter,
+      random: options.random ?? Math.random,
+      due: (key) => this.#enqueue(key),
+      rearmed: () => this.#checkIdle(),
+    });
     this.#metrics = options.metrics;
     this.#log = options.log;
     this.#errorPolicy = options.errorPolicy ?? (() => BACKOFF);
@@ -236,7 +190,7 @@ export class WorkQueue {
 
   /** Consecutive failures and requeues of `key` since its last success (0 when none). */
   failures(key: string): number {
-    return this.#backoffs.get(key)?.failures ?? 0;
+    return this.#delayed.failures(key);
   }
 
   /** How long the oldest run in flight has been running, in ms (0 when none): for liveness. */
@@ -267,11 +221,7 @@ export class WorkQueue {
   add(key: string): void {
     if (this.#stopping) return;
     if (this.#running.has(key)) this.#changedWhileRunning.add(key);
-    const delayed = this.#delayed.get(key);
-    if (delayed?.retryAt !== undefined) {
-      delayed.retryAt = undefined;
-      this.#arm(key, delayed);
-    }
+    this.#delayed.cancelRetry(key);
     this.#enqueue(key);
   }
 
@@ -284,7 +234,7 @@ export class WorkQueue {
    */
   resync(key: string): void {
     if (this.#stopping) return;
-    if (this.#delayed.get(key)?.retryAt !== undefined) {
+    if (this.#delayed.hasRetry(key)) {
       this.#log?.debug("Folded resync into pending retry", { queue: this.name, key });
       return;
     }
@@ -305,7 +255,7 @@ export class WorkQueue {
       return;
     }
     if (delayMs === Infinity) return;
-    this.#delay(key, "after", this.#clock.now() + delayMs);
+    this.#delayed.after(key, this.#clock.now() + delayMs);
   }
 
   /**
@@ -326,9 +276,6 @@ export class WorkQueue {
   async shutdown(deadlineMs: number): Promise<{ drained: boolean }> {
     if (!this.#stopping) {
       this.#stopping = true;
-      for (const delayed of this.#delayed.values()) {
-        if (delayed.timer !== undefined) this.#clock.clearTimer(delayed.timer);
-      }
       this.#delayed.clear();
       const dropped = this.#waiting.size;
       this.#fifo = [];
@@ -405,11 +352,7 @@ export class WorkQueue {
     this.#metrics?.started((now - queuedAt) / 1000);
     this.#metrics?.active(this.#running.size);
     // This run is the retry: a pending retry of the key is consumed.
-    const delayed = this.#delayed.get(key);
-    if (delayed?.retryAt !== undefined) {
-      delayed.retryAt = undefined;
-      this.#arm(key, delayed);
-    }
+    this.#delayed.cancelRetry(key);
     void this.#execute(key, now);
   }
 
@@ -454,7 +397,7 @@ export class WorkQueue {
   #failed(key: string, error: unknown, now: number, changed: boolean): RunResult {
     if (this.#stopping) return "error";
     if (this.#errorPolicy(key, error).action === "terminal") {
-      this.#backoffs.delete(key);
+      this.#delayed.forget(key);
       this.#log?.warn("Reconcile failed", {
         queue: this.name,
         key,
@@ -471,20 +414,20 @@ export class WorkQueue {
   #ended(key: string, outcome: ReconcileOutcome, now: number, changed: boolean): RunResult {
     switch (outcome.kind) {
       case "done":
-        this.#backoffs.delete(key);
+        this.#delayed.forget(key);
         return "success";
       case "wait":
-        this.#backoffs.delete(key);
+        this.#delayed.forget(key);
         this.#log?.debug("Waiting for an event", { queue: this.name, key, for: outcome.for });
         return "success";
       case "requeue":
         if (!this.#stopping) this.#retryLater(key, now, changed, { for: outcome.for });
         return "requeue";
       case "requeueAfter": {
-        this.#backoffs.delete(key);
+        this.#delayed.forget(key);
         const after = outcome.ms;
         if (!(after > 0 && Number.isFinite(after))) return "success";
-        if (!this.#stopping) this.#delay(key, "after", now + after);
+        if (!this.#stopping) this.#delayed.after(key, now + after);
         return "requeue_after";
       }
     }
@@ -500,23 +443,13 @@ export class WorkQueue {
     rerunNow: boolean,
     why: { err: unknown } | { for: string },
   ): void {
-    let backoff = this.#backoffs.get(key);
-    if (!backoff) {
-      backoff = new Backoff({
-        initialMs: this.#baseDelayMs,
-        maxMs: this.#maxDelayMs,
-        jitter: this.#jitter,
-        random: this.#random,
-      });
-      this.#backoffs.set(key, backoff);
-    }
-    const delayMs = backoff.next();
+    const delayMs = this.#delayed.nextRetryDelay(key);
     this.#metrics?.retried();
     const fields = {
       queue: this.name,
       key,
       ...why,
-      failures: backoff.failures,
+      failures: this.#delayed.failures(key),
       retryInMs: rerunNow ? 0 : delayMs,
     };
     if ("err" in why) this.#log?.warn("Reconcile failed", fields);
@@ -526,64 +459,14 @@ export class WorkQueue {
       this.#queuedAt.delete(key);
       this.#metrics?.depth(this.#waiting.size);
     }
-    this.#delay(key, "retry", now + delayMs);
-  }
-
-  #delay(key: string, kind: "retry" | "after", at: number): void {
-    const delayed = this.#delayed.get(key) ?? {};
-    if (kind === "retry") {
-      delayed.retryAt = Math.min(delayed.retryAt ?? Infinity, at);
-    } else {
-      delayed.afterAt = Math.min(delayed.afterAt ?? Infinity, at);
-    }
-    this.#delayed.set(key, delayed);
-    this.#arm(key, delayed);
-  }
-
-  /** Keeps one timer for the key, at its earliest pending delay, or none. */
-  #arm(key: string, delayed: Delayed): void {
-    const due = Math.min(delayed.retryAt ?? Infinity, delayed.afterAt ?? Infinity);
-    if (delayed.timer !== undefined && delayed.timerAt === due) return;
-    if (delayed.timer !== undefined) this.#clock.clearTimer(delayed.timer);
-    delayed.timer = undefined;
-    delayed.timerAt = undefined;
-    if (due === Infinity) {
-      this.#delayed.delete(key);
-      return;
-    }
-    delayed.timerAt = due;
-    delayed.timer = this.#clock.setTimer(() => this.#fire(key), due - this.#clock.now());
-  }
-
-  #fire(key: string): void {
-    const delayed = this.#delayed.get(key);
-    if (!delayed) return;
-    delayed.timer = undefined;
-    delayed.timerAt = undefined;
-    const now = this.#clock.now() + TIMER_SLACK_MS;
-    let due = false;
-    if (delayed.retryAt !== undefined && delayed.retryAt <= now) {
-      delayed.retryAt = undefined;
-      due = true;
-    }
-    if (delayed.afterAt !== undefined && delayed.afterAt <= now) {
-      delayed.afterAt = undefined;
-      due = true;
-    }
-    this.#arm(key, delayed);
-    if (due) this.#enqueue(key);
-    else this.#checkIdle();
+    this.#delayed.retry(key, now + delayMs);
   }
 
   #isIdle(withinMs: number): boolean {
     if (this.#running.size > 0) return false;
     if (this.#stopping) return true;
     if (this.#waiting.size > 0) return false;
-    const horizon = this.#clock.now() + withinMs;
-    for (const delayed of this.#delayed.values()) {
-      if (delayed.timerAt !== undefined && delayed.timerAt <= horizon) return false;
-    }
-    return true;
+    return !this.#delayed.dueBy(this.#clock.now() + withinMs);
   }
 
   #checkIdle(): void {

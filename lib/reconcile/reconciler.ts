@@ -19,7 +19,7 @@ import { errorText, type Logger } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
 import { listSome } from "../core/event_messages.ts";
 import { splitObjectKey } from "../core/names.ts";
-import { attachmentKey, type Plan } from "../core/plan.ts";
+import { attachmentKey, type Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
 import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";

@@ -15,7 +15,8 @@
 import { errorText, type Logger } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
 import { nadKey } from "../core/nad.ts";
-import { attachmentKey, entrySatisfies } from "../core/plan.ts";
+import { entrySatisfies } from "../core/attachment_match.ts";
+import { attachmentKey } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection.ts";
 import { isEntryOf, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
