@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  CONTENT_TYPE,
-  formatValue,
-  Gauge,
-  registerProcessMetrics,
-  Registry,
-} from "../lib/base/metrics.ts";
+import { CONTENT_TYPE, registerProcessMetrics, Registry } from "../lib/base/metrics.ts";
+import { formatValue, Gauge } from "../lib/base/metric_families.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 
 Deno.test("counters and gauges render byte-exact, families by name and series by labels", () => {

@@ -8,7 +8,7 @@ import {
   statusAttachmentId,
 } from "../lib/core/plan_types.ts";
 import { entrySatisfies } from "../lib/core/attachment_match.ts";
-import type { NetworkSelectionElement } from "../lib/core/selection.ts";
+import type { NetworkSelectionElement } from "../lib/core/selection_element.ts";
 import type { NetworkStatus } from "../lib/core/status.ts";
 
 // Small pools, so that random lists collide often: shared networks, shared interface names.

@@ -8,7 +8,8 @@ import {
   statusAttachmentId,
 } from "../lib/core/plan_types.ts";
 import { entrySatisfies } from "../lib/core/attachment_match.ts";
-import { type NetworkSelectionElement, parseNetworkSelection } from "../lib/core/selection.ts";
+import { type NetworkSelectionElement } from "../lib/core/selection_element.ts";
+import { parseNetworkSelection } from "../lib/core/selection.ts";
 import type { NetworkStatus } from "../lib/core/status.ts";
 
 const POD: PodView = {

@@ -7,7 +7,7 @@
  * @module
  */
 import { canonicalIp, canonicalMac } from "./address.ts";
-import type { NetworkSelectionElement } from "./selection.ts";
+import type { NetworkSelectionElement } from "./selection_element.ts";
 import type { NetworkStatus } from "./status.ts";
 
 /** Addresses in a comparable form: canonical bare IPs, sorted, without repeats. */

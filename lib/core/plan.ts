@@ -21,7 +21,7 @@
 import { canonicalIp } from "./address.ts";
 import { askedBy, entrySatisfies, heldBy, maximumMatching, meets } from "./attachment_match.ts";
 import { objectKey } from "./names.ts";
-import type { NetworkSelectionElement } from "./selection.ts";
+import type { NetworkSelectionElement } from "./selection_element.ts";
 import {
   type AddReason,
   type AttachmentId,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { NetworkSelectionElement } from "./selection.ts";
+import type { NetworkSelectionElement } from "./selection_element.ts";
 import { type AttachmentKeyParts, type NetworkStatus, splitNetworkName } from "./status.ts";
 
 /** What the planner needs to know about a pod. */

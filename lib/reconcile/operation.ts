@@ -12,7 +12,7 @@ import { delegateConfig } from "../core/nad.ts";
 import type { Operation } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import { podKey } from "../core/pod.ts";
-import type { NetworkSelectionElement } from "../core/selection.ts";
+import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import {
   type NetworkStatus,
   statusFromCniResult,

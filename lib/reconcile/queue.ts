@@ -17,17 +17,17 @@
  * ### What a run returns
  *
  * A handler resolves to a {@linkcode ReconcileOutcome} (`lib/reconcile/outcome.ts`; nothing
- * means `done`), and the run's `result` (controller-runtime's label of `controller_runtime_reconcile_total`) says
- * which way it went:
+ * means `done`), and the run's `result` (the label of `controller_runtime_reconcile_total`, as
+ * controller-runtime names it) says which way it went:
  *
- * | outcome                  | what the queue does                                          | `result`        |
- * | ------------------------ | ------------------------------------------------------------ | --------------- |
- * | `done`                   | forgets the key's failures                                   | `success`       |
- * | `wait` (for an event)    | forgets the key's failures; sets no timer                    | `success`       |
- * | `requeue`                | runs it again after its backoff, which grows as for a failure | `requeue`       |
- * | `requeueAfter` (`ms` > 0) | forgets the key's failures; runs it again `ms` later          | `requeue_after` |
- * | throws, policy `backoff` | runs it again after its backoff, logs `Reconcile failed`      | `error`         |
- * | throws, policy `terminal` | forgets the key's failures; logs `Reconcile failed`           | `error`         |
+ * | the run                   | what the queue does                                       | `result`        |
+ * | ------------------------- | --------------------------------------------------------- | --------------- |
+ * | returns `done`            | forgets the key's failures                                | `success`       |
+ * | returns `wait`            | forgets the key's failures; sets no timer                 | `success`       |
+ * | returns `requeue`         | runs it again after its backoff, grown as for a failure   | `requeue`       |
+ * | returns `requeueAfter`    | forgets the key's failures; runs it again `ms` later      | `requeue_after` |
+ * | throws, policy `backoff`  | runs it again after its backoff; logs `Reconcile failed`  | `error`         |
+ * | throws, policy `terminal` | forgets the key's failures; logs `Reconcile failed`       | `error`         |
  *
  * A `requeue` is a retry without an error (client-go's `AddRateLimited`): it counts in
  * `workqueue_retries_total`, an `add` cuts it short and a `resync` is folded into it, exactly
@@ -46,10 +46,11 @@
  * - {@linkcode WorkQueue.resync} is for a look that **changes nothing known**. A key that is
  *   idle runs now; a key that waits for a retry keeps waiting, and the resync is folded into
  *   that retry (which reads the world afresh, so nothing is lost). A resync while the key
- *   runs makes it run once more after a success, and is folded into the retry after a failure.
+ *   runs makes it run once more after a success, and is folded into the retry after a failure
+ *   or a requeue.
  *
- * Neither resets the failure count: only a success does. So a key that keeps failing on
- * unchanged input backs off (`baseDelayMs · 2^(failures-1)`, capped) however many resyncs
+ * Neither resets the failure count: only a run that is not retried does. So a key that keeps
+ * failing on unchanged input backs off (`baseDelayMs · 2^(failures-1)`, capped) however many resyncs
  * and status-write echoes arrive, and there is no hot loop unless the input itself keeps
  * changing, in which case every change is worth a look.
  *

@@ -18,7 +18,7 @@ import { nadKey } from "../core/nad.ts";
 import { entrySatisfies } from "../core/attachment_match.ts";
 import { attachmentKey } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
-import type { NetworkSelectionElement } from "../core/selection.ts";
+import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import { isEntryOf, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import type { Effects } from "./effects.ts";
 import { type Failure, ReconcileError } from "./outcome.ts";
