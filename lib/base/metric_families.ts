@@ -88,6 +88,7 @@ export abstract class Metric<L extends string, S> {
   abstract readonly type: "counter" | "gauge" | "histogram";
   readonly #series = new Map<string, { values: string[]; state: S }>();
 
+  /** Declares the metric; `reserved` label names (`le` of histograms) are refused. */
   constructor(options: MetricOptions<L>, reserved: readonly string[]) {
     if (!METRIC_NAME.test(options.name)) {
       throw new RangeError(
@@ -213,10 +214,12 @@ export class Counter<L extends string = never> extends Metric<L, Cell> {
     return this.peek(labels)?.value ?? 0;
   }
 
+  /** A new series starts at 0. */
   protected initial(): Cell {
     return { value: 0 };
   }
 
+  /** One sample line per series. */
   protected renderSeries(lines: string[], values: readonly string[], state: Cell): void {
     lines.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(state.value)}`);
   }
@@ -252,10 +255,12 @@ export class Gauge<L extends string = never> extends Metric<L, Cell> {
     return this.peek(labels)?.value ?? 0;
   }
 
+  /** A new series starts at 0. */
   protected initial(): Cell {
     return { value: 0 };
   }
 
+  /** One sample line per series. */
   protected renderSeries(lines: string[], values: readonly string[], state: Cell): void {
     lines.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(state.value)}`);
   }
@@ -315,11 +320,13 @@ export class Histogram<L extends string = never> extends Metric<L, HistogramStat
     return { count: state?.count ?? 0, sum: state?.sum ?? 0 };
   }
 
+  /** A new series has no observation. */
   protected initial(): HistogramState {
     const size = this.buckets.length + 1;
     return { counts: new Array<number>(size).fill(0), sum: 0, count: 0 };
   }
 
+  /** Cumulative `_bucket` lines, then `_sum` and `_count`. */
   protected renderSeries(lines: string[], values: readonly string[], state: HistogramState): void {
     let cumulative = 0;
     const bounds = [...this.buckets, Infinity];

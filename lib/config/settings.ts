@@ -106,8 +106,27 @@ export interface Config {
   once: boolean;
 }
 
-/** The schema of a complete, validated configuration. */
-export const ConfigSchema: z.ZodObject<{ [K in ConfigKey]: z.ZodType<Config[K]> }> = z.strictObject(
+/** The result of checking a value against a schema: the value, or why not. */
+export type Checked<T> = { success: true; data: T } | { success: false };
+
+/** A check of one setting's value. */
+export interface SettingSchema<T> {
+  /** Checks `value`; the data is the value as the configuration holds it. */
+  safeParse(value: unknown): Checked<T>;
+}
+
+/** The checks of a whole configuration and of each setting ({@linkcode ConfigSchema}). */
+export interface ConfigChecks {
+  /** One check per setting. */
+  shape: { readonly [K in ConfigKey]: SettingSchema<Config[K]> };
+  /** Checks a whole configuration. */
+  safeParse(value: unknown): Checked<Config>;
+  /** Checks a whole configuration; throws when it is not one. */
+  parse(value: unknown): Config;
+}
+
+/** The schema of a complete, validated configuration (zod, strict: no unknown key). */
+export const ConfigSchema: ConfigChecks = z.strictObject(
   {
     nodeName: z.string().refine((name) => isDnsSubdomain(name, 63)),
     kubeconfig: z.string().regex(/^[^\0]*$/),

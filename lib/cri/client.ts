@@ -51,6 +51,8 @@ export class CriClient implements SandboxLocator {
   #client: grpc.Client | undefined;
 
   /**
+   * A client of the runtime on `socketPath`; the channel opens on the first call.
+   *
    * @param socketPath absolute path of the runtime's CRI socket
    * @param options per-call deadline and an optional observer
    */

@@ -124,6 +124,8 @@ export class ProtoCodec {
   readonly #byNumber = new Map<string, Map<number, [string, FieldDescriptor]>>();
 
   /**
+   * A codec of the messages of package `packageName` in `root`.
+   *
    * @param root descriptor root as printed by `protobuf.Root#toJSON()`
    * @param packageName dotted package name, e.g. `runtime.v1`
    */

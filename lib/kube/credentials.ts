@@ -141,8 +141,11 @@ export class TokenFile implements Credentials {
 
 /** What client-node's authenticators produced: a header and maybe a client certificate. */
 export interface PluginAuth {
+  /** The `Authorization` header value, when the plugin gave one. */
   authorization?: string;
+  /** A client certificate (PEM), when the plugin gave one. */
   cert?: string;
+  /** The client certificate's key (PEM). */
   key?: string;
 }
 

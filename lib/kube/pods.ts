@@ -26,6 +26,7 @@ export const CACHED_ANNOTATIONS: readonly string[] = [
 
 /** The cached shape of a pod: what the reconciler reads, and the generation. */
 export interface Pod extends PodSnapshot {
+  /** The snapshot's metadata, with only the cached annotations and the generation. */
   metadata: PodSnapshot["metadata"] & {
     /** Only {@linkcode CACHED_ANNOTATIONS}; absent when the pod has none of them. */
     annotations?: Record<string, string>;

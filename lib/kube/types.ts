@@ -7,9 +7,13 @@
 
 /** The `metav1.Status` body the API server sends with errors and in watch `ERROR` events. */
 export interface KubeStatus {
+  /** `Status`. */
   kind?: string;
+  /** `v1`. */
   apiVersion?: string;
+  /** `Failure` or `Success`. */
   status?: string;
+  /** What went wrong, for people. */
   message?: string;
   /** Machine-readable reason, e.g. `Conflict`, `NotFound`, `Expired`, `Gone`. */
   reason?: string;
@@ -28,7 +32,9 @@ export type WatchEventType = WatchEvent<unknown>["type"];
 
 /** A list response reduced to what a watcher needs: the items and the list's resourceVersion. */
 export interface ListResult<T> {
+  /** The listed objects, after the ingestion transform. */
   items: T[];
+  /** The list's resourceVersion, to watch from. */
   resourceVersion: string;
 }
 

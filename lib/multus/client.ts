@@ -131,6 +131,8 @@ export class MultusClient implements Delegator {
   readonly #options: MultusClientOptions;
 
   /**
+   * A client of the daemon on `socketPath`; nothing is connected until the first call.
+   *
    * @param socketPath absolute path of the daemon's socket (`multusSocketPath`)
    * @param options per-call time limit
    */

@@ -36,10 +36,11 @@ import {
 } from "./permissions.ts";
 
 /** The project root (the directory holding `main.ts` and `deno.json`). */
-export const PROJECT_ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(
-  /\/$/,
-  "",
-);
+export const PROJECT_ROOT: string = decodeURIComponent(new URL("../..", import.meta.url).pathname)
+  .replace(
+    /\/$/,
+    "",
+  );
 
 /** The program's entry point, as an absolute path. */
 export const MAIN_PATH = `${PROJECT_ROOT}/main.ts`;
