@@ -13,7 +13,7 @@ import {
 import { CRI_DESCRIPTOR } from "../lib/cri/descriptor.ts";
 import { ProtoCodec, ProtoDecodeError } from "../lib/cri/codec.ts";
 import { renderDescriptor } from "../lib/cri/gen_descriptor.ts";
-import { Rig } from "./rig/mod.ts";
+import { Rig, waitFor } from "./rig/mod.ts";
 
 const codec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1");
 const ascii = (s: string) => Array.from(new TextEncoder().encode(s));
@@ -816,49 +816,38 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cri rig: a stopped sandbox is returned with ready=false; a newer READY sandbox wins",
+  name:
+    "cri rig: a dead sandbox is returned with ready=false; the kubelet's new READY sandbox wins",
   ...rigTest,
   async fn() {
     const r = theRig();
     const pod = await r.createPod({ name: "cri-restart" });
     const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
-    let second: string | undefined;
     try {
       const first = await client.findSandbox(pod.uid);
       assert.ok(first);
-      await r.cri.stopPodSandbox(pod.sandboxId);
-      const stopped = await client.findSandbox(pod.uid);
-      assert.deepEqual(stopped, { ...first, ready: false });
-      // The kubelet's sandbox restart: a new sandbox (attempt 1) with the same pod labels,
-      // while the stopped one is not yet garbage-collected.
-      const dir = `${r.dir}/pods/cri-restart-attempt-1`;
-      await Deno.mkdir(dir, { recursive: true });
-      second = await r.cri.runPodSandbox({
-        metadata: { name: pod.name, uid: pod.uid, namespace: pod.namespace, attempt: 1 },
-        hostname: pod.name,
-        log_directory: dir,
-        labels: {
-          [POD_UID_LABEL]: pod.uid,
-          "io.kubernetes.pod.name": pod.name,
-          "io.kubernetes.pod.namespace": pod.namespace,
-        },
-        annotations: {},
-        linux: {
-          security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
-        },
-      });
-      const current = await client.findSandbox(pod.uid);
-      assert.ok(current);
-      assert.equal(current.id, second);
-      assert.equal(current.ready, true);
+      // The sandbox dies while the kubelet is down, so that it can be looked at before the
+      // kubelet replaces it.
+      await r.stopPart("kubelet");
+      await r.killPause(pod);
+      const dead = await client.findSandbox(pod.uid);
+      assert.deepEqual(dead, { ...first, ready: false });
+      // Back, the kubelet makes a new sandbox (attempt 1) with the same pod labels, while the
+      // dead one waits for the kubelet's garbage collection.
+      await r.startPart("kubelet");
+      const current = await waitFor("the kubelet's new sandbox", async () => {
+        const found = await client.findSandbox(pod.uid);
+        return found && found.id !== first.id && found.ready ? found : undefined;
+      }, 60_000);
       assert.notEqual(current.netnsPath, first.netnsPath);
       assert.ok(current.createdAt > first.createdAt);
+      assert.equal(current.id, (await r.refreshPod(pod)).sandboxId);
+      const old = (await r.cri.listPodSandbox({ [POD_UID_LABEL]: pod.uid }))
+        .find((s) => s.id === first.id);
+      if (old) assert.equal(old.state, "SANDBOX_NOTREADY");
     } finally {
       client.close();
-      if (second !== undefined) {
-        await r.cri.stopPodSandbox(second);
-        await r.cri.removePodSandbox(second);
-      }
+      await r.startPart("kubelet");
       await r.deletePod(pod);
     }
   },

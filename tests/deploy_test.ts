@@ -5,6 +5,10 @@
  * from deploy/, bound only by the ClusterRoleBinding from deploy/, and hot-plugs and unplugs
  * an interface (status, network namespace and events); that token is refused everything else
  * (deleting or patching pods); `kubectl delete -k deploy/base` removes it all.
+ *
+ * The rig's kube-scheduler is stopped first: the DaemonSet controller makes the DaemonSet's
+ * pod for the rig's node, but nothing binds it there, because the rig's kubelet would run it
+ * with the product's hostPaths on this host and an image the node does not have.
  */
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
@@ -73,8 +77,27 @@ Deno.test({
   async fn() {
     rig = await Rig.start();
     await rig.createNamespace("kube-system");
+    await rig.stopPart("kube-scheduler");
   },
 });
+
+/** The pods of the deployed DaemonSet, as `name node-or-none`. */
+async function daemonSetPods(): Promise<string[]> {
+  const list = JSON.parse(ok(
+    await kubectl([
+      "get",
+      "pods",
+      "-n",
+      "kube-system",
+      "-l",
+      `name=${NAME}`,
+      "-o",
+      "json",
+    ]),
+    "get the DaemonSet's pods",
+  ));
+  return list.items.map((p: Yaml) => `${p.metadata.name} ${p.spec.nodeName ?? "none"}`);
+}
 
 for (const overlay of ["base", "crio"]) {
   Deno.test({
@@ -172,6 +195,13 @@ Deno.test({
   async fn() {
     const r = theRig();
     ok(await kubectl(["apply", "-k", `${ROOT}deploy/base`]), "kubectl apply -k deploy/base");
+    // The DaemonSet controller makes one pod for the rig's node, left unscheduled.
+    const made = await waitFor("the DaemonSet's pod", async () => {
+      const pods = await daemonSetPods();
+      return pods.length > 0 ? pods : undefined;
+    }, WAIT_MS);
+    assert.equal(made.length, 1, made.join(", "));
+    assert.match(made[0]!, / none$/);
     kubeconfig = await r.serviceAccountKubeconfig(NAME, "kube-system", NAME);
     // The rig binds the ServiceAccount itself too; drop that binding so that only the
     // ClusterRoleBinding from deploy/ grants anything.
@@ -362,6 +392,12 @@ Deno.test({
       assert.notEqual(result.code, 0, `${kind} still exists`);
       assert.match(result.stderr, /NotFound|not found/);
     }
+    // The garbage collector removes the DaemonSet's pod with it.
+    await waitFor(
+      "the DaemonSet's pod to go",
+      async () => (await daemonSetPods()).length === 0,
+      WAIT_MS,
+    );
   },
 });
 

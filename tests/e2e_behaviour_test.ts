@@ -11,13 +11,11 @@ import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
   annotateNetworks,
   assertAttachments,
-  createPendingPod,
   hasInterfaces,
   interfacesByName,
   macvlanConfig,
   macvlanIpamConfig,
   macvlanStaticConfig,
-  markRunning,
   networkStatus,
   networkStatusText,
   poll,
@@ -225,10 +223,12 @@ Deno.test({
       });
 
       await t.step("an edit while the pod is Pending is applied once it runs", async () => {
-        const pod = await createPendingPod(rig, {
+        // Its init container waits: the sandbox runs with net1 cold-plugged, phase Pending.
+        const pod = await rig.createPod({
           name: "pending",
           namespace: NS,
           networks: [{ name: NET, interface: "net1" }],
+          pending: true,
         });
         const initial = await assertAttachments(rig, pod, [{ network: net, interface: "net1" }]);
         const waiting = () =>
@@ -246,7 +246,7 @@ Deno.test({
           () => Promise.resolve(waiting() > seenBefore),
         );
         await assertAttachments(rig, pod, [{ network: net, interface: "net1" }]);
-        await markRunning(rig, pod);
+        await rig.releasePending(pod);
         const entries = await waitForStatus(rig, pod, (s) => hasInterfaces(s, ["net1", "ens58"]));
         await assertAttachments(rig, pod, [
           { network: net, interface: "net1", mac: initial.get("net1")! },

@@ -199,6 +199,7 @@ Deno.test({
       } finally {
         console.log(`the racing writer made ${await racer.stop()} writes`);
       }
+      await setNetworks(rig, a, [{ name: "blue", interface: "net1" }]);
       await waitForStatus(rig, a, (s) => hasInterfaces(s, ["net1"]));
 
       // An API server restart: the watches fail and recover.

@@ -28,6 +28,11 @@ const log = new Logger({ level: (Deno.env.get("KUBE_TEST_LOG") ?? "error") as Lo
 const fast = { backoff: { initialMs: 100, maxMs: 1000 } };
 const NS = "kube-adapters";
 const WAIT_MS = 60_000;
+/**
+ * The Node of the API-only pods: an object with no kubelet behind it, so that nothing but the
+ * test changes its pods (the rig's own node runs whatever is bound to it).
+ */
+const API_NODE = "kube-adapters-node";
 
 let rig: Rig | undefined;
 let admin: KubeClient | undefined;
@@ -47,7 +52,7 @@ function controllerClient(): KubeClient {
   return controller;
 }
 
-/** A bare Pod object bound to `node` (no sandbox: the informer only sees API objects). */
+/** A bare Pod object bound to `node` (no kubelet runs it: the informer only sees API objects). */
 async function createApiPod(
   name: string,
   node: string,
@@ -109,8 +114,9 @@ Deno.test({
   async fn() {
     rig = await Rig.start();
     admin = await KubeClient.create({ kubeconfig: rig.kubeconfig }, log);
-    await admin.json("POST", "/api/v1/namespaces", {
-      body: { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+    await rig.createNamespace(NS);
+    await admin.json("POST", "/api/v1/nodes", {
+      body: { apiVersion: "v1", kind: "Node", metadata: { name: API_NODE } },
     });
     const role = loadYaml(
       await Deno.readTextFile(new URL("../deploy/base/cluster_role.yaml", import.meta.url)),
@@ -177,9 +183,8 @@ Deno.test({
   name: "kube rig: pod informer sees add, update and delete of its node's pods only",
   ...rigTest,
   async fn() {
-    const r = theRig();
-    await createApiPod("before-start", r.nodeName, { "k8s.v1.cni.cncf.io/networks": "net-a" });
-    pods = podInformer(controllerClient(), r.nodeName, log, fast);
+    await createApiPod("before-start", API_NODE, { "k8s.v1.cni.cncf.io/networks": "net-a" });
+    pods = podInformer(controllerClient(), API_NODE, log, fast);
     podChanges = recordChanges(pods, podKey);
     podRun = pods.run(stop.signal);
     await pods.waitForSync();
@@ -193,10 +198,10 @@ Deno.test({
     assert.deepEqual(pods.keys(), [`${NS}/before-start`]);
     const cached = pods.get(`${NS}/before-start`)!;
     assert.equal(cached.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], "net-a");
-    assert.equal(cached.spec.nodeName, r.nodeName);
+    assert.equal(cached.spec.nodeName, API_NODE);
 
     await createApiPod("elsewhere", "some-other-node");
-    await createApiPod("mine", r.nodeName, { "unrelated": "dropped at ingestion" });
+    await createApiPod("mine", API_NODE, { "unrelated": "dropped at ingestion" });
     await waitFor("pod mine in the cache", () => pods!.get(`${NS}/mine`), WAIT_MS);
     assert.deepEqual(pods.get(`${NS}/mine`)!.metadata.annotations, undefined);
 
@@ -228,14 +233,14 @@ Deno.test({
     const r = theRig();
     if (!pods) {
       // Run on its own (e.g. with --filter): start the informer here.
-      pods = podInformer(controllerClient(), r.nodeName, log, fast);
+      pods = podInformer(controllerClient(), API_NODE, log, fast);
       podChanges = recordChanges(pods, podKey);
       podRun = pods.run(stop.signal);
       await pods.waitForSync();
     }
     const informer = pods;
-    await createApiPod("survivor", r.nodeName);
-    await createApiPod("doomed", r.nodeName);
+    await createApiPod("survivor", API_NODE);
+    await createApiPod("doomed", API_NODE);
     await waitFor("both pods cached", () => informer.get(`${NS}/doomed`), WAIT_MS);
     podChanges.length = 0;
 
@@ -244,7 +249,7 @@ Deno.test({
     // through the resumed watch or the re-list, whichever happens.
     await annotate("survivor", { "k8s.v1.cni.cncf.io/networks": "after-restart" });
     await deleteApiPod("doomed");
-    await createApiPod("newborn", r.nodeName);
+    await createApiPod("newborn", API_NODE);
 
     await waitFor(
       "the edit made after the restart",
@@ -291,11 +296,11 @@ Deno.test({
     }, log);
     const ac = new AbortController();
     // Far shorter than the API server's bookmark period (1 min): every stream goes quiet.
-    const informer = podInformer(client, r.nodeName, log, { ...fast, inactivityMs: 500 });
+    const informer = podInformer(client, API_NODE, log, { ...fast, inactivityMs: 500 });
     const running = informer.run(ac.signal);
     await informer.waitForSync();
     await waitFor("two quiet streams aborted and re-opened", () => podRequests >= 4, WAIT_MS);
-    await createApiPod("after-quiet", r.nodeName);
+    await createApiPod("after-quiet", API_NODE);
     await waitFor(
       "a pod created after the quiet periods",
       () => informer.get(`${NS}/after-quiet`),
@@ -313,9 +318,8 @@ Deno.test({
     "kube rig: the server ends each watch at timeoutSeconds; the watcher resumes from its resourceVersion without re-listing",
   ...rigTest,
   async fn() {
-    const r = theRig();
     const inner = kubeListWatch(controllerClient(), "/api/v1/pods", {
-      fieldSelector: `spec.nodeName=${r.nodeName}`,
+      fieldSelector: `spec.nodeName=${API_NODE}`,
       transform: slimPod,
       minWatchTimeoutSeconds: 1, // 1–2 s streams
     });
@@ -341,7 +345,7 @@ Deno.test({
     const running = reflector.run(ac.signal);
     await reflector.waitForSync();
     await waitFor("three watches ended by the server", () => watchedFrom.length >= 4, WAIT_MS);
-    await createApiPod("after-timeouts", r.nodeName);
+    await createApiPod("after-timeouts", API_NODE);
     await waitFor("a pod created later", () => reflector.get(`${NS}/after-timeouts`), WAIT_MS);
     ac.abort();
     await running;
@@ -408,8 +412,7 @@ Deno.test({
     "kube rig: status writer writes from a fresh read and keeps other annotations; no write when unchanged",
   ...rigTest,
   async fn() {
-    const r = theRig();
-    const { uid } = await createApiPod("status-a", r.nodeName, {
+    const { uid } = await createApiPod("status-a", API_NODE, {
       [NETWORK_STATUS_ANNOTATION]: STATUS,
       "example.com/keep": "me",
     });
@@ -460,8 +463,7 @@ Deno.test({
     "kube rig: status writer retries a real 409 conflict on a re-read, keeping the concurrent change",
   ...rigTest,
   async fn() {
-    const r = theRig();
-    const { uid } = await createApiPod("status-b", r.nodeName, {
+    const { uid } = await createApiPod("status-b", API_NODE, {
       [NETWORK_STATUS_ANNOTATION]: STATUS,
     });
     const inputs: (string | undefined)[] = [];
@@ -508,8 +510,7 @@ Deno.test({
   name: "kube rig: status writer refuses a pod re-created under the same name, and a deleted one",
   ...rigTest,
   async fn() {
-    const r = theRig();
-    const { uid: oldUid } = await createApiPod("status-c", r.nodeName);
+    const { uid: oldUid } = await createApiPod("status-c", API_NODE);
     await deleteApiPod("status-c");
     await waitFor(
       "status-c gone",
@@ -518,7 +519,7 @@ Deno.test({
     );
     const gone = await updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]");
     assert.deepEqual([gone.result, gone.result === "gone" && gone.reason], ["gone", "NotFound"]);
-    await createApiPod("status-c", r.nodeName);
+    await createApiPod("status-c", API_NODE);
     const replaced = await updateNetworkStatus(
       controllerClient(),
       NS,
@@ -563,7 +564,7 @@ Deno.test({
   ...rigTest,
   async fn() {
     const r = theRig();
-    const { uid } = await createApiPod("evented", r.nodeName);
+    const { uid } = await createApiPod("evented", API_NODE);
     const recorder = new KubeEventRecorder(controllerClient(), { nodeName: r.nodeName, log });
     const involved = { namespace: NS, name: "evented", uid };
     const msg = addedInterfaceMessage(`${NS}/evented`, "net1", "tiny-net-2");
@@ -621,7 +622,7 @@ Deno.test({
   ...rigTest,
   async fn() {
     const r = theRig();
-    const { uid } = await createApiPod("evented-2", r.nodeName);
+    const { uid } = await createApiPod("evented-2", API_NODE);
     let now = Date.parse("2026-01-01T00:00:00Z");
     const recorder = new KubeEventRecorder(controllerClient(), {
       nodeName: r.nodeName,

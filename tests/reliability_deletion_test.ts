@@ -2,9 +2,11 @@
  * Pod deletion releases hot-plugged attachments. multus' own CNI DEL at sandbox teardown
  * replays only what it attached at pod creation, so host-local addresses of hot-plugged
  * interfaces leak unless the controller releases them. Pods with a cold-plugged attachment
- * and two hot-plugged ones (macvlan and bridge, both host-local) are deleted the way the
- * kubelet does it, several at once: every address is released, no bridge port is left on the
- * host, and no Warning event or error log line follows.
+ * and two hot-plugged ones (macvlan and bridge, both host-local) are deleted through the API,
+ * several at once, and torn down by the rig's kubelet: every address is released, no bridge
+ * port is left on the host, and no Warning event or error log line follows. A forced deletion
+ * leaves the hot-plugged address behind (multus cannot look the pod up any more), which the
+ * agent reports once, while the kubelet's teardown still releases the cluster network's.
  */
 import assert from "node:assert/strict";
 import { ControllerProcess } from "./e2e/controller_process.ts";
@@ -138,20 +140,31 @@ Deno.test({
       await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
       const linesBefore = ctl.records().length;
 
-      // `kubectl delete --force --grace-period=0`: the object goes at once, then the sandbox.
-      await rig.api.request("DELETE", `/api/v1/namespaces/${NS}/pods/${pod.name}`, {
-        apiVersion: "v1",
-        kind: "DeleteOptions",
-        gracePeriodSeconds: 0,
-      });
+      assert.equal(
+        (await ipamAllocations(rig, rig.clusterNetworkName, pod.sandboxId)).size,
+        1,
+        "the cluster network's address",
+      );
+
+      // `kubectl delete --force --grace-period=0`: the object goes at once; the kubelet then
+      // tears the sandbox down on its own. The API server still writes the deletion in two
+      // steps (deletionTimestamp, then the removal, a few ms apart), and an agent that acts in
+      // between releases through multus after all: the agent is held still over the deletion,
+      // as one slower than that gap is, so that it meets the pod only once it is gone.
+      Deno.kill(ctl.pid, "SIGSTOP");
+      try {
+        await rig.forceDeletePod(pod);
+      } finally {
+        Deno.kill(ctl.pid, "SIGCONT");
+      }
       const reports = () =>
         ctl!.records().slice(linesBefore).filter((r) =>
           r.pod === `${NS}/${pod.name}` && String(r.msg).startsWith("pod left the API server")
         );
       await waitFor("the agent to report the unreleased attachment", () => reports().length > 0);
-      await rig.cri.stopPodSandbox(pod.sandboxId);
-      await rig.cri.removePodSandbox(pod.sandboxId);
-      // multus replays only what it attached at creation: the hot-plugged address stays.
+      // multus' CNI DEL at the teardown replays only what it attached at creation: the
+      // cluster network's address is released, the hot-plugged one stays.
+      assert.equal((await ipamAllocations(rig, rig.clusterNetworkName, pod.sandboxId)).size, 0);
       assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 1);
 
       // A barrier, then: one report naming the attachment, and nothing else about that pod.

@@ -1,8 +1,9 @@
 /**
  * Shared helpers of the end-to-end tests: reading and editing a pod's network annotations,
- * polling for convergence (never a fixed sleep), the controller's Events on a pod, the
- * interfaces inside a pod's network namespace, and a pod that stays Pending until the test
- * says otherwise.
+ * polling for convergence (never a fixed sleep), the controller's Events on a pod and the
+ * interfaces inside a pod's network namespace. Pods themselves are the rig's, run by its
+ * kubelet (`Rig.createPod`, with `pending: true` for one that stays Pending until
+ * `Rig.releasePending`).
  *
  * Every wait polls with a generous deadline and, on timeout, reports the last observation.
  *
@@ -18,7 +19,6 @@ import {
   type Rig,
   type RigPod,
 } from "../rig/mod.ts";
-import type { SandboxConfig } from "../rig/cri_client.ts";
 import type { ControllerProcess } from "./controller_process.ts";
 
 /** How long a convergence wait lasts before failing. */
@@ -395,86 +395,6 @@ export function macvlanStaticConfig(
     mode: "bridge",
     ipam: { type: "static", addresses: addresses.map((address) => ({ address })) },
   };
-}
-
-/** Options of {@linkcode createPendingPod}. */
-export interface PendingPodOptions {
-  name: string;
-  namespace: string;
-  networks?: NetworkSelection[];
-}
-
-/**
- * Plays the kubelet's part of a pod start but stops short of Running: creates the Pod bound to
- * the rig's node, runs its sandbox through the CRI (multus cold-plugs and writes
- * network-status) and leaves the phase Pending. {@linkcode markRunning} finishes the start.
- */
-export async function createPendingPod(rig: Rig, options: PendingPodOptions): Promise<RigPod> {
-  const { name, namespace } = options;
-  const annotations: Record<string, string> = {};
-  if (options.networks) annotations[NETWORKS_ANNOTATION] = JSON.stringify(options.networks);
-  const created = await rig.api.request<PodObject>("POST", `/api/v1/namespaces/${namespace}/pods`, {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, namespace, annotations },
-    spec: {
-      nodeName: rig.nodeName,
-      terminationGracePeriodSeconds: 30,
-      containers: [{ name: "app", image: rig.binaries.pauseImage }],
-    },
-  });
-  const uid = created.metadata.uid;
-  const config: SandboxConfig = {
-    metadata: { name, uid, namespace, attempt: 0 },
-    hostname: name,
-    log_directory: `${rig.dir}/pods/${namespace}_${name}_${uid}`,
-    labels: {
-      "io.kubernetes.pod.uid": uid,
-      "io.kubernetes.pod.name": name,
-      "io.kubernetes.pod.namespace": namespace,
-    },
-    annotations: { "kubernetes.io/config.source": "api" },
-    linux: {
-      security_context: {
-        namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" },
-      },
-    },
-  };
-  await Deno.mkdir(config.log_directory, { recursive: true });
-  const sandboxId = await rig.cri.runPodSandbox(config);
-  const pod: RigPod = { name, namespace, uid, sandboxId, hostNetwork: false };
-  await poll(
-    `multus' network-status on pending pod ${namespace}/${name}`,
-    async () => (await networkStatusText(rig, pod)) !== undefined,
-  );
-  return pod;
-}
-
-/** Sets a pod's `status.phase` to Running (with Ready conditions), as the kubelet reports. */
-export async function markRunning(rig: Rig, pod: RigPod): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  const sandbox = await rig.cri.podSandboxStatus(pod.sandboxId);
-  for (let attempt = 0;; attempt++) {
-    const obj = await getPod(rig, pod);
-    obj.status = {
-      phase: "Running",
-      hostIP: "127.0.0.1",
-      ...(sandbox.ip ? { podIP: sandbox.ip, podIPs: [{ ip: sandbox.ip }] } : {}),
-      startTime: now,
-      conditions: ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map((type) => ({
-        type,
-        status: "True",
-        lastTransitionTime: now,
-      })),
-    } as PodObject["status"];
-    try {
-      await rig.api.request("PUT", `${podPath(pod)}/status`, obj);
-      return;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 409 && attempt < 20) continue;
-      throw err;
-    }
-  }
 }
 
 /**

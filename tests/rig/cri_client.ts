@@ -1,8 +1,8 @@
 /**
- * The node rig's own CRI client: the kubelet's side of the CRI v1 RuntimeService
- * (run, inspect, list, stop and remove pod sandboxes) over containerd's unix socket.
- * It is separate from the controller's client on purpose: the controller never runs
- * or removes sandboxes.
+ * The node rig's own CRI client over containerd's unix socket: it finds a pod's sandboxes and
+ * containers (and their PIDs, to kill them as a crash would) beside the kubelet, and stops and
+ * removes sandboxes where the rig cleans up. It is separate from the controller's client on
+ * purpose: the controller never stops or removes sandboxes.
  *
  * @module
  */
@@ -15,39 +15,42 @@ const PROTO_PATH = new URL("./cri_runtime.proto", import.meta.url);
 const SERVICE = "runtime.v1.RuntimeService";
 const METHODS = [
   "Version",
-  "RunPodSandbox",
   "StopPodSandbox",
   "RemovePodSandbox",
   "PodSandboxStatus",
   "ListPodSandbox",
+  "ListContainers",
+  "ContainerStatus",
 ] as const;
 type Method = typeof METHODS[number];
-
-/** Namespace modes of CRI v1 (`POD`: the sandbox's own, `NODE`: the host's). */
-export type NamespaceMode = "POD" | "CONTAINER" | "NODE" | "TARGET";
-
-/** The sandbox config the rig sends, in the proto's snake_case field names. */
-export interface SandboxConfig {
-  metadata: { name: string; uid: string; namespace: string; attempt: number };
-  hostname: string;
-  log_directory: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  linux: {
-    cgroup_parent?: string;
-    security_context: {
-      namespace_options: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode };
-    };
-  };
-}
 
 /** A pod sandbox as ListPodSandbox reports it. */
 export interface SandboxSummary {
   id: string;
   metadata: { name: string; uid: string; namespace: string; attempt: number };
   state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
+  /** Nanoseconds since the epoch, as a decimal string. */
+  created_at: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+}
+
+/** CRI v1 container states. */
+export type ContainerState =
+  | "CONTAINER_CREATED"
+  | "CONTAINER_RUNNING"
+  | "CONTAINER_EXITED"
+  | "CONTAINER_UNKNOWN";
+
+/** A container as ListContainers reports it. */
+export interface ContainerSummary {
+  id: string;
+  pod_sandbox_id: string;
+  metadata: { name: string; attempt: number };
+  state: ContainerState;
+  /** Nanoseconds since the epoch, as a decimal string. */
+  created_at: string;
+  labels: Record<string, string>;
 }
 
 /** PodSandboxStatus(verbose) reduced to what the rig needs. */
@@ -131,15 +134,6 @@ export class CriClient {
     return await this.#call("Version", { version: "v1" });
   }
 
-  /** Runs a pod sandbox; containerd calls the CNI (multus) before this returns. */
-  async runPodSandbox(config: SandboxConfig): Promise<string> {
-    const res = await this.#call<{ pod_sandbox_id: string }>("RunPodSandbox", {
-      config,
-      runtime_handler: "",
-    });
-    return res.pod_sandbox_id;
-  }
-
   /** Stops a sandbox: CNI DEL, then kills its processes. */
   async stopPodSandbox(id: string): Promise<void> {
     await this.#call("StopPodSandbox", { pod_sandbox_id: id });
@@ -171,6 +165,24 @@ export class CriClient {
       filter: { label_selector: labels },
     });
     return res.items;
+  }
+
+  /** Lists containers, optionally only those carrying all the given labels. */
+  async listContainers(labels: Record<string, string> = {}): Promise<ContainerSummary[]> {
+    const res = await this.#call<{ containers: ContainerSummary[] }>("ListContainers", {
+      filter: { label_selector: labels },
+    });
+    return res.containers;
+  }
+
+  /** The PID of a container's first process, from ContainerStatus(verbose); 0 if none. */
+  async containerPid(id: string): Promise<number> {
+    const res = await this.#call<{ info: Record<string, string> }>("ContainerStatus", {
+      container_id: id,
+      verbose: true,
+    });
+    const info = JSON.parse(res.info["info"] ?? "{}") as { pid?: number };
+    return info.pid ?? 0;
   }
 
   /** Closes the channel. */

@@ -22,6 +22,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Resolve with a non-zero exit code instead of throwing. */
   allowFailure?: boolean;
+  /** Working directory (default: the caller's). */
+  cwd?: string;
 }
 
 /** Runs a command to completion; throws on a non-zero exit unless `allowFailure`. */
@@ -31,6 +33,7 @@ export async function run(command: string[], options: RunOptions = {}): Promise<
   const child = new Deno.Command(program, {
     args,
     env: options.env,
+    cwd: options.cwd,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -1,6 +1,6 @@
 /**
  * Documents the rig writes or sends: the NetworkAttachmentDefinition CRD, containerd's
- * config and kubeconfigs.
+ * config, the kubelet's configuration and kubeconfigs.
  *
  * @module
  */
@@ -95,6 +95,79 @@ oom_score = 0
     conf_dir = "${o.cniConfDir}"
     max_conf_num = 1
 `;
+}
+
+/** What the rig's kubelet runs on and where it keeps its files. */
+export interface KubeletConfigOptions {
+  /** The node IP (an address the rig owns); the kubelet's API listens there. */
+  nodeIp: string;
+  /** The kubelet's API port (exec, logs), on `nodeIp`. */
+  port: number;
+  /** Its /healthz port, on 127.0.0.1. */
+  healthzPort: number;
+  /** containerd's CRI socket. */
+  criSocket: string;
+  /** The cgroup the kubelet puts `kubepods` under, e.g. `/dnc-rig-ab12cd`. */
+  cgroupRoot: string;
+  /** The CA whose client certificates the kubelet's API accepts (the API server's). */
+  clientCaFile: string;
+  /** Where containers' logs go (instead of /var/log/pods). */
+  podLogsDir: string;
+  /** Where FlexVolume plugins would be (instead of /usr/libexec/kubernetes). */
+  volumePluginDir: string;
+  /** Pods the node takes. */
+  maxPods: number;
+}
+
+/**
+ * A KubeletConfiguration (kubelet.config.k8s.io/v1beta1, as JSON) for a rig node: containerd
+ * through cgroupfs under the rig's own cgroup root, on a host without systemd, swap checks or
+ * CAP_SYS_RESOURCE; its API authenticated by client certificate or token and authorized by
+ * the API server; nothing of the host's own paths; no eviction or image collection that could
+ * take the rig's offline images or pods.
+ */
+export function kubeletConfig(o: KubeletConfigOptions): Record<string, unknown> {
+  return {
+    apiVersion: "kubelet.config.k8s.io/v1beta1",
+    kind: "KubeletConfiguration",
+    address: o.nodeIp,
+    port: o.port,
+    readOnlyPort: 0,
+    healthzBindAddress: "127.0.0.1",
+    healthzPort: o.healthzPort,
+    containerRuntimeEndpoint: `unix://${o.criSocket}`,
+    // containerd's runc uses cgroupfs, and there is no systemd.
+    cgroupDriver: "cgroupfs",
+    cgroupRoot: o.cgroupRoot,
+    failSwapOn: false,
+    failCgroupV1: false,
+    // Lowering its own oom_score_adj needs CAP_SYS_RESOURCE, which this host withholds.
+    oomScoreAdj: 0,
+    // No kube-proxy, and the host's iptables are not the rig's to change.
+    makeIPTablesUtilChains: false,
+    authentication: {
+      anonymous: { enabled: false },
+      webhook: { enabled: true },
+      x509: { clientCAFile: o.clientCaFile },
+    },
+    authorization: { mode: "Webhook" },
+    podLogsDir: o.podLogsDir,
+    volumePluginDir: o.volumePluginDir,
+    maxPods: o.maxPods,
+    // Shared hosts run near full; the rig's pods must not be evicted for that.
+    evictionHard: {
+      "memory.available": "100Mi",
+      "nodefs.available": "1%",
+      "nodefs.inodesFree": "1%",
+      "imagefs.available": "1%",
+    },
+    // The images are imported offline: never collect them.
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    // No cluster DNS: pods use dnsPolicy Default (the host's resolv.conf).
+    resolvConf: "/etc/resolv.conf",
+    clusterDomain: "cluster.local",
+  };
 }
 
 /** A kubeconfig (JSON, which kubectl and client libraries read as YAML) for one user. */

@@ -1,20 +1,24 @@
 /**
  * The node rig: a one-node Kubernetes made of real parts, for tests, benchmarks and the demo.
  *
- * - etcd (Debian) and a kube-apiserver built from the Go module proxy, with a throw-away CA,
- *   client-certificate and ServiceAccount-token authentication, RBAC, and the
- *   NetworkAttachmentDefinition CRD;
+ * - etcd (Debian), and kube-apiserver, kube-controller-manager and kube-scheduler built from
+ *   the Go module proxy, with a throw-away CA, client-certificate and ServiceAccount-token
+ *   authentication, Node and RBAC authorization, the ServiceAccount and NodeRestriction
+ *   admission plugins, and the NetworkAttachmentDefinition CRD;
  * - containerd + runc (Debian) with the CRI plugin, whose CNI is `multus-shim`;
  * - the multus thick daemon, reading in-cluster credentials inside a private mount namespace,
  *   with a cluster network of bridge + host-local and the Debian CNI plugins;
- * - a veth pair owned by the run, usable as a macvlan master;
- * - the kubelet's part as helpers: {@linkcode Rig.createPod} creates the Pod, runs its sandbox
- *   through the CRI (so multus cold-plugs its networks and writes `network-status`) and marks it
- *   Running; {@linkcode Rig.deletePod} undoes that in the kubelet's order.
+ * - a kubelet on that containerd, with its own node certificate, its own cgroup root and every
+ *   path inside the run directory, registered as the rig's Node with an address on the rig's
+ *   cluster-network bridge: {@linkcode Rig.createPod} creates a Pod through the API and the
+ *   kubelet runs it (multus cold-plugs its networks and writes `network-status`), restarts its
+ *   containers and sandbox when they die, and tears it down when it is deleted;
+ * - a veth pair owned by the run, usable as a macvlan master.
  *
- * Everything listens on loopback or on unix sockets in a private run directory
- * (`/tmp/dnc-rig/<id>`), so two rigs, or a rig and the host's own services, do not collide.
- * A rig left behind by a crashed test process is cleaned up by the next {@linkcode Rig.start}.
+ * Everything listens on loopback, on the rig's own bridge address or on unix sockets in a
+ * private run directory (`/tmp/dnc-rig/<id>`), so two rigs, or a rig and the host's own
+ * services, do not collide. A rig left behind by a crashed test process is cleaned up by the
+ * next {@linkcode Rig.start}, which also puts back the sysctls its kubelet changed.
  *
  * Needs root. Run `bash tests/rig/setup.sh` once (the rig runs it too; a warm run takes seconds).
  *
@@ -34,10 +38,18 @@
  */
 
 import { ApiError, KubeApi } from "./kube_api.ts";
-import { CriClient, netnsPathFromInfo, type SandboxConfig } from "./cri_client.ts";
-import { Daemon, waitFor } from "./daemon.ts";
+import { CriClient, netnsPathFromInfo, type SandboxSummary } from "./cri_client.ts";
+import { createRigCgroup, rigCgroupName } from "./cgroups.ts";
+import { Daemon, sleep, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
-import { containerdConfig, kubeconfigJson, NAD_CRD_NAME, nadCrd } from "./manifests.ts";
+import { holdHostState } from "./host_state.ts";
+import {
+  containerdConfig,
+  kubeconfigJson,
+  kubeletConfig,
+  NAD_CRD_NAME,
+  nadCrd,
+} from "./manifests.ts";
 import { createPki, type Pki } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { unixRequest } from "./unix_http.ts";
@@ -59,8 +71,34 @@ export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
  * CNI config, so this version replaces the NAD's own there.
  */
 export const RIG_CNI_VERSION = "0.3.1";
+/** The label the kubelet puts on a pod's sandboxes and containers. */
+export const POD_UID_LABEL = "io.kubernetes.pod.uid";
+/**
+ * The command of a rig pod's container by default: a shell that ends at once on SIGTERM (a
+ * graceful deletion takes no longer than the kubelet's own work) and sleeps otherwise.
+ */
+export const POD_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; sleep infinity & wait"];
 
 const RIG_DIR = new URL(".", import.meta.url).pathname;
+/** Pods a rig node takes (the bench runs 110 beside the tests' own). */
+const MAX_PODS = 250;
+/** How long a pod may take to start, or to go after a deletion, beyond its grace period. */
+const POD_TIMEOUT_MS = 90_000;
+/** The controllers the rig's kube-controller-manager runs (what a one-node cluster needs). */
+const CONTROLLERS = [
+  "serviceaccount-token-controller",
+  "serviceaccount-controller",
+  "namespace-controller",
+  "garbage-collector-controller",
+  "clusterrole-aggregation-controller",
+  "root-ca-certificate-publisher-controller",
+  "daemonset-controller",
+  "replicaset-controller",
+  "deployment-controller",
+  "node-lifecycle-controller",
+  "pod-garbage-collector-controller",
+  "ttl-controller",
+];
 
 /** Binaries and images set up by `tests/rig/setup.sh` (its `paths.json`). */
 export interface RigBinaries {
@@ -69,14 +107,40 @@ export interface RigBinaries {
   ctr: string;
   kubeApiserver: string;
   kubectl: string;
+  kubelet: string;
+  kubeScheduler: string;
+  kubeControllerManager: string;
   multusDaemon: string;
   multusShim: string;
   cniBinDir: string;
   pauseImageTar: string;
   pauseImage: string;
+  /** The pods' image: busybox (a shell, sleep, ip …), imported offline. */
+  podImageTar: string;
+  podImage: string;
   kubeVersion: string;
   multusVersion: string;
 }
+
+const BINARY_KEYS: (keyof RigBinaries)[] = [
+  "etcd",
+  "containerd",
+  "ctr",
+  "kubeApiserver",
+  "kubectl",
+  "kubelet",
+  "kubeScheduler",
+  "kubeControllerManager",
+  "multusDaemon",
+  "multusShim",
+  "cniBinDir",
+  "pauseImageTar",
+  "pauseImage",
+  "podImageTar",
+  "podImage",
+  "kubeVersion",
+  "multusVersion",
+];
 
 /** Options of {@linkcode Rig.start}. */
 export interface RigOptions {
@@ -109,14 +173,28 @@ export interface CreatePodOptions {
   annotations?: Record<string, string>;
   /** Labels. */
   labels?: Record<string, string>;
+  /**
+   * Keep the pod Pending: an init container waits until {@linkcode Rig.releasePending}.
+   * The sandbox runs meanwhile (multus has cold-plugged its networks and written
+   * network-status), as for any pod whose init containers have not finished.
+   */
+  pending?: boolean;
+  /** The container's command (default {@linkcode POD_COMMAND}). */
+  command?: string[];
+  /** `terminationGracePeriodSeconds` (default 30). */
+  terminationGracePeriodSeconds?: number;
 }
 
-/** A pod the rig runs. */
+/** A pod the rig's kubelet runs. */
 export interface RigPod {
   name: string;
   namespace: string;
   uid: string;
-  /** The CRI sandbox ID (multus' and the controller's `CNI_CONTAINERID`). */
+  /**
+   * The CRI sandbox ID (multus' and the controller's `CNI_CONTAINERID`) when the pod was
+   * read. The kubelet makes a new sandbox when the old one dies: see
+   * {@linkcode Rig.refreshPod}.
+   */
   sandboxId: string;
   hostNetwork: boolean;
 }
@@ -132,7 +210,14 @@ export interface NetnsInterface {
 }
 
 /** The rig's long-running parts. */
-export type RigPart = "etcd" | "kube-apiserver" | "containerd" | "multus";
+export type RigPart =
+  | "etcd"
+  | "kube-apiserver"
+  | "kube-controller-manager"
+  | "kube-scheduler"
+  | "containerd"
+  | "multus"
+  | "kubelet";
 
 /** Names of pods and objects, as `{name, namespace}`. */
 export interface PodRef {
@@ -149,36 +234,130 @@ function isRoot(): boolean {
   return Deno.uid() === 0;
 }
 
-/** Reads the set-up's `paths.json`, running `setup.sh` first when asked. */
+/** A short hash of this checkout's rig directory, naming its own copy of the set-up's paths. */
+async function checkoutKey(): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(RIG_DIR));
+  return Array.from(new Uint8Array(digest).slice(0, 5), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** The set-up's cache directory: `options.cacheDir`, `$DNC_RIG_CACHE` or `/var/cache/dnc-rig`. */
+export function rigCacheDir(options: RigOptions = {}): string {
+  return options.cacheDir ?? Deno.env.get("DNC_RIG_CACHE") ?? "/var/cache/dnc-rig";
+}
+
+/**
+ * Runs `setup.sh` when asked, then reads the paths it wrote. Each checkout has its own copy of
+ * them (`paths-<key>.json`): checkouts with other pins share the cache and its `paths.json`.
+ */
 async function binaries(options: RigOptions): Promise<RigBinaries> {
-  const cacheDir = options.cacheDir ?? Deno.env.get("DNC_RIG_CACHE") ?? "/var/cache/dnc-rig";
+  const cacheDir = rigCacheDir(options);
+  const own = `${cacheDir}/paths-${await checkoutKey()}.json`;
   if (options.setup ?? true) {
     await run(["bash", `${RIG_DIR}setup.sh`], {
-      env: { DNC_RIG_CACHE: cacheDir },
+      env: { DNC_RIG_CACHE: cacheDir, DNC_RIG_PATHS: own },
       timeoutMs: 90 * 60_000,
     });
   }
-  const path = `${cacheDir}/paths.json`;
+  const path = pathExists(own) ? own : `${cacheDir}/paths.json`;
+  let bins: Partial<RigBinaries>;
   try {
-    return JSON.parse(await Deno.readTextFile(path)) as RigBinaries;
+    bins = JSON.parse(await Deno.readTextFile(path)) as Partial<RigBinaries>;
   } catch (err) {
     throw new Error(`cannot read ${path}; run "bash tests/rig/setup.sh" as root first`, {
       cause: err,
     });
   }
+  const missing = BINARY_KEYS.filter((k) => !bins[k]);
+  if (missing.length > 0) {
+    throw new Error(
+      `${path} lacks ${missing.join(", ")} (written by an older set-up); ` +
+        `run "bash tests/rig/setup.sh" as root`,
+    );
+  }
+  return bins as RigBinaries;
+}
+
+/** The parts of a Pod object the rig reads. */
+interface PodObject {
+  metadata: {
+    uid: string;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+    deletionTimestamp?: string;
+  };
+  spec?: { terminationGracePeriodSeconds?: number };
+  status?: {
+    phase?: string;
+    containerStatuses?: ContainerStatusObject[];
+    initContainerStatuses?: ContainerStatusObject[];
+  };
+  [key: string]: unknown;
+}
+
+interface ContainerStatusObject {
+  name: string;
+  restartCount: number;
+  containerID?: string;
+  state?: {
+    running?: { startedAt?: string };
+    waiting?: { reason?: string; message?: string };
+    terminated?: { reason?: string; exitCode?: number };
+  };
+}
+
+/**
+ * Waiting reasons after which a container never starts without a change to the pod (others,
+ * such as RunContainerError, may pass when the kubelet retries).
+ */
+const HOPELESS = new Set(["ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"]);
+
+/** A one-line account of a pod's phase and containers, for error messages. */
+function describePod(pod: PodObject | undefined): string {
+  if (!pod) return "the Pod object is gone";
+  const containers = [
+    ...(pod.status?.initContainerStatuses ?? []).map((c) => ({ ...c, name: `init:${c.name}` })),
+    ...(pod.status?.containerStatuses ?? []),
+  ].map((c) => {
+    const state = c.state?.running
+      ? "running"
+      : c.state?.waiting
+      ? `waiting (${c.state.waiting.reason ?? ""}${
+        c.state.waiting.message ? `: ${c.state.waiting.message}` : ""
+      })`
+      : c.state?.terminated
+      ? `terminated (${c.state.terminated.reason ?? ""}, exit ${c.state.terminated.exitCode})`
+      : "unknown";
+    return `${c.name} ${state}, ${c.restartCount} restarts`;
+  });
+  return `phase ${pod.status?.phase ?? "(none)"}; ${containers.join("; ") || "no containers yet"}`;
+}
+
+/** Ports of the rig's daemons. */
+interface RigPorts {
+  etcdClient: number;
+  etcdPeer: number;
+  api: number;
+  kubelet: number;
+  kubeletHealthz: number;
+  scheduler: number;
+  controllerManager: number;
 }
 
 /** A running node rig. Create with {@linkcode Rig.start}, end with {@linkcode Rig.stop}. */
 export class Rig {
   /** Admin API client (client certificate in `system:masters`). */
   readonly api: KubeApi;
-  /** The rig's kubelet-side CRI client. */
+  /**
+   * The rig's own CRI client, to find sandboxes and containers beside the kubelet, or to act
+   * behind its back where a test needs that.
+   */
   readonly cri: CriClient;
 
   readonly #bins: RigBinaries;
   readonly #pki: Pki;
-  readonly #apiPort: number;
-  readonly #daemons: { etcd: Daemon; apiserver: Daemon; containerd: Daemon; multus: Daemon };
+  readonly #ports: RigPorts;
+  readonly #daemons: Record<RigPart, Daemon>;
   #stopped = false;
 
   private constructor(
@@ -188,71 +367,105 @@ export class Rig {
     readonly dir: string,
     bins: RigBinaries,
     pki: Pki,
-    ports: { etcdClient: number; etcdPeer: number; api: number },
+    ports: RigPorts,
   ) {
     this.#bins = bins;
     this.#pki = pki;
-    this.#apiPort = ports.api;
+    this.#ports = ports;
     const logs = `${dir}/logs`;
     const pids = `${dir}/pids`;
     const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
     const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
+    const daemon = (name: RigPart, command: string[], more: Partial<Daemon["spec"]> = {}) =>
+      new Daemon({
+        name,
+        command,
+        logFile: `${logs}/${name}.log`,
+        pidFile: `${pids}/${name}.pid`,
+        ...more,
+      });
+    // Both control-plane controllers talk to the API server with their own certificates and
+    // serve their health checks on loopback only.
+    const controlPlane = (name: string, kubeconfig: string, port: number) => [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      "--leader-elect=false",
+      "--bind-address=127.0.0.1",
+      `--secure-port=${port}`,
+      `--cert-dir=${dir}/${name}`,
+      "--profiling=false",
+    ];
     this.#daemons = {
-      etcd: new Daemon({
-        name: "etcd",
-        command: [
-          bins.etcd,
-          "--name=rig",
-          `--data-dir=${dir}/etcd`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=${peerUrl}`,
-          `--initial-advertise-peer-urls=${peerUrl}`,
-          `--initial-cluster=rig=${peerUrl}`,
-          "--logger=zap",
-        ],
-        logFile: `${logs}/etcd.log`,
-        pidFile: `${pids}/etcd.pid`,
-      }),
-      apiserver: new Daemon({
-        name: "kube-apiserver",
-        command: [
-          bins.kubeApiserver,
-          `--etcd-servers=${etcdUrl}`,
-          "--bind-address=127.0.0.1",
-          "--advertise-address=127.0.0.1",
-          `--secure-port=${ports.api}`,
-          `--cert-dir=${dir}/apiserver`,
-          `--tls-cert-file=${pki.serverCert}`,
-          `--tls-private-key-file=${pki.serverKey}`,
-          `--client-ca-file=${pki.caCert}`,
-          `--service-account-key-file=${pki.serviceAccountPub}`,
-          `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-          "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-          "--authorization-mode=Node,RBAC",
-          "--service-cluster-ip-range=10.96.0.0/24",
-          // No controller-manager creates "default" ServiceAccounts, so pods go without.
-          "--disable-admission-plugins=ServiceAccount",
-          "--allow-privileged=true",
-          "--endpoint-reconciler-type=none",
-          "--profiling=false",
-        ],
-        logFile: `${logs}/kube-apiserver.log`,
-        pidFile: `${pids}/kube-apiserver.pid`,
+      etcd: daemon("etcd", [
+        bins.etcd,
+        "--name=rig",
+        `--data-dir=${dir}/etcd`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=rig=${peerUrl}`,
+        "--logger=zap",
+      ]),
+      "kube-apiserver": daemon("kube-apiserver", [
+        bins.kubeApiserver,
+        `--etcd-servers=${etcdUrl}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        `--secure-port=${ports.api}`,
+        `--cert-dir=${dir}/apiserver`,
+        `--tls-cert-file=${pki.serverCert}`,
+        `--tls-private-key-file=${pki.serverKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--authorization-mode=Node,RBAC",
+        // ServiceAccount is on by default (kube-controller-manager makes the accounts).
+        "--enable-admission-plugins=NodeRestriction",
+        `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+        `--kubelet-client-key=${pki.kubeletClientKey}`,
+        // The Node's name resolves nowhere; its InternalIP is the rig's bridge address.
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        "--service-cluster-ip-range=10.96.0.0/24",
+        "--allow-privileged=true",
+        "--endpoint-reconciler-type=none",
+        "--profiling=false",
+      ], {
         // It stops listening at once but lingers for many seconds afterwards.
         graceMs: 2_000,
       }),
-      containerd: new Daemon({
-        name: "containerd",
-        command: [bins.containerd, "--config", `${dir}/containerd/config.toml`],
-        logFile: `${logs}/containerd.log`,
-        pidFile: `${pids}/containerd.pid`,
-      }),
-      multus: new Daemon({
-        name: "multus-daemon",
-        // A private mount namespace (slave: later netns mounts still arrive) whose /run is a
-        // tmpfs holding the in-cluster ServiceAccount files multus insists on.
-        command: [
+      "kube-controller-manager": daemon("kube-controller-manager", [
+        bins.kubeControllerManager,
+        ...controlPlane(
+          "controller-manager",
+          `${dir}/kubeconfig/controller-manager.json`,
+          ports.controllerManager,
+        ),
+        `--service-account-private-key-file=${pki.serviceAccountKey}`,
+        `--root-ca-file=${pki.caCert}`,
+        // Each controller acts as its own ServiceAccount, bound by the bootstrap RBAC roles.
+        "--use-service-account-credentials=true",
+        `--controllers=${CONTROLLERS.join(",")}`,
+      ]),
+      "kube-scheduler": daemon(
+        "kube-scheduler",
+        [
+          bins.kubeScheduler,
+          ...controlPlane("scheduler", `${dir}/kubeconfig/scheduler.json`, ports.scheduler),
+        ],
+      ),
+      containerd: daemon("containerd", [
+        bins.containerd,
+        "--config",
+        `${dir}/containerd/config.toml`,
+      ]),
+      multus: daemon(
+        "multus",
+        [
+          // A private mount namespace (slave: later netns mounts still arrive) whose /run is a
+          // tmpfs holding the in-cluster ServiceAccount files multus insists on.
           "unshare",
           "--mount",
           "--propagation",
@@ -270,15 +483,25 @@ export class Rig {
           "-config",
           `${dir}/multus/daemon-config.json`,
         ],
-        env: {
-          RIG_SA_DIR: `${dir}/multus/serviceaccount`,
-          KUBERNETES_SERVICE_HOST: "127.0.0.1",
-          KUBERNETES_SERVICE_PORT: `${ports.api}`,
-          MULTUS_NODE_NAME: `rig-${id}`,
+        {
+          env: {
+            RIG_SA_DIR: `${dir}/multus/serviceaccount`,
+            KUBERNETES_SERVICE_HOST: "127.0.0.1",
+            KUBERNETES_SERVICE_PORT: `${ports.api}`,
+            MULTUS_NODE_NAME: `rig-${id}`,
+          },
         },
-        logFile: `${logs}/multus.log`,
-        pidFile: `${pids}/multus.pid`,
-      }),
+      ),
+      kubelet: daemon("kubelet", [
+        bins.kubelet,
+        `--config=${dir}/kubelet-config.json`,
+        `--kubeconfig=${dir}/kubeconfig/kubelet.json`,
+        `--root-dir=${dir}/kubelet`,
+        `--cert-dir=${dir}/kubelet/pki`,
+        `--hostname-override=rig-${id}`,
+        `--node-ip=${this.nodeIp}`,
+        "--v=2",
+      ]),
     };
     this.api = new KubeApi(this.apiServerUrl, {
       caCert: Deno.readTextFileSync(pki.caCert),
@@ -290,20 +513,22 @@ export class Rig {
 
   /**
    * Starts a rig: cleans up runs of dead test processes, then etcd, kube-apiserver (+ CRD,
-   * Node, multus' ServiceAccount), the macvlan master veth, multus and containerd.
-   * Throws (after undoing what it started) if a part does not come up.
+   * multus' ServiceAccount), kube-controller-manager and kube-scheduler, the links (macvlan
+   * master veth, cluster-network bridge with the node IP), multus, containerd (+ the images),
+   * and the kubelet, which registers the Node. Throws (after undoing what it started) if a
+   * part does not come up.
    */
   static async start(options: RigOptions = {}): Promise<Rig> {
     if (!isRoot()) {
       throw new Error(
-        "the node rig needs root (containerd, network namespaces, mounts); run as root",
+        "the node rig needs root (containerd, the kubelet, network namespaces, mounts); run as root",
       );
     }
     const bins = await binaries(options);
     await cleanDeadRuns();
     const id = randomId();
     const dir = `${RIG_BASE_DIR}/${id}`;
-    for (const sub of ["logs", "pids", "pki", "apiserver", "kubeconfig", "pods"]) {
+    for (const sub of ["logs", "pids", "pki", "apiserver", "kubeconfig", "pod-logs", "gates"]) {
       await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
     }
     await Deno.writeTextFile(`${dir}/owner.pid`, `${Deno.pid}\n`);
@@ -313,8 +538,16 @@ export class Rig {
       // later also appear in multus' private mount namespace.
       await run(["mount", "--bind", dir, dir]);
       await run(["mount", "--make-shared", dir]);
-      const pki = await createPki(`${dir}/pki`);
-      const ports = { etcdClient: freePort(), etcdPeer: freePort(), api: freePort() };
+      const pki = await createPki(`${dir}/pki`, `rig-${id}`);
+      const ports: RigPorts = {
+        etcdClient: freePort(),
+        etcdPeer: freePort(),
+        api: freePort(),
+        kubelet: freePort(),
+        kubeletHealthz: freePort(),
+        scheduler: freePort(),
+        controllerManager: freePort(),
+      };
       rig = new Rig(id, dir, bins, pki, ports);
       await rig.#boot();
       return rig;
@@ -327,14 +560,34 @@ export class Rig {
 
   // ------------------------------------------------------------------ getters
 
-  /** The Node this rig plays the kubelet of. */
+  /** The rig's Node, registered by its kubelet. */
   get nodeName(): string {
     return `rig-${this.id}`;
   }
 
+  /** The cluster network's subnet, picked from the ID so that two rigs rarely share one. */
+  get clusterSubnet(): string {
+    return `10.${200 + (parseInt(this.id.slice(0, 2), 16) % 50)}.${
+      parseInt(this.id.slice(2, 4), 16)
+    }.0/24`;
+  }
+
+  /**
+   * The node's IP (its InternalIP): the gateway address of the cluster network, on the
+   * rig's own bridge. The kubelet's API listens there.
+   */
+  get nodeIp(): string {
+    return this.clusterSubnet.replace(/0\/24$/, "1");
+  }
+
+  /** The cgroup the kubelet puts its `kubepods` tree under. */
+  get cgroupRoot(): string {
+    return `/${rigCgroupName(this.id)}`;
+  }
+
   /** `https://127.0.0.1:<port>` */
   get apiServerUrl(): string {
-    return `https://127.0.0.1:${this.#apiPort}`;
+    return `https://127.0.0.1:${this.#ports.api}`;
   }
 
   /** The admin kubeconfig (client certificate, `system:masters`). */
@@ -352,6 +605,11 @@ export class Rig {
     return `${this.dir}/containerd/containerd.sock`;
   }
 
+  /** The kubelet's root directory (pods' volumes, plugins, checkpoints). */
+  get kubeletRootDir(): string {
+    return `${this.dir}/kubelet`;
+  }
+
   /** The multus daemon's socket dir. */
   get multusSocketDir(): string {
     return `${this.dir}/multus/run`;
@@ -367,6 +625,10 @@ export class Rig {
     return `dr${this.id}m`;
   }
 
+  /** The cluster network's bridge, which holds the node IP. */
+  get clusterBridge(): string {
+    return `dr${this.id}b`;
+  }
   /** host-local IPAM for `subnet`, in this run's private data directory. */
   hostLocalIpam(subnet: string): Record<string, unknown> {
     return { type: "host-local", dataDir: this.ipamDataDir, ranges: [[{ subnet }]] };
@@ -440,7 +702,10 @@ export class Rig {
     return this.#bins;
   }
 
-  /** Log file of a part: `etcd`, `kube-apiserver`, `containerd` or `multus`. */
+  /**
+   * Log file of a part: `etcd`, `kube-apiserver`, `kube-controller-manager`,
+   * `kube-scheduler`, `containerd`, `multus` or `kubelet`.
+   */
   logFile(part: RigPart): string {
     return `${this.dir}/logs/${part}.log`;
   }
@@ -448,34 +713,41 @@ export class Rig {
   // ------------------------------------------------------------------ boot
 
   async #boot(): Promise<void> {
-    const { etcd, apiserver, multus, containerd } = this.#daemons;
-    etcd.start();
+    const d = this.#daemons;
+    d.etcd.start();
     await this.#waitEtcd();
-    apiserver.start();
+    d["kube-apiserver"].start();
     await this.#waitApiServer();
-    await this.#writeAdminKubeconfig();
+    await this.#writeKubeconfigs();
+    // The controllers come up while the node's parts start.
+    d["kube-controller-manager"].start();
+    d["kube-scheduler"].start();
     await this.#installNadCrd();
-    await this.#createNode();
     await this.#prepareMultusCredentials();
     await this.#createLinks();
     await this.#writeCniConfig();
-    multus.start();
+    d.multus.start();
     await this.#waitMultus();
     await this.#writeContainerdConfig();
-    containerd.start();
+    d.containerd.start();
     await this.#waitContainerd();
-    await run([
-      this.#bins.ctr,
-      "--address",
-      this.criSocket,
-      "-n",
-      "k8s.io",
-      "images",
-      "import",
-      "--snapshotter",
-      "overlayfs",
-      this.#bins.pauseImageTar,
-    ]);
+    for (const tar of [this.#bins.pauseImageTar, this.#bins.podImageTar]) {
+      await run([
+        this.#bins.ctr,
+        "--address",
+        this.criSocket,
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "--snapshotter",
+        "overlayfs",
+        tar,
+      ]);
+    }
+    await this.#waitControllerManager();
+    await this.#waitScheduler();
+    await this.#startKubelet();
   }
 
   async #waitEtcd(): Promise<void> {
@@ -491,7 +763,7 @@ export class Rig {
   }
 
   async #waitApiServer(): Promise<void> {
-    const apiserver = this.#daemons.apiserver;
+    const apiserver = this.#daemons["kube-apiserver"];
     await waitFor(
       "kube-apiserver /readyz",
       async () => {
@@ -507,13 +779,33 @@ export class Rig {
     );
   }
 
-  async #writeAdminKubeconfig(): Promise<void> {
+  /** A kubeconfig for one client certificate of the rig's PKI. */
+  async #writeCertKubeconfig(path: string, user: string, cert: string, key: string) {
     await Deno.writeTextFile(
-      this.kubeconfig,
-      kubeconfigJson("rig-admin", this.apiServerUrl, Deno.readTextFileSync(this.#pki.caCert), {
-        "client-certificate-data": btoa(Deno.readTextFileSync(this.#pki.adminCert)),
-        "client-key-data": btoa(Deno.readTextFileSync(this.#pki.adminKey)),
+      path,
+      kubeconfigJson(user, this.apiServerUrl, Deno.readTextFileSync(this.#pki.caCert), {
+        "client-certificate-data": btoa(Deno.readTextFileSync(cert)),
+        "client-key-data": btoa(Deno.readTextFileSync(key)),
       }),
+    );
+  }
+
+  async #writeKubeconfigs(): Promise<void> {
+    const p = this.#pki;
+    const k = `${this.dir}/kubeconfig`;
+    await this.#writeCertKubeconfig(this.kubeconfig, "rig-admin", p.adminCert, p.adminKey);
+    await this.#writeCertKubeconfig(`${k}/kubelet.json`, this.nodeName, p.nodeCert, p.nodeKey);
+    await this.#writeCertKubeconfig(
+      `${k}/scheduler.json`,
+      "kube-scheduler",
+      p.schedulerCert,
+      p.schedulerKey,
+    );
+    await this.#writeCertKubeconfig(
+      `${k}/controller-manager.json`,
+      "kube-controller-manager",
+      p.controllerManagerCert,
+      p.controllerManagerKey,
     );
   }
 
@@ -534,40 +826,6 @@ export class Rig {
     }, 60_000);
   }
 
-  async #createNode(): Promise<void> {
-    await this.api.createIfMissing("/api/v1/nodes", {
-      apiVersion: "v1",
-      kind: "Node",
-      metadata: {
-        name: this.nodeName,
-        labels: { "kubernetes.io/hostname": this.nodeName, "kubernetes.io/os": "linux" },
-      },
-    });
-    // What a kubelet reports: the node is Ready, on loopback.
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    await this.api.request(
-      "PATCH",
-      `/api/v1/nodes/${this.nodeName}/status`,
-      {
-        status: {
-          conditions: [{
-            type: "Ready",
-            status: "True",
-            reason: "KubeletReady",
-            message: "the node rig plays the kubelet",
-            lastHeartbeatTime: now,
-            lastTransitionTime: now,
-          }],
-          addresses: [
-            { type: "InternalIP", address: "127.0.0.1" },
-            { type: "Hostname", address: this.nodeName },
-          ],
-        },
-      },
-      { contentType: "application/merge-patch+json" },
-    );
-  }
-
   async #prepareMultusCredentials(): Promise<void> {
     const token = await this.#serviceAccountToken("multus", "kube-system", "cluster-admin");
     const dir = `${this.dir}/multus/serviceaccount`;
@@ -578,7 +836,7 @@ export class Rig {
   }
 
   async #createLinks(): Promise<void> {
-    const bridge = `dr${this.id}b`;
+    const bridge = this.clusterBridge;
     // Recorded before creating, so a crash in between still gets them deleted.
     await Deno.writeTextFile(`${this.dir}/links`, `${this.macvlanMaster}\n${bridge}\n`);
     await run([
@@ -594,6 +852,11 @@ export class Rig {
     ]);
     await run(["ip", "link", "set", this.macvlanMaster, "up"]);
     await run(["ip", "link", "set", this.macvlanPeer, "up"]);
+    // The cluster network's bridge exists before any pod, holding the gateway address the
+    // bridge plugin would give it (so the plugin keeps it): the node IP the kubelet needs.
+    await run(["ip", "link", "add", bridge, "type", "bridge"]);
+    await run(["ip", "addr", "add", this.clusterSubnet.replace(/0\/24$/, "1/24"), "dev", bridge]);
+    await run(["ip", "link", "set", bridge, "up"]);
   }
 
   async #writeCniConfig(): Promise<void> {
@@ -616,10 +879,6 @@ export class Rig {
       );
     }
     await Deno.symlink(this.#bins.multusShim, `${this.cniBinDir}/multus-shim`);
-    // The subnet is picked from the ID so that two rigs rarely share one.
-    const subnet = `10.${200 + (parseInt(this.id.slice(0, 2), 16) % 50)}.${
-      parseInt(this.id.slice(2, 4), 16)
-    }.0/24`;
     // A single-plugin .conf, not a .conflist: multus v4.2.2 caches a cluster-network conflist
     // loaded from a file without its plugins' settings, and its CNI DEL then fails (the
     // bridge plugin sees no IPAM ranges) and leaks the address.
@@ -627,10 +886,14 @@ export class Rig {
       cniVersion: RIG_CNI_VERSION,
       name: this.clusterNetworkName,
       type: "bridge",
-      bridge: `dr${this.id}b`,
+      bridge: this.clusterBridge,
       isGateway: true,
       ipMasq: false,
-      ipam: { type: "host-local", dataDir: this.ipamDataDir, ranges: [[{ subnet }]] },
+      ipam: {
+        type: "host-local",
+        dataDir: this.ipamDataDir,
+        ranges: [[{ subnet: this.clusterSubnet, gateway: this.nodeIp }]],
+      },
     };
     await Deno.writeTextFile(
       `${d}/multus/auto/10-${this.clusterNetworkName}.conf`,
@@ -686,6 +949,92 @@ export class Rig {
     }, 60_000);
   }
 
+  /** Polls a control-plane component's /healthz (its serving certificate is self-signed). */
+  async #waitHealthz(part: RigPart, port: number): Promise<void> {
+    const daemon = this.#daemons[part];
+    await waitFor(
+      `${part} /healthz`,
+      async () => {
+        daemon.assertAlive();
+        const res = await run(
+          ["curl", "-sk", "--max-time", "2", `https://127.0.0.1:${port}/healthz`],
+          { allowFailure: true },
+        );
+        return res.stdout.trim() === "ok";
+      },
+      60_000,
+      200,
+    );
+  }
+
+  async #waitControllerManager(): Promise<void> {
+    await this.#waitHealthz("kube-controller-manager", this.#ports.controllerManager);
+    // Pods are refused until their namespace's "default" ServiceAccount exists.
+    await this.#waitDefaultServiceAccount("default");
+  }
+
+  async #waitScheduler(): Promise<void> {
+    await this.#waitHealthz("kube-scheduler", this.#ports.scheduler);
+  }
+
+  async #waitDefaultServiceAccount(namespace: string): Promise<void> {
+    const manager = this.#daemons["kube-controller-manager"];
+    await waitFor(`the "default" ServiceAccount of namespace ${namespace}`, async () => {
+      manager.assertAlive();
+      return await this.api.getOrUndefined(
+        `/api/v1/namespaces/${namespace}/serviceaccounts/default`,
+      ) !== undefined;
+    }, 60_000);
+  }
+
+  /** Writes the kubelet's configuration, takes the host state and the cgroups, starts it. */
+  async #startKubelet(): Promise<void> {
+    await Deno.mkdir(`${this.dir}/kubelet`, { recursive: true });
+    const config = kubeletConfig({
+      nodeIp: this.nodeIp,
+      port: this.#ports.kubelet,
+      healthzPort: this.#ports.kubeletHealthz,
+      criSocket: this.criSocket,
+      cgroupRoot: this.cgroupRoot,
+      clientCaFile: this.#pki.caCert,
+      podLogsDir: `${this.dir}/pod-logs`,
+      volumePluginDir: `${this.dir}/kubelet/volume-plugins`,
+      maxPods: MAX_PODS,
+    });
+    await Deno.writeTextFile(`${this.dir}/kubelet-config.json`, JSON.stringify(config, null, 2));
+    // Before the kubelet rewrites any sysctl: the first rig saves them for the last to restore.
+    await holdHostState(this.dir);
+    await createRigCgroup(this.id);
+    this.#daemons.kubelet.start();
+    await this.#waitKubelet();
+  }
+
+  /** Waits for the kubelet's /healthz and for its Node to be Ready. */
+  async #waitKubelet(): Promise<void> {
+    const kubelet = this.#daemons.kubelet;
+    await waitFor(
+      "kubelet /healthz",
+      async () => {
+        kubelet.assertAlive();
+        const res = await fetch(`http://127.0.0.1:${this.#ports.kubeletHealthz}/healthz`);
+        return (await res.text()).trim() === "ok";
+      },
+      60_000,
+      200,
+    );
+    await waitFor(
+      `Node ${this.nodeName} to be Ready`,
+      async () => {
+        kubelet.assertAlive();
+        const node = await this.api.getOrUndefined<{
+          status?: { conditions?: { type: string; status: string }[] };
+        }>(`/api/v1/nodes/${this.nodeName}`);
+        return node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+      },
+      60_000,
+      200,
+    );
+  }
   async #serviceAccountToken(
     name: string,
     namespace: string,
@@ -717,13 +1066,17 @@ export class Rig {
 
   // ------------------------------------------------------------------ cluster helpers
 
-  /** Creates a namespace (no error if it exists). */
+  /**
+   * Creates a namespace (no error if it exists) and waits for the `default` ServiceAccount
+   * that kube-controller-manager makes in it: until then the API server refuses its pods.
+   */
   async createNamespace(name: string): Promise<void> {
     await this.api.createIfMissing("/api/v1/namespaces", {
       apiVersion: "v1",
       kind: "Namespace",
       metadata: { name },
     });
+    await this.#waitDefaultServiceAccount(name);
   }
 
   /**
@@ -777,12 +1130,19 @@ export class Rig {
     });
   }
 
-  // ------------------------------------------------------------------ kubelet's part
+  // ------------------------------------------------------------------ pods
+
+  /** Where a pending pod's init container looks for its `open` file. */
+  #gateDir(namespace: string, name: string): string {
+    return `${this.dir}/gates/${namespace}_${name}`;
+  }
 
   /**
-   * Plays the kubelet for a new pod: creates the Pod bound to this node, runs its sandbox
-   * through the CRI with the kubelet's labels (multus cold-plugs the requested networks and
-   * writes `network-status`), waits for that status, then sets `status.phase=Running`.
+   * Creates a Pod bound to this node through the API; the kubelet runs it. Resolves once it
+   * is Running with its containers started and (unless hostNetwork) multus has written its
+   * `network-status`; with `pending`, once its sandbox runs and its init container waits
+   * (phase Pending) instead. The container runs {@linkcode POD_COMMAND} from the busybox
+   * image, never pulled.
    */
   async createPod(options: CreatePodOptions): Promise<RigPod> {
     const namespace = options.namespace ?? "default";
@@ -793,60 +1153,163 @@ export class Rig {
         ? options.networks
         : JSON.stringify(options.networks);
     }
-    const created = await this.api.request<{ metadata: { uid: string } }>(
-      "POST",
-      `/api/v1/namespaces/${namespace}/pods`,
-      {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: options.name, namespace, labels: options.labels ?? {}, annotations },
-        spec: {
-          nodeName: this.nodeName,
-          hostNetwork,
-          terminationGracePeriodSeconds: 30,
-          containers: [{ name: "app", image: this.#bins.pauseImage }],
-        },
-      },
-    );
-    const uid = created.metadata.uid;
-    const config: SandboxConfig = {
-      metadata: { name: options.name, uid, namespace, attempt: 0 },
-      // A hostNetwork pod shares the node's UTS namespace: the kubelet sets no hostname.
-      hostname: hostNetwork ? "" : options.name,
-      log_directory: `${this.dir}/pods/${namespace}_${options.name}_${uid}`,
-      labels: {
-        ...options.labels,
-        "io.kubernetes.pod.uid": uid,
-        "io.kubernetes.pod.name": options.name,
-        "io.kubernetes.pod.namespace": namespace,
-      },
-      annotations: {
-        ...annotations,
-        "kubernetes.io/config.source": "api",
-        "kubernetes.io/config.seen": new Date().toISOString(),
-      },
-      linux: {
-        security_context: {
-          namespace_options: {
-            network: hostNetwork ? "NODE" : "POD",
-            pid: "CONTAINER",
-            ipc: "POD",
-          },
-        },
-      },
-    };
-    await Deno.mkdir(config.log_directory, { recursive: true });
-    const sandboxId = await this.cri.runPodSandbox(config);
-    const pod: RigPod = { name: options.name, namespace, uid, sandboxId, hostNetwork };
-    if (!hostNetwork) {
-      await waitFor(`multus' network-status on pod ${namespace}/${options.name}`, async () => {
-        const current = await this.#getPod(pod);
-        return current?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] !== undefined;
-      }, 30_000);
+    const image = this.#bins.podImage;
+    const gate = this.#gateDir(namespace, options.name);
+    if (options.pending) {
+      await Deno.remove(gate, { recursive: true }).catch(() => undefined);
+      await Deno.mkdir(gate, { recursive: true });
     }
-    const status = await this.cri.podSandboxStatus(sandboxId);
-    await this.#setRunning(pod, hostNetwork ? "127.0.0.1" : status.ip);
+    const created = await this.#postPod(namespace, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: options.name, namespace, labels: options.labels ?? {}, annotations },
+      spec: {
+        nodeName: this.nodeName,
+        hostNetwork,
+        // There is no cluster DNS: the host's resolv.conf, and no MissingClusterDNS warning.
+        dnsPolicy: "Default",
+        enableServiceLinks: false,
+        terminationGracePeriodSeconds: options.terminationGracePeriodSeconds ?? 30,
+        ...(options.pending
+          ? {
+            initContainers: [{
+              name: "gate",
+              image,
+              imagePullPolicy: "Never",
+              command: [
+                "/bin/sh",
+                "-c",
+                "trap 'exit 1' TERM INT; until [ -e /gate/open ]; do sleep 0.1; done",
+              ],
+              volumeMounts: [{ name: "gate", mountPath: "/gate" }],
+            }],
+            volumes: [{ name: "gate", hostPath: { path: gate, type: "Directory" } }],
+          }
+          : {}),
+        containers: [{
+          name: "app",
+          image,
+          imagePullPolicy: "Never",
+          command: options.command ?? POD_COMMAND,
+        }],
+      },
+    });
+    const pod: RigPod = {
+      name: options.name,
+      namespace,
+      uid: created.metadata.uid,
+      sandboxId: "",
+      hostNetwork,
+    };
+    if (options.pending) {
+      await this.#waitPod(
+        pod,
+        "to start its sandbox and wait in its init container",
+        (p) =>
+          p.status?.initContainerStatuses?.[0]?.state?.running !== undefined &&
+          (hostNetwork || p.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] !== undefined),
+      );
+    } else {
+      await this.#waitRunning(pod, []);
+    }
+    pod.sandboxId = await this.#currentSandboxId(pod.uid);
     return pod;
+  }
+
+  /** Lets a pod made with `pending` start: its init container ends; waits for Running. */
+  async releasePending(pod: RigPod): Promise<void> {
+    const gate = this.#gateDir(pod.namespace, pod.name);
+    if (!pathExists(gate)) {
+      throw new Error(
+        `pod ${pod.namespace}/${pod.name} was not created with pending: true (no ${gate})`,
+      );
+    }
+    await Deno.writeTextFile(`${gate}/open`, "");
+    await this.#waitRunning(pod, []);
+  }
+
+  /** POSTs a Pod, retrying while its namespace's `default` ServiceAccount is not made yet. */
+  async #postPod(
+    namespace: string,
+    body: Record<string, unknown>,
+  ): Promise<{ metadata: { uid: string } }> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        return await this.api.request<{ metadata: { uid: string } }>(
+          "POST",
+          `/api/v1/namespaces/${namespace}/pods`,
+          body,
+        );
+      } catch (err) {
+        const noAccount = err instanceof ApiError && err.status === 403 &&
+          /serviceaccount .* not found/i.test(err.message);
+        if (!noAccount || Date.now() > deadline) throw err;
+        await sleep(200);
+      }
+    }
+  }
+
+  /**
+   * Waits until the pod runs with every container started, none of them one of `old` (their
+   * CRI IDs), and multus has written network-status (unless hostNetwork).
+   */
+  async #waitRunning(pod: RigPod, old: readonly string[]): Promise<PodObject> {
+    return await this.#waitPod(pod, "to run", (p) => {
+      const containers = p.status?.containerStatuses ?? [];
+      return p.status?.phase === "Running" && containers.length > 0 &&
+        containers.every((c) =>
+          c.state?.running !== undefined && !old.includes(c.containerID ?? "")
+        ) &&
+        (pod.hostNetwork || p.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] !== undefined);
+    });
+  }
+
+  /**
+   * Polls the Pod until `done` holds. Fails at once if the pod is gone, the kubelet has
+   * exited, or a container waits for a reason that needs a change to the pod; on timeout the
+   * error tells the pod's state and its Warning events.
+   */
+  async #waitPod(
+    pod: RigPod,
+    what: string,
+    done: (p: PodObject) => boolean,
+    timeoutMs = POD_TIMEOUT_MS,
+  ): Promise<PodObject> {
+    const deadline = Date.now() + timeoutMs;
+    let last: PodObject | undefined;
+    for (;;) {
+      this.#daemons.kubelet.assertAlive();
+      last = await this.#getPod(pod);
+      if (!last || last.metadata.uid !== pod.uid) {
+        throw new Error(`pod ${pod.namespace}/${pod.name} (uid ${pod.uid}) is gone`);
+      }
+      if (done(last)) return last;
+      const statuses = [
+        ...(last.status?.initContainerStatuses ?? []),
+        ...(last.status?.containerStatuses ?? []),
+      ];
+      const hopeless = statuses.find((c) => HOPELESS.has(c.state?.waiting?.reason ?? ""));
+      if (hopeless || Date.now() > deadline) {
+        const events = await this.#warnings(pod).catch(() => []);
+        throw new Error(
+          `pod ${pod.namespace}/${pod.name} did not come ${what}: ${describePod(last)}` +
+            (events.length ? `; warnings: ${events.join(" | ")}` : "") +
+            `; see ${this.logFile("kubelet")}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  /** The pod's Warning events, as `reason: message`. */
+  async #warnings(pod: RigPod): Promise<string[]> {
+    const list = await this.api.request<{
+      items: { type: string; reason: string; message: string }[];
+    }>("GET", `/api/v1/namespaces/${pod.namespace}/events`, undefined, {
+      query: { fieldSelector: `involvedObject.uid=${pod.uid}` },
+    });
+    return list.items.filter((e) => e.type === "Warning").map((e) => `${e.reason}: ${e.message}`);
   }
 
   async #getPod(pod: PodRef): Promise<PodObject | undefined> {
@@ -855,74 +1318,157 @@ export class Rig {
     );
   }
 
-  async #setRunning(pod: RigPod, ip: string): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    const condition = (type: string) => ({ type, status: "True", lastTransitionTime: now });
-    for (let attempt = 0;; attempt++) {
+  /** The pod's sandboxes, newest first. */
+  async #sandboxes(uid: string): Promise<SandboxSummary[]> {
+    const list = await this.cri.listPodSandbox({ [POD_UID_LABEL]: uid });
+    return list.sort((a, b) => (BigInt(b.created_at) > BigInt(a.created_at) ? 1 : -1));
+  }
+
+  async #currentSandboxId(uid: string): Promise<string> {
+    const ready = (await this.#sandboxes(uid)).find((s) => s.state === "SANDBOX_READY");
+    if (!ready) {
+      throw new Error(`pod uid ${uid} has no ready sandbox in ${this.criSocket}`);
+    }
+    return ready.id;
+  }
+
+  /** The pod as it is now: its current sandbox (the kubelet makes a new one if it dies). */
+  async refreshPod(pod: RigPod): Promise<RigPod> {
+    return { ...pod, sandboxId: await this.#currentSandboxId(pod.uid) };
+  }
+
+  /**
+   * Resolves once the kubelet has stopped every sandbox of the pod: none is ready and none
+   * keeps its netns (containerd removes it after the CNI DEL, the last step of a stop).
+   */
+  async #waitSandboxesStopped(pod: RigPod): Promise<void> {
+    await waitFor(
+      `the kubelet to stop the sandboxes of pod ${pod.namespace}/${pod.name}`,
+      async () => {
+        for (const sandbox of await this.#sandboxes(pod.uid)) {
+          if (sandbox.state === "SANDBOX_READY") return false;
+          const status = await this.cri.podSandboxStatus(sandbox.id).catch(() => undefined);
+          let netns: string | undefined;
+          try {
+            netns = status && netnsPathFromInfo(status.info);
+          } catch {
+            // a hostNetwork sandbox
+          }
+          if (netns && pathExists(netns)) return false;
+        }
+        return true;
+      },
+      POD_TIMEOUT_MS,
+    );
+  }
+
+  async #waitGone(pod: RigPod, timeoutMs: number): Promise<void> {
+    await waitFor(`pod ${pod.namespace}/${pod.name} to be gone`, async () => {
       const current = await this.#getPod(pod);
-      if (!current) throw new Error(`pod ${pod.namespace}/${pod.name} vanished before Running`);
-      current.status = {
-        phase: "Running",
-        hostIP: "127.0.0.1",
-        hostIPs: [{ ip: "127.0.0.1" }],
-        ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}),
-        startTime: now,
-        qosClass: "BestEffort",
-        conditions: ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map(condition),
-        containerStatuses: [{
-          name: "app",
-          ready: true,
-          started: true,
-          restartCount: 0,
-          image: this.#bins.pauseImage,
-          imageID: "",
-          state: { running: { startedAt: now } },
-        }],
-      };
-      try {
-        await this.api.request(
-          "PUT",
-          `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`,
-          current,
-        );
-        return;
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 409 && attempt < 10) continue;
-        throw err;
-      }
+      return current === undefined || current.metadata.uid !== pod.uid;
+    }, timeoutMs);
+  }
+
+  async #deletePodObject(pod: RigPod, body: Record<string, unknown>): Promise<void> {
+    try {
+      await this.api.request("DELETE", `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`, {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        preconditions: { uid: pod.uid },
+        ...body,
+      });
+    } catch (err) {
+      // Gone already, or a pod of the same name that is not this one.
+      if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) throw err;
     }
   }
 
   /**
-   * Plays the kubelet for a pod deletion: a graceful DELETE (sets deletionTimestamp), then
-   * StopPodSandbox (CNI DEL through multus) and RemovePodSandbox, then the final DELETE with
-   * grace period 0. Resolves once the Pod object is gone.
+   * An ordinary graceful deletion (`kubectl delete pod`): the kubelet stops the containers,
+   * tears the sandbox down (multus' CNI DEL) and then removes the object. Resolves once the
+   * Pod object is gone.
    */
   async deletePod(pod: RigPod): Promise<void> {
-    const path = `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
-    const del = async (body: Record<string, unknown>) => {
-      try {
-        await this.api.request("DELETE", path, {
-          apiVersion: "v1",
-          kind: "DeleteOptions",
-          ...body,
-        });
-      } catch (err) {
-        if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) throw err;
-      }
-    };
-    await del({ gracePeriodSeconds: 30 });
-    // A sandbox a test already removed is fine; any other CRI error is not.
-    const gone = (err: unknown) => {
-      if (!(err instanceof Error && /not ?found/i.test(err.message))) throw err;
-    };
-    await this.cri.stopPodSandbox(pod.sandboxId).catch(gone);
-    await this.cri.removePodSandbox(pod.sandboxId).catch(gone);
-    await del({ gracePeriodSeconds: 0, preconditions: { uid: pod.uid } });
-    await waitFor(`pod ${pod.namespace}/${pod.name} to be gone`, async () => {
-      const current = await this.#getPod(pod);
-      return current === undefined || current.metadata.uid !== pod.uid;
-    }, 30_000);
+    const current = await this.#getPod(pod);
+    if (!current || current.metadata.uid !== pod.uid) return;
+    const grace = current.spec?.terminationGracePeriodSeconds ?? 30;
+    await this.#deletePodObject(pod, {});
+    await this.#waitGone(pod, grace * 1000 + POD_TIMEOUT_MS);
+    await this.#waitSandboxesStopped(pod);
+  }
+
+  /**
+   * A forced deletion (`kubectl delete pod --grace-period=0 --force`): the object goes at
+   * once, before anything on the node; the kubelet then tears the sandbox down on its own.
+   * Resolves once the object is gone and no sandbox of the pod is ready.
+   */
+  async forceDeletePod(pod: RigPod): Promise<void> {
+    await this.#deletePodObject(pod, { gracePeriodSeconds: 0 });
+    await this.#waitGone(pod, POD_TIMEOUT_MS);
+    await this.#waitSandboxesStopped(pod);
+  }
+
+  /** Running containers of the pod, by name. */
+  async #runningContainers(pod: RigPod, name?: string) {
+    const labels: Record<string, string> = { [POD_UID_LABEL]: pod.uid };
+    if (name) labels["io.kubernetes.container.name"] = name;
+    return (await this.cri.listContainers(labels)).filter((c) => c.state === "CONTAINER_RUNNING");
+  }
+
+  /**
+   * A container crash: SIGKILLs the container's first process. The kubelet restarts the
+   * container in the same sandbox; resolves once the new one runs.
+   */
+  async restartContainer(pod: RigPod, container = "app"): Promise<void> {
+    const [running] = await this.#runningContainers(pod, container);
+    if (!running) {
+      throw new Error(`pod ${pod.namespace}/${pod.name} has no running container ${container}`);
+    }
+    const pid = await this.cri.containerPid(running.id);
+    if (pid <= 0) throw new Error(`container ${running.id} has no PID in its CRI status`);
+    Deno.kill(pid, "SIGKILL");
+    await this.#waitRunning(pod, [`containerd://${running.id}`]);
+  }
+
+  /**
+   * Kills the pod's current sandbox (SIGKILL to its pause process) and resolves once
+   * containerd reports it not ready, without waiting for the kubelet: with the kubelet
+   * stopped, the dead sandbox stays as it is. Resolves with its ID.
+   */
+  async killPause(pod: RigPod): Promise<string> {
+    const id = await this.#currentSandboxId(pod.uid);
+    const status = await this.cri.podSandboxStatus(id);
+    const pid = Number(status.info["pid"] ?? 0);
+    if (pid <= 0) throw new Error(`sandbox ${id} has no PID in its CRI status`);
+    Deno.kill(pid, "SIGKILL");
+    await waitFor(
+      `containerd to see sandbox ${id} die`,
+      async () => (await this.cri.podSandboxStatus(id)).state === "SANDBOX_NOTREADY",
+      30_000,
+    );
+    return id;
+  }
+
+  /**
+   * Sandbox loss: SIGKILLs the pod's pause process. The kubelet stops what is left of the
+   * sandbox (multus' CNI DEL), makes a new one (multus' CNI ADD plugs the annotation's
+   * networks again and rewrites network-status) and restarts the containers in it. Resolves
+   * with the pod and its new sandbox ID once it runs again.
+   */
+  async killSandbox(pod: RigPod): Promise<RigPod> {
+    const oldContainers = (await this.#runningContainers(pod)).map((c) => `containerd://${c.id}`);
+    const oldId = await this.killPause(pod);
+    const newId = await waitFor(
+      `the kubelet to make a new sandbox for pod ${pod.namespace}/${pod.name}`,
+      async () => {
+        this.#daemons.kubelet.assertAlive();
+        const id = await this.#currentSandboxId(pod.uid).catch(() => undefined);
+        return id !== undefined && id !== oldId ? id : undefined;
+      },
+      POD_TIMEOUT_MS,
+    );
+    await this.#waitRunning(pod, oldContainers);
+    return { ...pod, sandboxId: newId };
   }
 
   /** The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). */
@@ -971,87 +1517,101 @@ export class Rig {
   // ------------------------------------------------------------------ faults and health
 
   /**
-   * Stops one part (SIGTERM, then SIGKILL), e.g. to test behaviour while multus is down.
-   * Pod sandboxes survive a containerd stop. {@linkcode Rig.startPart} brings it back.
+   * Stops one part (SIGTERM, then SIGKILL), e.g. to test behaviour while multus or the
+   * kubelet is down. Pod sandboxes survive a containerd or kubelet stop.
+   * {@linkcode Rig.startPart} brings it back.
    */
   async stopPart(part: RigPart): Promise<void> {
-    await this.#daemon(part).stop();
+    await this.#daemons[part].stop();
   }
 
   /** Starts a part stopped by {@linkcode Rig.stopPart} and waits until it answers. */
   async startPart(part: RigPart): Promise<void> {
-    const daemon = this.#daemon(part);
+    const daemon = this.#daemons[part];
     if (!daemon.alive) daemon.start();
-    if (part === "etcd") await this.#waitEtcd();
-    else if (part === "kube-apiserver") await this.#waitApiServer();
-    else if (part === "multus") await this.#waitMultus();
-    else await this.#waitContainerd();
+    await this.#waitPart(part);
   }
 
-  #daemon(part: RigPart): Daemon {
-    const byPart = {
-      etcd: this.#daemons.etcd,
-      "kube-apiserver": this.#daemons.apiserver,
-      containerd: this.#daemons.containerd,
-      multus: this.#daemons.multus,
-    };
-    return byPart[part];
+  async #waitPart(part: RigPart): Promise<void> {
+    switch (part) {
+      case "etcd":
+        return await this.#waitEtcd();
+      case "kube-apiserver":
+        return await this.#waitApiServer();
+      case "kube-controller-manager":
+        return await this.#waitControllerManager();
+      case "kube-scheduler":
+        return await this.#waitScheduler();
+      case "multus":
+        return await this.#waitMultus();
+      case "containerd":
+        return await this.#waitContainerd();
+      case "kubelet":
+        return await this.#waitKubelet();
+    }
+  }
+
+  async #restart(part: RigPart): Promise<void> {
+    await this.#daemons[part].stop();
+    this.#daemons[part].start();
+    await this.#waitPart(part);
   }
 
   /** Restarts the multus daemon (its socket is recreated) and waits for /healthz. */
   async restartMultus(): Promise<void> {
-    await this.#daemons.multus.stop();
-    this.#daemons.multus.start();
-    await this.#waitMultus();
+    await this.#restart("multus");
   }
 
   /** Restarts containerd (sandboxes keep running in their shims) and waits for its CRI. */
   async restartContainerd(): Promise<void> {
-    await this.#daemons.containerd.stop();
-    this.#daemons.containerd.start();
-    await this.#waitContainerd();
+    await this.#restart("containerd");
   }
 
   /** Restarts kube-apiserver on the same port and waits for /readyz. */
   async restartApiServer(): Promise<void> {
-    await this.#daemons.apiserver.stop();
-    this.#daemons.apiserver.start();
-    await this.#waitApiServer();
+    await this.#restart("kube-apiserver");
   }
 
-  /** Waits until every part answers: etcd, kube-apiserver, multus and containerd. */
+  /** Restarts the kubelet (pods keep running) and waits for /healthz and a Ready Node. */
+  async restartKubelet(): Promise<void> {
+    await this.#restart("kubelet");
+  }
+
+  /** Waits until every part answers. */
   async ready(): Promise<void> {
     await this.#waitEtcd();
     await this.#waitApiServer();
+    await this.#waitControllerManager();
+    await this.#waitScheduler();
     await this.#waitMultus();
     await this.#waitContainerd();
+    await this.#waitKubelet();
   }
 
   /**
-   * Stops everything and removes what the run made: pod sandboxes (through the CRI, so CNI
-   * DEL runs), processes, mounts, links and the run directory. Safe to call twice.
+   * Stops everything and removes what the run made: the kubelet first (so that nothing
+   * re-creates pods), pod sandboxes (through the CRI, so CNI DEL runs), the other processes,
+   * what is left in the rig's cgroups and the cgroups, mounts (the kubelet's volumes among
+   * them), links, the kubelet's container log links, the sysctls the kubelet changed (when
+   * no other rig holds them) and the run directory. Safe to call twice.
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    const { etcd, apiserver, multus, containerd } = this.#daemons;
-    if (containerd.alive) await removeSandboxes(this.cri).catch(() => undefined);
+    const d = this.#daemons;
+    await d.kubelet.stop();
+    await d["kube-scheduler"].stop();
+    await d["kube-controller-manager"].stop();
+    if (d.containerd.alive) await removeSandboxes(this.cri).catch(() => undefined);
     this.cri.close();
     this.api.close();
-    await multus.stop();
-    await containerd.stop();
-    await apiserver.stop();
-    await etcd.stop();
+    await d.multus.stop();
+    await d.containerd.stop();
+    await d["kube-apiserver"].stop();
+    await d.etcd.stop();
     await keepLogs(this.dir, this.id);
     await teardownRunDir(this.dir);
   }
-}
-
-/** The parts of a Pod object the rig reads. */
-interface PodObject {
-  metadata: { uid: string; annotations?: Record<string, string>; resourceVersion?: string };
-  status?: Record<string, unknown>;
-  [key: string]: unknown;
 }
 
 export { RIG_BASE_DIR, RIG_LOG_DIR } from "./run_dir.ts";

@@ -1,6 +1,9 @@
 /**
  * The rig's throw-away PKI, made with openssl: a CA, the API server's serving certificate,
- * client certificates (the admin is in `system:masters`) and the ServiceAccount signing key.
+ * client certificates (the admin is in `system:masters`; the kubelet is
+ * `system:node:<node>` in `system:nodes`; kube-scheduler and kube-controller-manager have the
+ * identities their bootstrap RBAC roles name; the API server has one for calling kubelets)
+ * and the ServiceAccount signing key.
  *
  * @module
  */
@@ -15,6 +18,16 @@ export interface Pki {
   serverKey: string;
   adminCert: string;
   adminKey: string;
+  /** The kubelet's client certificate, `/O=system:nodes/CN=system:node:<node>`. */
+  nodeCert: string;
+  nodeKey: string;
+  /** The API server's client certificate towards kubelets (exec, logs). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+  schedulerCert: string;
+  schedulerKey: string;
+  controllerManagerCert: string;
+  controllerManagerKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
 }
@@ -71,8 +84,15 @@ export async function issueCertificate(
   return { cert, key };
 }
 
-/** Creates the CA, server, admin and ServiceAccount keys under `dir`. */
-export async function createPki(dir: string): Promise<Pki> {
+const CLIENT_EXTENSIONS = [
+  "basicConstraints=CA:FALSE",
+  "keyUsage=critical,digitalSignature,keyEncipherment",
+  "extendedKeyUsage=clientAuth",
+  "",
+].join("\n");
+
+/** Creates the CA, the server and client certificates and the ServiceAccount key under `dir`. */
+export async function createPki(dir: string, nodeName: string): Promise<Pki> {
   await Deno.mkdir(dir, { recursive: true });
   const caKey = `${dir}/ca.key`;
   const caCert = `${dir}/ca.crt`;
@@ -112,17 +132,19 @@ export async function createPki(dir: string): Promise<Pki> {
     ].join("\n"),
     ca,
   );
-  const admin = await issueCertificate(
-    dir,
-    "admin",
-    "/O=system:masters/CN=rig-admin",
-    [
-      "basicConstraints=CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=clientAuth",
-      "",
-    ].join("\n"),
-    ca,
+  const client = (name: string, subject: string) =>
+    issueCertificate(dir, name, subject, CLIENT_EXTENSIONS, ca);
+  const admin = await client("admin", "/O=system:masters/CN=rig-admin");
+  // The Node authorizer and NodeRestriction know a kubelet by exactly this subject.
+  const node = await client("node", `/O=system:nodes/CN=system:node:${nodeName}`);
+  const kubeletClient = await client(
+    "apiserver-kubelet-client",
+    "/O=system:masters/CN=kube-apiserver-kubelet-client",
+  );
+  const scheduler = await client("scheduler", "/CN=system:kube-scheduler");
+  const controllerManager = await client(
+    "controller-manager",
+    "/CN=system:kube-controller-manager",
   );
   const serviceAccountKey = `${dir}/sa.key`;
   const serviceAccountPub = `${dir}/sa.pub`;
@@ -143,6 +165,14 @@ export async function createPki(dir: string): Promise<Pki> {
     serverKey: server.key,
     adminCert: admin.cert,
     adminKey: admin.key,
+    nodeCert: node.cert,
+    nodeKey: node.key,
+    kubeletClientCert: kubeletClient.cert,
+    kubeletClientKey: kubeletClient.key,
+    schedulerCert: scheduler.cert,
+    schedulerKey: scheduler.key,
+    controllerManagerCert: controllerManager.cert,
+    controllerManagerKey: controllerManager.key,
     serviceAccountKey,
     serviceAccountPub,
   };

@@ -13,6 +13,7 @@ if (import.meta.main) {
   const rig = await Rig.start();
   const info = {
     nodeName: rig.nodeName,
+    nodeIp: rig.nodeIp,
     apiServerUrl: rig.apiServerUrl,
     kubeconfig: rig.kubeconfig,
     kubectl: rig.binaries.kubectl,

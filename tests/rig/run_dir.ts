@@ -1,14 +1,17 @@
 /**
  * A rig's run directory (`/tmp/dnc-rig/<id>`) and its clean-up: what a run leaves is found from
- * its files alone (PID files, the links list, mounts under the directory, containerd shims
- * naming its socket), so a run whose test process died can be removed by the next one.
+ * its files and its ID alone (PID files, the links list, mounts under the directory, containerd
+ * shims naming its socket, the `dnc-rig-<id>` cgroups), so a run whose test process died can be
+ * removed by the next one, which also puts back the host values its kubelet changed.
  *
  * @module
  */
 
+import { orphanRigCgroups, removeRigCgroup } from "./cgroups.ts";
 import { CriClient } from "./cri_client.ts";
 import { processAlive, stopGroup } from "./daemon.ts";
 import { run } from "./exec.ts";
+import { releaseHostState } from "./host_state.ts";
 
 /** Where every rig's run directory lives. */
 export const RIG_BASE_DIR = "/tmp/dnc-rig";
@@ -86,8 +89,10 @@ function childrenOf(pid: number): number[] {
 }
 
 /**
- * Removes what a run left behind, by its files only: processes by PID file, containerd shims
- * and their pause processes, mounts, links, the directory.
+ * Removes what a run left behind, by its files and ID only: processes by PID file, containerd
+ * shims and their pause processes, what is left in its cgroups and the cgroups, mounts (the
+ * kubelet's volumes among them), links, its hold on the host state (the last run out restores
+ * the sysctls), the directory.
  */
 export async function teardownRunDir(dir: string): Promise<void> {
   const pidDir = `${dir}/pids`;
@@ -115,6 +120,8 @@ export async function teardownRunDir(dir: string): Promise<void> {
       // gone
     }
   }
+  const left = await removeRigCgroup(dir.slice(dir.lastIndexOf("/") + 1));
+  if (left.length > 0) console.warn(`rig clean-up: cgroups left (busy): ${left.join(", ")}`);
   for (const point of mountsUnder(dir)) {
     await run(["umount", "-l", point], { allowFailure: true });
   }
@@ -125,6 +132,7 @@ export async function teardownRunDir(dir: string): Promise<void> {
   } catch {
     // no links recorded
   }
+  await releaseHostState(dir.slice(0, dir.lastIndexOf("/")), dir);
   await Deno.remove(dir, { recursive: true }).catch(() => undefined);
 }
 
@@ -152,11 +160,11 @@ export async function removeSandboxes(cri: CriClient): Promise<void> {
 /** Cleans run directories whose owning test process is gone. */
 export async function cleanDeadRuns(): Promise<string[]> {
   const cleaned: string[] = [];
-  let entries: Deno.DirEntry[];
+  let entries: Deno.DirEntry[] = [];
   try {
     entries = [...Deno.readDirSync(RIG_BASE_DIR)];
   } catch {
-    return cleaned;
+    // no runs yet
   }
   for (const entry of entries) {
     const dir = `${RIG_BASE_DIR}/${entry.name}`;
@@ -173,5 +181,8 @@ export async function cleanDeadRuns(): Promise<string[]> {
     await teardownRunDir(dir);
     cleaned.push(dir);
   }
+  // Left by runs whose directory another clean-up removed without knowing of them.
+  for (const id of orphanRigCgroups(RIG_BASE_DIR)) await removeRigCgroup(id);
+  await releaseHostState(RIG_BASE_DIR);
   return cleaned;
 }

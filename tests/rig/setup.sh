@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs and builds everything the node rig needs, then writes the paths the rig uses to
-# $DNC_RIG_CACHE/paths.json. Idempotent: a warm run only checks and takes seconds.
+# $DNC_RIG_CACHE/paths.json (and to $DNC_RIG_PATHS if set). Idempotent: a warm run only
+# checks and takes seconds.
 #
 #   Debian packages   etcd-server, containerd, runc, containernetworking-plugins, iproute2, jq, gcc …
 #   kube-apiserver    built from the Go module proxy, pinned in tests/rig/kube/go.mod
-#   kubectl           same pin
+#   kubectl, kubelet, kube-scheduler, kube-controller-manager
+#                     same pin, same flags
 #   multus            multus-daemon and multus-shim, pinned in tests/rig/multus/go.mod
 #   pause image       a static C pause packed as an OCI tarball, no registry needed
+#   pod image         Debian's busybox-static (a shell and sleep), packed the same way
 #
 # Builds land in $DNC_RIG_CACHE (default /var/cache/dnc-rig), in a directory named by the pinned
 # version and a hash of go.mod, go.sum and the build flags: a new pin rebuilds, an unchanged one
@@ -46,7 +49,7 @@ main() {
   # ---------------------------------------------------------------------------------------------
   begin "Debian packages"
   packages=(etcd-server containerd runc containernetworking-plugins iproute2 jq gcc libc6-dev
-    openssl util-linux tar coreutils)
+    openssl util-linux tar coreutils curl)
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -110,6 +113,10 @@ main() {
 
   build "$rig_dir/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_bin/kube-apiserver" "$kube_ldflags"
   build "$rig_dir/kube" k8s.io/kubernetes/cmd/kubectl "$kube_bin/kubectl" "$kube_ldflags"
+  build "$rig_dir/kube" k8s.io/kubernetes/cmd/kubelet "$kube_bin/kubelet" "$kube_ldflags"
+  build "$rig_dir/kube" k8s.io/kubernetes/cmd/kube-scheduler "$kube_bin/kube-scheduler" "$kube_ldflags"
+  build "$rig_dir/kube" k8s.io/kubernetes/cmd/kube-controller-manager \
+    "$kube_bin/kube-controller-manager" "$kube_ldflags"
   build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-daemon \
     "$multus_bin/multus-daemon" "$multus_ldflags"
   build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-shim \
@@ -133,6 +140,39 @@ main() {
   fi
 
   # ---------------------------------------------------------------------------------------------
+  # The pod image: Debian's busybox-static (a shell, sleep and the usual tools), keyed by the
+  # package version and the scripts that pack it. apt-get download needs no install.
+  begin "pod image"
+  # apt-cache takes half a second here (no package cache file): its answer is kept until the
+  # package lists change.
+  lists_stamp=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)
+  read -r known_stamp busybox_version 2>/dev/null <"$cache/image/busybox-static.version" || true
+  if [ "${known_stamp:-}" != "$lists_stamp" ] || [ -z "${busybox_version:-}" ]; then
+    busybox_version=$(apt-cache show --no-all-versions busybox-static 2>/dev/null | awk '$1 == "Version:" { print $2; exit }')
+    if [ -z "$busybox_version" ]; then
+      apt-get update >>"$cache/logs/apt.log" 2>&1 || fail "apt-get update failed; see $cache/logs/apt.log"
+      lists_stamp=$(stat -c %Y /var/lib/apt/lists)
+      busybox_version=$(apt-cache show --no-all-versions busybox-static | awk '$1 == "Version:" { print $2; exit }')
+    fi
+    [ -n "$busybox_version" ] || fail "apt-cache knows no busybox-static; check /etc/apt/sources.list"
+    echo "$lists_stamp $busybox_version" >"$cache/image/busybox-static.version"
+  fi
+  pod_key=$(cat "$rig_dir/image/busybox_rootfs.sh" "$rig_dir/image/make_image.sh" <(echo "$busybox_version") |
+    sha256sum | cut -c1-12)
+  pod_tar=$cache/image/busybox-$pod_key.tar
+  if [ -s "$pod_tar" ]; then
+    done_step "cached"
+  else
+    work=$(mktemp -d)
+    (cd "$work" && apt-get download "busybox-static=$busybox_version") >>"$cache/logs/apt.log" 2>&1 ||
+      fail "apt-get download busybox-static=$busybox_version failed; see $cache/logs/apt.log"
+    bash "$rig_dir/image/busybox_rootfs.sh" "$work"/busybox-static_*.deb "$work/rootfs"
+    bash "$rig_dir/image/make_image.sh" localhost/dnc-rig/busybox:"$pod_key" "$work/rootfs" '["/bin/sh"]' "$pod_tar"
+    rm -rf "$work"
+    done_step "built from busybox-static $busybox_version"
+  fi
+
+  # ---------------------------------------------------------------------------------------------
   begin "paths"
   cni_bin=/usr/lib/cni
   for plugin in bridge host-local macvlan static tuning loopback; do
@@ -144,14 +184,25 @@ main() {
     --arg ctr "$(command -v ctr)" \
     --arg kubeApiserver "$kube_bin/kube-apiserver" \
     --arg kubectl "$kube_bin/kubectl" \
+    --arg kubelet "$kube_bin/kubelet" \
+    --arg kubeScheduler "$kube_bin/kube-scheduler" \
+    --arg kubeControllerManager "$kube_bin/kube-controller-manager" \
     --arg multusDaemon "$multus_bin/multus-daemon" \
     --arg multusShim "$multus_bin/multus-shim" \
     --arg cniBinDir "$cni_bin" \
     --arg pauseImageTar "$pause_tar" \
     --arg pauseImage "localhost/dnc-rig/pause:$image_key" \
+    --arg podImageTar "$pod_tar" \
+    --arg podImage "localhost/dnc-rig/busybox:$pod_key" \
     --arg kubeVersion "$kube_version" \
     --arg multusVersion "$multus_version" \
     '$ARGS.named' >"$cache/paths.json.tmp"
+  # A copy where the caller asked (the rig keeps one per checkout: checkouts with other pins
+  # share this cache, and each set-up rewrites paths.json).
+  if [ -n "${DNC_RIG_PATHS:-}" ]; then
+    cp "$cache/paths.json.tmp" "$DNC_RIG_PATHS.tmp"
+    mv "$DNC_RIG_PATHS.tmp" "$DNC_RIG_PATHS"
+  fi
   mv "$cache/paths.json.tmp" "$cache/paths.json"
   done_step "$cache/paths.json"
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds a single-layer OCI image-layout tarball, importable with `ctr images import`,
 # from a directory, without any registry.
-# usage: make_image.sh IMAGE_REF ROOTFS_DIR ENTRYPOINT_JSON OUT.tar
+# usage: make_image.sh IMAGE_REF ROOTFS_DIR ENTRYPOINT_JSON OUT.tar [ENV_JSON [WORKDIR]]
+#   ENV_JSON: the image's environment as a JSON list of "NAME=value" (default: a PATH)
 set -euo pipefail
 ref=$1 rootfs=$2 entrypoint=$3 out=$4
+env_json=${5:-'["PATH=/bin:/usr/bin:/sbin"]'} workdir=${6:-/}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/blobs/sha256"
@@ -21,8 +23,9 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf 
 read -r layer_digest layer_size < <(blob "$work/layer.tar")
 
 jq -cn --arg diff "sha256:$layer_digest" --argjson entrypoint "$entrypoint" \
+  --argjson env "$env_json" --arg workdir "$workdir" \
   '{architecture: "amd64", os: "linux",
-    config: {Entrypoint: $entrypoint, Env: ["PATH=/bin:/usr/bin:/sbin"], WorkingDir: "/"},
+    config: {Entrypoint: $entrypoint, Env: $env, WorkingDir: $workdir},
     rootfs: {type: "layers", diff_ids: [$diff]}}' >"$work/config.json"
 read -r config_digest config_size < <(blob "$work/config.json")
 

@@ -1,4 +1,5 @@
-// Pins the kube-apiserver and kubectl the node rig builds; setup.sh builds them from here.
+// Pins the Kubernetes commands the node rig builds (kube-apiserver, kubectl, kubelet, kube-scheduler,
+// kube-controller-manager); setup.sh builds them from here.
 module dnc.rig/kube
 
 go 1.24.0
