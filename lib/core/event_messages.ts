@@ -2,9 +2,12 @@
  * The texts of the controller's Kubernetes Events, byte for byte those of upstream
  * multus-dynamic-networks-controller (users and tests match on them), including the
  * attributes suffix rendered the way Go's `%v` renders a `[]string` and a
- * `*map[string]interface{}`. Failure messages also carry the error, after `: `.
+ * `*map[string]interface{}`. Failure messages also carry the error, after `: `. Also the
+ * aggregated messages of a pass with several interfaces, the agent's own two reasons, and the
+ * Event type.
  *
- * Pure functions, no I/O.
+ * Pure functions, no I/O: the reconciler composes the texts, the Kubernetes side
+ * (`kube/events.ts`) writes them.
  *
  * @module
  */

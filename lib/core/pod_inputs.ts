@@ -1,8 +1,8 @@
 /**
- * What a reconcile pass reads of a pod, and whether an update changed it. The controller
- * asks this of every pod update, to tell the work queue whether the pod is due now
- * (`add`: the update may be the fix, or the deletion to act on) or only worth another look
- * (`resync`: a pod that backs off keeps backing off).
+ * What a reconcile pass reads of a pod, and whether an update changed it. The triggers
+ * (`reconcile/triggers.ts`) ask this of every pod update, to tell the work queue whether the
+ * pod is due now (`add`: the update may be the fix, or the deletion to act on) or only worth
+ * another look (`resync`: a pod that backs off keeps backing off).
  *
  * A pass reads the pod's uid, deletion, phase, `hostNetwork`, the networks annotation and
  * network-status (and, through other channels, the NADs and the sandbox). A new sandbox shows
