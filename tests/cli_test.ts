@@ -11,7 +11,7 @@ import {
 import { CONFIG_KEYS } from "../lib/config/settings.ts";
 import { FLAG_SPECS } from "../lib/config/flags.ts";
 import { helpText } from "../lib/config/help.ts";
-import { MAIN_PATH, runCommand } from "../lib/process/launch.ts";
+import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { main, type MainIo } from "../main.ts";
 
 const SPECS = [

@@ -6,7 +6,7 @@
  * image carries the OCI labels.
  */
 import assert from "node:assert/strict";
-import { compileCommand, MAIN_PATH, runCommand } from "../lib/process/launch.ts";
+import { compileCommand, MAIN_PATH, runCommand } from "../lib/launch.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -136,7 +136,7 @@ Deno.test("Containerfile: dependencies are installed exactly as locked", () => {
   assert.equal(words.slice(0, 2).join(" "), "deno install");
   assert.ok(words.includes("--frozen"), install[0]!.text);
   // Both programs that run in the build: the controller and the compile launcher.
-  for (const entry of ["main.ts", "lib/process/launch.ts"]) assert.ok(words.includes(entry), entry);
+  for (const entry of ["main.ts", "lib/launch.ts"]) assert.ok(words.includes(entry), entry);
 });
 
 Deno.test("Containerfile: the compile step is `deno task compile`, nothing spells a permission", async () => {
@@ -149,7 +149,7 @@ Deno.test("Containerfile: the compile step is `deno task compile`, nothing spell
   const deno = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   assert.equal(
     deno.tasks.compile,
-    ["deno", "run", ...LAUNCHER_FLAGS, "lib/process/launch.ts", "compile"].join(" "),
+    ["deno", "run", ...LAUNCHER_FLAGS, "lib/launch.ts", "compile"].join(" "),
   );
 });
 
@@ -231,10 +231,7 @@ Deno.test("Containerfile: the build context holds every module of the program an
   const inContext = (path: string) =>
     copied.some((c) => c.endsWith("/") ? path.startsWith(c) : path === c);
   for (const file of ["deno.json", "deno.lock"]) assert.ok(inContext(file), file);
-  const modules = [
-    ...await localModules("main.ts"),
-    ...await localModules("lib/process/launch.ts"),
-  ];
+  const modules = [...await localModules("main.ts"), ...await localModules("lib/launch.ts")];
   assert.ok(modules.includes("main.ts") && modules.includes("lib/controller.ts"), modules.join());
   for (const m of modules) assert.ok(inContext(m), `${m} is not copied into the build stage`);
   for (const f of RUNTIME_DATA_FILES) assert.ok(inContext(f), `${f} is not copied`);

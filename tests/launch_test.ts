@@ -10,7 +10,7 @@ import {
   PROJECT_ROOT,
   runCommand,
   shellQuote,
-} from "../lib/process/launch.ts";
+} from "../lib/launch.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -137,7 +137,7 @@ Deno.test("shellQuote leaves plain words alone and quotes the rest", () => {
 
 Deno.test("deno.json's start and compile tasks run the launcher with LAUNCHER_FLAGS", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(`${PROJECT_ROOT}/deno.json`)).tasks;
-  const launcher = `deno run ${LAUNCHER_FLAGS.join(" ")} lib/process/launch.ts`;
+  const launcher = `deno run ${LAUNCHER_FLAGS.join(" ")} lib/launch.ts`;
   assert.equal(tasks.start, `${launcher} run`);
   assert.equal(tasks.compile, `${launcher} compile`);
   for (const f of LAUNCHER_FLAGS) assert.ok(f !== "-A" && !f.startsWith("--allow-all"), f);

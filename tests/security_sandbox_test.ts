@@ -19,7 +19,7 @@
  * `a NAD of the allowed 'default' namespace passes isolation`).
  */
 import assert from "node:assert/strict";
-import { MAIN_PATH, runCommand } from "../lib/process/launch.ts";
+import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { ControllerProcess } from "./e2e/controller_process.ts";
 import { freePort } from "./rig/ports.ts";
 import { ApiError, KubeApi, Rig, waitFor } from "./rig/mod.ts";

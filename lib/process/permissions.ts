@@ -1,6 +1,6 @@
 /**
  * The one list of Deno permission flags the controller runs with. `deno task start` (through
- * `lib/process/launch.ts`), `deno task compile`, the Containerfile and the tests all take their flags
+ * `lib/launch.ts`), `deno task compile`, the Containerfile and the tests all take their flags
  * from {@linkcode permissionFlags}; nothing else spells a permission.
  *
  * The process may reach exactly:
@@ -102,7 +102,7 @@ export const RUNTIME_FLAGS: readonly string[] = [
   "--v8-flags=--max-semi-space-size=1,--max-opt=1,--lite-mode",
 ];
 
-/** The flags the launcher (`lib/process/launch.ts`) itself runs with: it computes grants and spawns `deno`. */
+/** The flags the launcher (`lib/launch.ts`) itself runs with: it computes grants and spawns `deno`. */
 export const LAUNCHER_FLAGS: readonly string[] = [
   "--no-prompt",
   "--allow-read",

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { runCommand } from "../../lib/process/launch.ts";
+import { runCommand } from "../../lib/launch.ts";
 import type { Rig } from "../rig/mod.ts";
 import { freePort } from "../rig/ports.ts";
 

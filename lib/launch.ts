@@ -5,8 +5,8 @@
  * deployment grants.
  *
  * ```sh
- * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/process/launch.ts run [--print] [--] <program flags>
- * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/process/launch.ts compile [--print] \
+ * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts run [--print] [--] <program flags>
+ * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts compile [--print] \
  *   [--target amd64|arm64|<triple>] [--output <file>] [--api-server <host:port>]...
  * ```
  *
@@ -22,9 +22,9 @@
  *
  * @module
  */
-import { UsageError } from "../config/cli.ts";
-import { ConfigError, configFileOf, loadConfig } from "../config/load.ts";
-import { parseCommandLine } from "../config/flags.ts";
+import { UsageError } from "./config/cli.ts";
+import { ConfigError, configFileOf, loadConfig } from "./config/load.ts";
+import { parseCommandLine } from "./config/flags.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -33,10 +33,10 @@ import {
   grantsFor,
   permissionFlags,
   RUNTIME_FLAGS,
-} from "./permissions.ts";
+} from "./process/permissions.ts";
 
 /** The project root (the directory holding `main.ts` and `deno.json`). */
-export const PROJECT_ROOT: string = decodeURIComponent(new URL("../..", import.meta.url).pathname)
+export const PROJECT_ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pathname)
   .replace(
     /\/$/,
     "",
