@@ -31,7 +31,8 @@ import type { PodSnapshot } from "./core/pod.ts";
 import { dryRunLines } from "./reconcile/dry_run.ts";
 import { errorPolicy } from "./reconcile/error_policy.ts";
 import type { ReconcilerDeps } from "./reconcile/ports.ts";
-import { WorkQueue, type WorkQueueOptions } from "./reconcile/queue.ts";
+import { WorkQueue } from "./reconcile/queue.ts";
+import { type WorkQueueOptions } from "./reconcile/queue_options.ts";
 import { Reconciler } from "./reconcile/reconciler.ts";
 import { connectTriggers, type WatchedCache } from "./reconcile/triggers.ts";
 

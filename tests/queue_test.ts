@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../lib/base/clock.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
-import { WorkQueue, type WorkQueueOptions } from "../lib/reconcile/queue.ts";
+import { WorkQueue } from "../lib/reconcile/queue.ts";
+import { type WorkQueueOptions } from "../lib/reconcile/queue_options.ts";
 import {
   DONE,
   type ReconcileOutcome,

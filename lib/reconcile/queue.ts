@@ -65,32 +65,10 @@
 import { type Clock, systemClock } from "../base/clock.ts";
 import type { Logger } from "../base/log.ts";
 import { DelayedRuns } from "./delayed_runs.ts";
+import { InFlight } from "./in_flight.ts";
 import { DONE, type ErrorAction, type ErrorPolicy, type ReconcileOutcome } from "./outcome.ts";
-import type { InFlightProbe, QueueMetrics, RunResult } from "./queue_metrics.ts";
-
-/** Settings of a {@linkcode WorkQueue}. */
-export interface WorkQueueOptions {
-  /** Most keys run at once (an integer >= 1). */
-  concurrency: number;
-  /** Delay before the first retry of a failed key, in ms (> 0). */
-  baseDelayMs: number;
-  /** Largest retry delay, in ms (>= baseDelayMs). */
-  maxDelayMs: number;
-  /** Fraction of a retry delay that is random, 0..1 (default 0.25: delay × [0.75, 1]). */
-  jitter?: number;
-  /** Random source in [0, 1) for the jitter; `Math.random` unless a test injects one. */
-  random?: () => number;
-  /** Time source and timers (default {@linkcode systemClock}). */
-  clock?: Clock;
-  /** Metrics sink. */
-  metrics?: QueueMetrics;
-  /** Name for logs (default `queue`). */
-  name?: string;
-  /** Logger for failures (warn) and shutdown (info). */
-  log?: Logger;
-  /** What to do with a run that throws (default: back off and retry, whatever the error). */
-  errorPolicy?: ErrorPolicy;
-}
+import type { QueueMetrics, RunResult } from "./queue_metrics.ts";
+import { checkQueueOptions, type WorkQueueOptions } from "./queue_options.ts";
 
 interface IdleWaiter {
   withinMs: number;
@@ -98,10 +76,6 @@ interface IdleWaiter {
 }
 
 const BACKOFF: ErrorAction = { action: "backoff" };
-
-function checkOption(ok: boolean, message: string): void {
-  if (!ok) throw new RangeError(message);
-}
 
 /** The keyed work queue; see the module documentation for its semantics. */
 export class WorkQueue {
@@ -121,7 +95,7 @@ export class WorkQueue {
   /** When each waiting key was queued (for the queue-duration metric). */
   readonly #queuedAt = new Map<string, number>();
   /** Running keys and when their run started. */
-  readonly #running = new Map<string, number>();
+  readonly #running: InFlight;
   /** Retries (with each key's backoff) and runs asked for later. */
   readonly #delayed: DelayedRuns;
   /** Running keys that an {@linkcode add} made due again: they re-run even after a failure. */
@@ -130,7 +104,6 @@ export class WorkQueue {
   #stopping = false;
   #pumpScheduled = false;
   #idleWaiters: IdleWaiter[] = [];
-  #drainWaiters: (() => void)[] = [];
 
   /**
    * Creates a stopped queue that runs `handler` for each key once {@linkcode start} is
@@ -141,28 +114,11 @@ export class WorkQueue {
     options: WorkQueueOptions,
   ) {
     this.name = options.name ?? "queue";
-    const { concurrency, baseDelayMs, maxDelayMs } = options;
-    const jitter = options.jitter ?? 0.25;
-    const q = `work queue ${this.name}`;
-    checkOption(
-      Number.isInteger(concurrency) && concurrency >= 1,
-      `${q}: concurrency=${concurrency} is not a whole number >= 1; set it to 1 or more`,
-    );
-    checkOption(
-      Number.isFinite(baseDelayMs) && baseDelayMs > 0,
-      `${q}: baseDelayMs=${baseDelayMs} must be a finite number of ms > 0`,
-    );
-    checkOption(
-      Number.isFinite(maxDelayMs) && maxDelayMs >= baseDelayMs,
-      `${q}: maxDelayMs=${maxDelayMs} must be finite and >= baseDelayMs (${baseDelayMs})`,
-    );
-    checkOption(
-      jitter >= 0 && jitter <= 1,
-      `${q}: jitter=${jitter} must be between 0 and 1 (a fraction of the delay)`,
-    );
+    const { concurrency, baseDelayMs, maxDelayMs, jitter } = checkQueueOptions(this.name, options);
     this.#handler = handler;
     this.#concurrency = concurrency;
     this.#clock = options.clock ?? systemClock;
+    this.#running = new InFlight(this.#clock);
     this.#delayed = new DelayedRuns({
       clock: this.#clock,
       baseDelayMs,
@@ -176,7 +132,7 @@ export class WorkQueue {
     this.#log = options.log;
     this.#errorPolicy = options.errorPolicy ?? (() => BACKOFF);
     this.#metrics?.maxConcurrency(concurrency);
-    this.#metrics?.observeInFlight(() => this.#probe());
+    this.#metrics?.observeInFlight(() => this.#running.probe());
   }
 
   /** Keys waiting in line for a worker (not counting runs in flight or delayed keys). */
@@ -196,10 +152,7 @@ export class WorkQueue {
 
   /** How long the oldest run in flight has been running, in ms (0 when none): for liveness. */
   longestRunningMs(): number {
-    const now = this.#clock.now();
-    let longest = 0;
-    for (const started of this.#running.values()) longest = Math.max(longest, now - started);
-    return longest;
+    return this.#running.longestMs();
   }
 
   /** Starts handing keys to the handler. Calling it again does nothing. */
@@ -290,22 +243,11 @@ export class WorkQueue {
       });
     }
     this.#checkIdle();
-    if (this.#running.size === 0) return { drained: true };
-    const drained = await new Promise<boolean>((resolve) => {
-      const onDrained = () => {
-        this.#clock.clearTimer(timer);
-        resolve(true);
-      };
-      const timer = this.#clock.setTimer(() => {
-        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== onDrained);
-        resolve(this.#running.size === 0);
-      }, deadlineMs);
-      this.#drainWaiters.push(onDrained);
-    });
+    const drained = await this.#running.drained(deadlineMs);
     if (!drained) {
       this.#log?.warn("Shutdown deadline passed with reconciles in flight", {
         queue: this.name,
-        keys: [...this.#running.keys()],
+        keys: this.#running.keys(),
         deadlineMs,
       });
     }
@@ -348,7 +290,7 @@ export class WorkQueue {
     const queuedAt = this.#queuedAt.get(key) ?? now;
     this.#waiting.delete(key);
     this.#queuedAt.delete(key);
-    this.#running.set(key, now);
+    this.#running.begin(key, now);
     this.#metrics?.depth(this.#waiting.size);
     this.#metrics?.started((now - queuedAt) / 1000);
     this.#metrics?.active(this.#running.size);
@@ -373,7 +315,7 @@ export class WorkQueue {
     end: { error: unknown } | { outcome: ReconcileOutcome },
   ): void {
     const now = this.#clock.now();
-    this.#running.delete(key);
+    this.#running.end(key);
     this.#metrics?.active(this.#running.size);
     const changed = this.#changedWhileRunning.delete(key);
     const result = "error" in end
@@ -385,11 +327,6 @@ export class WorkQueue {
       this.#schedulePump();
     } else if (this.#fifo.length > 0) {
       this.#schedulePump();
-    }
-    if (this.#running.size === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const w of waiters) w();
     }
     this.#checkIdle();
   }
@@ -477,16 +414,5 @@ export class WorkQueue {
     for (const w of this.#idleWaiters) (this.#isIdle(w.withinMs) ? ready : still).push(w);
     this.#idleWaiters = still;
     for (const w of ready) w.resolve();
-  }
-
-  #probe(): InFlightProbe {
-    const now = this.#clock.now();
-    let unfinished = 0;
-    let longest = 0;
-    for (const started of this.#running.values()) {
-      unfinished += now - started;
-      longest = Math.max(longest, now - started);
-    }
-    return { unfinishedSeconds: unfinished / 1000, longestRunningSeconds: longest / 1000 };
   }
 }
