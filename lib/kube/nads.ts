@@ -1,7 +1,8 @@
 /**
  * NetworkAttachmentDefinitions: a cluster-wide cache, as upstream's lister, kept small by
  * storing only namespace, name, config and resourceVersion. The reconciler reads NADs from
- * it and listens to its upserts to re-queue the pods that wait for a NAD.
+ * it (its `NadSource` port, {@linkcode nadSource}), and its upserts re-queue the pods that wait
+ * for a NAD (`reconcile/triggers.ts`).
  *
  * @module
  */
