@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { objectKey } from "./names.ts";
 
 /** The event source component, as upstream. */
 export const EVENT_COMPONENT = "pod-networks-updates";
@@ -193,16 +194,60 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
+/** What stands for the interface's name in the error text a group of failures shares. */
+export const INTERFACE_PLACEHOLDER = "<interface>";
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** `error` with whole-word mentions of `iface` replaced by {@linkcode INTERFACE_PLACEHOLDER}. */
+function withoutInterface(error: string, iface: string): string {
+  if (iface === "") return error;
+  const word = new RegExp(`(?<![\\w.-])${escapeRegExp(iface)}(?![\\w.-])`, "g");
+  return error.replace(word, INTERFACE_PLACEHOLDER);
+}
+
+/** Failures of one network with the same error, up to the interface's own name in it. */
+export interface FailureGroup {
+  /** `<namespace>/<network>` */
+  nadKey: string;
+  /** The NAD's name. */
+  network: string;
+  /** The error; when several interfaces share it, their names read {@linkcode INTERFACE_PLACEHOLDER}. */
+  error: string;
+  /** The failed interfaces, in order. */
+  items: InterfaceItem[];
+}
+
+/**
+ * Groups failures by network and error, where errors that differ only in the interface name
+ * they mention (multus and plugins name it) are the same: a thousand elements failing alike
+ * are one group, whatever their names.
+ */
+export function groupFailures(items: readonly InterfaceItem[]): FailureGroup[] {
+  const groups = new Map<string, FailureGroup>();
+  for (const item of items) {
+    const nadKey = objectKey(item.namespace, item.network);
+    const error = item.error ?? "unknown error";
+    const shared = withoutInterface(error, item.iface);
+    const key = `${nadKey}\n${shared}`;
+    const group = groups.get(key);
+    if (group) {
+      group.items.push(item);
+      group.error = shared;
+    } else {
+      groups.set(key, { nadKey, network: item.network, error, items: [item] });
+    }
+  }
+  return [...groups.values()];
+}
+
 /** Failures grouped by network and error: `network x: <error> (net1, net2)`. */
 function failureGroups(items: readonly InterfaceItem[]): string {
-  const groups = new Map<string, string[]>();
-  for (const item of items) {
-    const key = `network ${item.network}: ${item.error ?? "unknown error"}`;
-    const list = groups.get(key) ?? [];
-    list.push(item.iface);
-    groups.set(key, list);
-  }
-  return [...groups].map(([text, ifaces]) => `${text} (${listSome(ifaces)})`).join("; ");
+  return groupFailures(items).map((g) =>
+    `network ${g.network}: ${g.error} (${listSome(g.items.map((i) => i.iface))})`
+  ).join("; ");
 }
 
 /**

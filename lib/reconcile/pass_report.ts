@@ -23,6 +23,7 @@ import {
   type EventType,
   failedAddingInterfacesMessage,
   failedRemovingInterfacesMessage,
+  groupFailures,
   type InterfaceItem,
   listSome,
   removedInterfacesMessage,
@@ -151,26 +152,21 @@ export class PassReport {
 
   /** One warning per distinct failure (network and error), naming the interfaces it hit. */
   #logFailures(verb: "adding" | "removing", items: readonly InterfaceItem[]): void {
-    const groups = new Map<string, InterfaceItem[]>();
-    for (const item of items) {
-      const key = `${nadKey(item)}\n${item.error}`;
-      groups.set(key, [...(groups.get(key) ?? []), item]);
-    }
-    for (const group of groups.values()) {
-      const [first] = group as [InterfaceItem];
-      if (group.length === 1) {
+    for (const group of groupFailures(items)) {
+      const [first] = group.items as [InterfaceItem];
+      if (group.items.length === 1) {
         this.#log.warn(`${verb} interface failed`, {
           interfaceName: first.iface,
-          network: nadKey(first),
-          err: first.error,
+          network: group.nadKey,
+          err: group.error,
         });
         continue;
       }
       this.#log.warn(`${verb} interfaces failed`, {
-        count: group.length,
-        interfaces: listSome(group.map((i) => i.iface)),
-        network: nadKey(first),
-        err: first.error,
+        count: group.items.length,
+        interfaces: listSome(group.items.map((i) => i.iface)),
+        network: group.nadKey,
+        err: group.error,
       });
     }
   }

@@ -16,6 +16,7 @@ import { errorText, type Logger } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
 import { nadKey } from "../core/nad.ts";
 import { entrySatisfies } from "../core/attachment_match.ts";
+import { groupFailures, type InterfaceItem, listSome } from "../core/event_messages.ts";
 import { attachmentKey } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection_element.ts";
@@ -65,6 +66,8 @@ export async function releaseUnrecorded(
   const done: PendingAdd[] = [];
   const emptied = new Set<string>();
   const failures: Failure[] = [];
+  const released: { interfaceName: string; network: string; sandboxId: string }[] = [];
+  const failedReleases: InterfaceItem[] = [];
   for (const add of pending) {
     const ours = add.request.podUid === pod?.metadata.uid &&
       add.request.containerId === sandbox?.id;
@@ -86,7 +89,7 @@ export async function releaseUnrecorded(
     try {
       await effects.delegate({ ...add.request, command: "DEL" });
       deps.observer?.unrecordedRelease?.(true);
-      log.info("released an attachment whose ADD was never recorded", fields);
+      released.push(fields);
     } catch (err) {
       deps.observer?.unrecordedRelease?.(false);
       if (add.request.podUid !== pod?.metadata.uid) {
@@ -99,7 +102,12 @@ export async function releaseUnrecorded(
         done.push(add);
         continue;
       }
-      log.warn("releasing an unrecorded attachment failed; retrying", { ...fields, err });
+      failedReleases.push({
+        iface: add.id.interface,
+        network: add.id.network,
+        namespace: add.id.namespace,
+        error: errorText(err),
+      });
       failures.push({
         kind: "delegate",
         text: `release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`,
@@ -109,6 +117,7 @@ export async function releaseUnrecorded(
     if (ours) emptied.add(add.id.interface);
     done.push(add);
   }
+  logReleases(log, released, failedReleases);
   const holdsEmptied = (e: NetworkStatus) =>
     e.default !== true && typeof e.interface === "string" && emptied.has(e.interface);
   let changed = false;
@@ -127,6 +136,33 @@ export async function releaseUnrecorded(
   await clearJournal(deps.journal, key, done);
   if (failures.length > 0) throw new ReconcileError(key, failures);
   return changed;
+}
+
+/**
+ * The releases of a pass, in few lines whatever their number: one for all that were released
+ * (the single one named in full), one per distinct failure.
+ */
+function logReleases(
+  log: Logger,
+  released: readonly { interfaceName: string; network: string; sandboxId: string }[],
+  failed: readonly InterfaceItem[],
+): void {
+  if (released.length === 1) {
+    log.info("released an attachment whose ADD was never recorded", released[0]);
+  } else if (released.length > 1) {
+    log.info("released attachments whose ADDs were never recorded", {
+      count: released.length,
+      interfaces: listSome(released.map((r) => `${r.network}/${r.interfaceName}`)),
+    });
+  }
+  for (const group of groupFailures(failed)) {
+    log.warn("releasing an unrecorded attachment failed; retrying", {
+      count: group.items.length,
+      interfaces: listSome(group.items.map((i) => i.iface)),
+      network: group.nadKey,
+      err: group.error,
+    });
+  }
 }
 
 /** Forgets settled ADDs; a failure to do so is a `journal` failure of the pass. */
