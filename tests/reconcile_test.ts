@@ -43,6 +43,8 @@ class World {
   delegateCalls: string[] = [];
   failStatusWrites = 0;
   sandboxRemoved = false;
+  /** When set, the runtime reports the sandbox in the node's network namespace. */
+  sandboxHostNetwork = false;
   failDelegate?: (req: DelegateRequest) => string | undefined;
   /** The journal survives "restarts" (new reconcilers), as the state directory does. */
   journal = new MemoryJournal();
@@ -111,6 +113,8 @@ class World {
           Promise.resolve(
             world.sandboxRemoved
               ? undefined
+              : world.sandboxHostNetwork
+              ? { id: "sb1", netnsPath: "", ready: true, createdAt: 1, hostNetwork: true }
               : { id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 },
           ),
       },
@@ -748,4 +752,20 @@ Deno.test("an unreachable API server or runtime is a failure the policy retries"
     sandboxes: { findSandbox: () => Promise.reject(new Error("CRI socket not found")) },
   });
   await assert.rejects(noRuntime.reconcile("ns1/p"), (err) => isRetried(err, ["cri"]));
+});
+
+Deno.test("a sandbox the runtime runs in the node's network gets nothing, whatever the pod spec says", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.sandboxHostNetwork = true;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), (err: Error) => {
+    assert.ok(isTerminal(err));
+    assert.match(err.message, /sandbox sb1 of pod uid uid-1 in the node's network namespace/);
+    return true;
+  });
+  assert.deepEqual(world.delegateCalls, [], "nothing sent");
+  assert.deepEqual(world.events.map((e) => `${e.reason}: ${e.message}`), [
+    "InterfaceAddRejected: pod [ns1/p]: will not add interface to host networked pod",
+  ]);
+  assert.deepEqual(world.journal.podKeys(), []);
 });

@@ -15,7 +15,13 @@ import type { PodSandbox, SandboxLocator } from "../reconcile/ports.ts";
 import { ProtoCodec, type ProtoMessage } from "./codec.ts";
 import { CRI_DESCRIPTOR } from "./descriptor.ts";
 import { CriError, grpcCodeName } from "./errors.ts";
-import { listPodSandboxRequest, parseSandboxInfo, pickSandbox, SandboxState } from "./sandbox.ts";
+import {
+  listPodSandboxRequest,
+  parseSandboxInfo,
+  pickSandbox,
+  SandboxState,
+  usesNodeNetwork,
+} from "./sandbox.ts";
 
 /** Runtime identity reported by CRI `Version`. */
 export interface RuntimeVersion {
@@ -219,9 +225,19 @@ export class CriClient implements SandboxLocator {
       if (e instanceof CriError && e.code === grpc.status.NOT_FOUND) return undefined;
       throw e;
     }
-    const info = parseSandboxInfo(chosen.id, status["info"] as Record<string, string>);
     const sandboxStatus = status["status"] as ProtoMessage | undefined;
     const state = sandboxStatus === undefined ? chosen.state : sandboxStatus["state"] as number;
+    if (usesNodeNetwork(sandboxStatus)) {
+      // Whatever path the runtime shows (CRI-O pins the host's namespace), it is the node's.
+      return {
+        id: chosen.id,
+        netnsPath: "",
+        ready: state === SandboxState.READY,
+        createdAt: chosen.createdAt,
+        hostNetwork: true,
+      };
+    }
+    const info = parseSandboxInfo(chosen.id, status["info"] as Record<string, string>);
     return {
       id: chosen.id,
       netnsPath: info.netnsPath,

@@ -14,6 +14,21 @@ export const POD_UID_LABEL = "io.kubernetes.pod.uid";
 /** CRI `PodSandboxState` values. */
 export const SandboxState = { READY: 0, NOTREADY: 1 } as const;
 
+/** CRI `NamespaceMode` values. */
+export const NamespaceMode = { POD: 0, CONTAINER: 1, NODE: 2, TARGET: 3 } as const;
+
+/**
+ * True when a `PodSandboxStatus` says the sandbox uses the node's network namespace
+ * (`linux.namespaces.options.network == NODE`). CRI-O still reports a network namespace path
+ * for such a sandbox (a pin of the host's own namespace), so the path alone cannot tell.
+ */
+export function usesNodeNetwork(status: ProtoMessage | undefined): boolean {
+  const linux = status?.["linux"] as ProtoMessage | undefined;
+  const namespaces = linux?.["namespaces"] as ProtoMessage | undefined;
+  const options = namespaces?.["options"] as ProtoMessage | undefined;
+  return options?.["network"] === NamespaceMode.NODE;
+}
+
 /** The verbose-info facts the agent needs from `PodSandboxStatus`. */
 export interface SandboxInfo {
   /** Network namespace path from `runtimeSpec.linux.namespaces[type=network].path`. */

@@ -22,7 +22,7 @@ import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { parseNetworkSelection } from "../core/selection.ts";
 import { SelectionError } from "../core/selection_element.ts";
 import { parseNetworkStatus } from "../core/status.ts";
-import type { Failure } from "./outcome.ts";
+import { type Failure, ReconcileError } from "./outcome.ts";
 import type { PassReport, PodNotice } from "./pass_report.ts";
 import type { NadSource } from "./ports.ts";
 
@@ -108,4 +108,32 @@ export function planWithReport(pod: PodSnapshot, nads: NadSource, report: PassRe
     text: `refused: ${r.message}`,
   }));
   return { plan, badInput, missingNads };
+}
+
+/**
+ * The refusal of a pod whose sandbox the runtime runs in the node's network namespace although
+ * its spec did not say `hostNetwork` (the planner refuses those itself): the report gets the
+ * host-network pod's Event, and the returned error, to be thrown, is terminal bad input.
+ */
+export function refuseHostNetworkSandbox(
+  key: string,
+  podUid: string,
+  sandboxId: string,
+  report: PassReport,
+): ReconcileError {
+  report.planned({
+    refusals: [],
+    notices: [{
+      reason: EventReason.InterfaceAddRejected,
+      type: "Warning",
+      message: interfaceAddRejectedMessage(key),
+      summary:
+        "the runtime runs the pod's sandbox in the node's network namespace; refusing to plug interfaces into it",
+    }],
+  });
+  return new ReconcileError(key, [{
+    kind: "bad-input",
+    text:
+      `the container runtime reports sandbox ${sandboxId} of pod uid ${podUid} in the node's network namespace (namespace mode NODE); nothing is plugged into the node: give the pod its own network (no hostNetwork)`,
+  }]);
 }

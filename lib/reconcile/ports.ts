@@ -68,6 +68,12 @@ export interface PodSandbox {
   ready: boolean;
   /** Creation time in nanoseconds since the epoch. */
   createdAt: bigint | number;
+  /**
+   * `true` when the runtime runs the sandbox in the node's own network namespace (CRI
+   * `linux.namespaces.options.network == NODE`): nothing may be plugged into it, whatever the
+   * pod's spec says, and `netnsPath` is empty.
+   */
+  hostNetwork?: boolean;
 }
 
 /** Finds the sandbox of a pod through the container runtime. */

@@ -42,7 +42,12 @@ import {
 } from "./outcome.ts";
 import { describeOperations } from "./dry_run.ts";
 import { PassReport } from "./pass_report.ts";
-import { planFromAnnotations, type PlannedPod, planWithReport } from "./planning.ts";
+import {
+  planFromAnnotations,
+  type PlannedPod,
+  planWithReport,
+  refuseHostNetworkSandbox,
+} from "./planning.ts";
 import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
 import { releaseUnrecorded } from "./recovery.ts";
 
@@ -241,6 +246,9 @@ export class Reconciler {
       return requeue(`a pod sandbox for uid ${uid}`);
     }
     if (!sandbox.ready && !finished) return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    if (sandbox.hostNetwork) {
+      throw refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+    }
 
     const outcomes: OperationOutcome[] = [];
     /** Interface → the failed removal that still holds it. */
