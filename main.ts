@@ -5,17 +5,12 @@
  *
  * @module
  */
-import { PROGRAM, UsageError, VERSION } from "./lib/cli.ts";
-import {
-  CONFIG_KEYS,
-  ConfigError,
-  describeOrigin,
-  helpText,
-  loadConfig,
-  parseCommandLine,
-  readEnvironment,
-} from "./lib/config.ts";
-import { errorText, Logger } from "./lib/log.ts";
+import { PROGRAM, UsageError, VERSION } from "./lib/config/cli.ts";
+import { CONFIG_KEYS } from "./lib/config/settings.ts";
+import { ConfigError, describeOrigin, loadConfig, readEnvironment } from "./lib/config/load.ts";
+import { helpText } from "./lib/config/help.ts";
+import { parseCommandLine } from "./lib/config/flags.ts";
+import { errorText, Logger } from "./lib/base/log.ts";
 
 /** Where {@linkcode main} writes its plain-text output; replaceable in tests. */
 export interface MainIo {

@@ -1,31 +1,40 @@
 /**
- * Wires the controller together: API client, pod and NAD caches, CRI and multus clients,
- * the reconciler behind a keyed work queue, the probe and metrics server, and a graceful
- * shutdown on SIGTERM or SIGINT.
+ * Wires the controller together, and nothing else: the adapters (API client, pod and NAD
+ * caches, CRI and multus clients, the journal, the status store, the event recorder, the
+ * metrics), the reconciler behind the work queue with the one error policy, the triggers that
+ * queue pods, the probe and metrics server, and a graceful shutdown on SIGTERM or SIGINT.
+ *
+ * Where each piece lives: `reconcile/reconciler.ts` (a pass), `reconcile/error_policy.ts`
+ * (what a failed pass leads to), `reconcile/queue.ts` (the work queue), `reconcile/triggers.ts`
+ * (what queues a pod), `kube/` (the Kubernetes adapters), `cri/`, `multus/`, `journal/`.
  *
  * @module
  */
-import type { Config } from "./config.ts";
-import { ControllerMetrics } from "./controller_metrics.ts";
-import { CriClient } from "./cri.ts";
-import { type HealthServer, serveHealth } from "./http.ts";
+import type { Logger } from "./base/log.ts";
+import { registerProcessMetrics } from "./base/metrics.ts";
+import type { Config } from "./config/settings.ts";
+import { CriClient } from "./cri/client.ts";
+import { FileJournal } from "./journal/file_journal.ts";
+import { MemoryJournal } from "./journal/memory_journal.ts";
 import { KubeClient } from "./kube/client.ts";
 import { KubeEventRecorder } from "./kube/events.ts";
-import { nadInformer, nadKey } from "./kube/nads.ts";
-import { getPod, NETWORKS_ANNOTATION, type Pod, podInformer, slimPod } from "./kube/pods.ts";
-import { updateNetworkStatus } from "./kube/status_writer.ts";
-import { FileJournal, MemoryJournal } from "./journal.ts";
-import { errorText, type Logger } from "./log.ts";
-import { registerProcessMetrics } from "./metrics.ts";
-import { MultusClient } from "./multus.ts";
-import {
-  describeOperations,
-  type FaultPoint,
-  Reconciler,
-  type ReconcilerDeps,
-} from "./reconcile.ts";
-import { podCensus } from "./pod_census.ts";
-import { WorkQueue } from "./queue.ts";
+import { nadInformer, nadSource } from "./kube/nads.ts";
+import { podInformer, podSource } from "./kube/pods.ts";
+import { KubeStatusStore } from "./kube/status_store.ts";
+import { MultusClient } from "./multus/client.ts";
+import { ControllerMetrics } from "./observe/controller_metrics.ts";
+import { healthChecks } from "./observe/health_checks.ts";
+import { type HealthServer, serveHealth } from "./observe/http.ts";
+import { faultInjection } from "./process/fault_injection.ts";
+import { podCensus } from "./core/pod_census.ts";
+import type { PodSnapshot } from "./core/pod.ts";
+import { dryRunLines } from "./reconcile/dry_run.ts";
+import { errorPolicy } from "./reconcile/error_policy.ts";
+import type { ReconcilerDeps } from "./reconcile/ports.ts";
+import { WorkQueue } from "./reconcile/queue.ts";
+import { type WorkQueueOptions } from "./reconcile/queue_options.ts";
+import { Reconciler } from "./reconcile/reconciler.ts";
+import { connectTriggers, type WatchedCache } from "./reconcile/triggers.ts";
 
 /** Options of {@linkcode runController} beyond the configuration. */
 export interface RunOptions {
@@ -37,62 +46,60 @@ export interface RunOptions {
   print?: (line: string) => void;
 }
 
-/** How long a cached socket probe result stays valid for `/readyz`. */
-const PROBE_TTL_MS = 5_000;
+/** A cache the wiring reads: an informer, or a test's stand-in. */
+export interface Cache<T> extends WatchedCache<T> {
+  /** Every cached key. */
+  keys(): string[];
+}
+
+/** What {@linkcode wireReconciler} connects. */
+export interface WiringParts {
+  /** The node's pods. */
+  pods: Cache<PodSnapshot>;
+  /** The cluster's NADs. */
+  nads: Cache<{ namespace: string; name: string }>;
+  /** The reconciler's ports and settings. */
+  deps: ReconcilerDeps;
+  /** The work queue's settings (its error policy is the controller's). */
+  queue: Omit<WorkQueueOptions, "errorPolicy">;
+}
+
+/** The reconcile loop, wired to its caches. */
+export interface Wiring {
+  /** The reconciler. */
+  reconciler: Reconciler;
+  /** Its work queue. */
+  queue: WorkQueue;
+  /** Starts the queue with a pass for every pod, and for every pod the journal holds ADDs of. */
+  start(): void;
+  /** Queues every cached pod for another look (the periodic resync). */
+  resync(): void;
+}
 
 /**
- * TEST-ONLY crash injection for the reliability tests: `DNC_FAULT_INJECTION=<point>:<add|remove>`
- * (points: before-delegate, after-delegate, before-status-write, after-status-write) makes the
- * process exit at once with code 137, as if SIGKILLed, the first time an operation of that kind
- * reaches that point. Unset (always, outside tests), it does nothing.
+ * Builds the reconciler and its queue with the controller's {@linkcode errorPolicy}, and
+ * connects the caches' events to the queue (`reconcile/triggers.ts`).
  */
-export const FAULT_INJECTION_ENV = "DNC_FAULT_INJECTION";
-
-/** Parses {@linkcode FAULT_INJECTION_ENV}; undefined when unset or not granted. */
-export function faultInjection(
-  log: Logger,
-  text: string | undefined = readFaultInjectionEnv(),
-): ReconcilerDeps["faultPoint"] {
-  if (!text) return undefined;
-  const match =
-    /^(before-delegate|after-delegate|before-status-write|after-status-write):(add|remove)$/
-      .exec(text);
-  if (!match) {
-    log.warn("Ignoring malformed test-only fault injection", { [FAULT_INJECTION_ENV]: text });
-    return undefined;
-  }
-  const [, point, kind] = match as unknown as [string, FaultPoint, "add" | "remove"];
-  log.warn("Test-only fault injection armed", { point, operation: kind });
-  return (at, operation) => {
-    if (at === point && operation === kind) {
-      console.error(`fault injection: exiting at ${point} of ${kind}`);
-      Deno.exit(137);
-    }
-  };
-}
-
-function readFaultInjectionEnv(): string | undefined {
-  try {
-    return Deno.env.get(FAULT_INJECTION_ENV);
-  } catch {
-    return undefined;
-  }
-}
-
-/** A check whose (slow) probe runs at most once per {@linkcode PROBE_TTL_MS}. */
-function cachedProbe(probe: () => Promise<void>): () => Promise<string | undefined> {
-  let checkedAt = -Infinity;
-  let last: string | undefined = "not checked yet";
-  return async () => {
-    if (Date.now() - checkedAt < PROBE_TTL_MS) return last;
-    try {
-      await probe();
-      last = undefined;
-    } catch (err) {
-      last = errorText(err);
-    }
-    checkedAt = Date.now();
-    return last;
+export function wireReconciler(parts: WiringParts): Wiring {
+  const reconciler = new Reconciler(parts.deps);
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+    ...parts.queue,
+    errorPolicy,
+  });
+  connectTriggers({ pods: parts.pods, nads: parts.nads }, reconciler, queue);
+  return {
+    reconciler,
+    queue,
+    start() {
+      queue.start();
+      // Journaled pods that are gone from the node get a pass too, to release what they hold.
+      for (const key of new Set([...parts.pods.keys(), ...parts.deps.journal.podKeys()])) {
+        queue.add(key);
+      }
+    },
+    resync() {
+      for (const key of parts.pods.keys()) queue.resync(key);
+    },
   };
 }
 
@@ -127,106 +134,62 @@ export async function runController(
   const multus = new MultusClient(config.multusSocketPath, {
     timeoutMs: config.delegateTimeoutMs,
   });
-  const events = new KubeEventRecorder(kube, { nodeName: config.nodeName, log });
-  const reconciler = new Reconciler({
-    pods: {
-      cached: (key) => pods.get(key),
-      fetch: async (namespace, name) => slimPod(await getPod(kube, namespace, name)),
-    },
-    nads: { get: (namespace, name) => nads.get(`${namespace}/${name}`) },
-    sandboxes: cri,
-    delegator: multus,
-    status: {
-      update: (namespace, name, uid, mutate) =>
-        updateNetworkStatus(kube, namespace, name, uid, mutate, {
-          onConflict: () => metrics.statusConflict(),
-        }),
-    },
-    journal,
-    events: {
-      record(pod, type, reason, message) {
-        metrics.eventRecorded(reason);
-        events.record(pod, type, reason, message);
-      },
-    },
+  const events = new KubeEventRecorder(kube, {
+    nodeName: config.nodeName,
     log,
-    options: {
-      namespaceIsolation: config.namespaceIsolation,
-      allowedNadNamespaces: config.allowedNadNamespaces,
-      dryRun: config.dryRun,
+    onRecord: (reason) => metrics.eventRecorded(reason),
+  });
+  const { reconciler, queue, start, resync: resyncAll } = wireReconciler({
+    pods,
+    nads,
+    deps: {
+      pods: podSource(kube, pods),
+      nads: nadSource(nads),
+      sandboxes: cri,
+      delegator: multus,
+      status: new KubeStatusStore(kube, { onConflict: () => metrics.statusConflict() }),
+      journal,
+      events,
+      log,
+      options: {
+        namespaceIsolation: config.namespaceIsolation,
+        allowedNadNamespaces: config.allowedNadNamespaces,
+        dryRun: config.dryRun,
+      },
+      observer: metrics,
+      faultPoint: faultInjection(log),
     },
-    observer: metrics,
-    faultPoint: faultInjection(log),
+    queue: {
+      name: "pod-networks-updates",
+      concurrency: config.workers,
+      baseDelayMs: config.retryBaseDelayMs,
+      maxDelayMs: config.retryMaxDelayMs,
+      metrics: metrics.queueMetrics(),
+      log,
+    },
   });
   metrics.registry.onCollect(() => {
     const census = podCensus(pods.list());
     metrics.setManagedPods(census.managedPods);
     metrics.setAttachments(census.attachments);
   });
-  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
-    name: "pod-networks-updates",
-    concurrency: config.workers,
-    baseDelayMs: config.retryBaseDelayMs,
-    maxDelayMs: config.retryMaxDelayMs,
-    metrics: metrics.queueMetrics(),
-    log,
-  });
 
-  pods.on("upsert", (pod: Pod, old: Pod | undefined) => {
-    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
-    const networks = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
-    if (old !== undefined && networks !== old.metadata.annotations?.[NETWORKS_ANNOTATION]) {
-      reconciler.noteAnnotationChange(key);
-    }
-    // A change may be the fix (or the deletion to act on): due now, whatever the backoff.
-    if (reconciler.changeMatters(old, pod)) queue.add(key);
-    else queue.resync(key);
-  });
-  pods.on("delete", (pod: Pod) => {
-    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
-    reconciler.podRemoved(pod);
-    // Unfinished ADDs of a deleted pod still hold addresses: one more pass tries to release them.
-    if (journal.pending(key).length > 0) queue.add(key);
-    else reconciler.forget(key);
-  });
-  nads.on("upsert", (nad) => {
-    for (const key of reconciler.podsWaitingFor(nadKey(nad))) queue.add(key);
-  });
-
-  const criReachable = cachedProbe(async () => {
-    await cri.version();
-  });
-  const multusReachable = cachedProbe(async () => {
-    if (!await multus.healthy()) {
-      throw new Error(`multus at ${config.multusSocketPath} is unhealthy`);
-    }
-  });
   let health: HealthServer | undefined;
   if (!config.once) {
     health = serveHealth({
       address: config.metricsAddress,
       registry: metrics.registry,
       log,
-      checks: {
-        live: () => {
-          // A worker stuck far beyond every call's time limit means the loop is wedged.
-          const limitMs = 3 * (config.delegateTimeoutMs + config.criTimeoutMs) + 60_000;
-          const longest = queue.longestRunningMs();
-          return longest > limitMs
-            ? { ok: false, reasons: [`a reconcile has been running for ${longest} ms`] }
-            : { ok: true, reasons: [] };
-        },
-        ready: async () => {
-          const reasons: string[] = [];
-          if (!pods.hasSynced()) reasons.push("pod cache not synced");
-          if (!nads.hasSynced()) reasons.push("NetworkAttachmentDefinition cache not synced");
-          const criProblem = await criReachable();
-          if (criProblem) reasons.push(`CRI: ${criProblem}`);
-          const multusProblem = await multusReachable();
-          if (multusProblem) reasons.push(`multus: ${multusProblem}`);
-          return { ok: reasons.length === 0, reasons };
-        },
-      },
+      checks: healthChecks({
+        podsSynced: () => pods.hasSynced(),
+        nadsSynced: () => nads.hasSynced(),
+        criAnswers: () => cri.version(),
+        multusHealthy: () => multus.healthy(),
+        multusSocketPath: config.multusSocketPath,
+        longestRunningMs: () => queue.longestRunningMs(),
+        // A worker stuck far beyond every call's time limit means the loop is wedged.
+        wedgedAfterMs: 3 * (config.delegateTimeoutMs + config.criTimeoutMs) + 60_000,
+      }),
     });
   }
 
@@ -237,6 +200,9 @@ export async function runController(
   const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   options.signal?.addEventListener("abort", onSignal, { once: true });
+  const stopped = new Promise((resolve) =>
+    stop.signal.addEventListener("abort", resolve, { once: true })
+  );
 
   const runs = [pods.run(stop.signal), nads.run(stop.signal)].map((p) =>
     p.catch((err) => {
@@ -250,35 +216,20 @@ export async function runController(
     log.info("Caches synced", { pods: pods.size, nads: nads.size, nodeName: config.nodeName });
     if (config.once && config.dryRun) {
       const print = options.print ?? ((line: string) => console.log(line));
-      for (const key of pods.keys().sort()) {
-        const plan = reconciler.planFor(key);
-        if (typeof plan === "string") print(`${key}: ${plan}`);
-        else {
-          const lines = [
-            ...describeOperations(plan),
-            ...plan.refusals.map((r) => `refused: ${r.message}`),
-          ];
-          print(`${key}: ${lines.length === 0 ? "nothing to do" : lines.join("; ")}`);
-        }
+      for (const line of dryRunLines(pods.keys().sort(), (k) => reconciler.planFor(k))) {
+        print(line);
       }
       return 0;
     }
-    queue.start();
-    // Journaled pods that are gone from the node get a pass too, to release what they hold.
-    for (const key of new Set([...pods.keys(), ...journal.podKeys()])) queue.add(key);
+    start();
     if (config.once) {
-      await Promise.race([
-        queue.idle(),
-        new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true })),
-      ]);
+      await Promise.race([queue.idle(), stopped]);
       return 0;
     }
     if (config.resyncPeriodSeconds > 0) {
-      resync = setInterval(() => {
-        for (const key of pods.keys()) queue.resync(key);
-      }, config.resyncPeriodSeconds * 1000);
+      resync = setInterval(resyncAll, config.resyncPeriodSeconds * 1000);
     }
-    await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
+    await stopped;
   } catch (err) {
     if (!stop.signal.aborted) {
       log.error("Controller failed", { err });

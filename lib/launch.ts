@@ -1,6 +1,6 @@
 /**
  * The launcher behind `deno task start` and `deno task compile`: it turns the program's own
- * arguments into the exact permission flags of `lib/permissions.ts` and runs
+ * arguments into the exact permission flags of `lib/process/permissions.ts` and runs
  * `deno run <flags> main.ts <arguments>`, or builds the `deno compile` command line with the
  * deployment grants.
  *
@@ -22,8 +22,9 @@
  *
  * @module
  */
-import { UsageError } from "./cli.ts";
-import { ConfigError, configFileOf, loadConfig, parseCommandLine } from "./config.ts";
+import { UsageError } from "./config/cli.ts";
+import { ConfigError, configFileOf, loadConfig } from "./config/load.ts";
+import { parseCommandLine } from "./config/flags.ts";
 import {
   COMPILE_TARGETS,
   compileArgs,
@@ -32,13 +33,14 @@ import {
   grantsFor,
   permissionFlags,
   RUNTIME_FLAGS,
-} from "./permissions.ts";
+} from "./process/permissions.ts";
 
 /** The project root (the directory holding `main.ts` and `deno.json`). */
-export const PROJECT_ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
-  /\/$/,
-  "",
-);
+export const PROJECT_ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pathname)
+  .replace(
+    /\/$/,
+    "",
+  );
 
 /** The program's entry point, as an absolute path. */
 export const MAIN_PATH = `${PROJECT_ROOT}/main.ts`;

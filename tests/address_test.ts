@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalIp, canonicalMac, parseCidr, parseIp, parseMac } from "../lib/address.ts";
+import { canonicalIp, canonicalMac, parseCidr, parseIp, parseMac } from "../lib/core/address.ts";
 
 // Expected texts are what Go's net.IP.String prints for the same address.
 const canonical: [string, string][] = [

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { closest, editDistance, parseFlags, PROGRAM, UsageError, VERSION } from "../lib/cli.ts";
-import { CONFIG_KEYS, FLAG_SPECS, helpText } from "../lib/config.ts";
+import {
+  closest,
+  editDistance,
+  parseFlags,
+  PROGRAM,
+  UsageError,
+  VERSION,
+} from "../lib/config/cli.ts";
+import { CONFIG_KEYS } from "../lib/config/settings.ts";
+import { FLAG_SPECS } from "../lib/config/flags.ts";
+import { helpText } from "../lib/config/help.ts";
 import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { main, type MainIo } from "../main.ts";
 
@@ -135,7 +144,7 @@ Deno.test("main returns 2 for an unusable command line and 1 for a bad configura
 });
 
 // The program run as it is deployed: `deno run` with exactly the permission flags that
-// `deno task start` computes from lib/permissions.ts for the same arguments.
+// `deno task start` computes from lib/process/permissions.ts for the same arguments.
 async function runMain(
   args: string[],
   env: Record<string, string> = {},
@@ -216,7 +225,7 @@ Deno.test("under the same flags the configuration loads from file, environment a
     await Deno.writeTextFile(
       probe,
       `import { describeOrigin, loadConfig, readEnvironment } from ${
-        JSON.stringify(new URL("../lib/config.ts", import.meta.url).href)
+        JSON.stringify(new URL("../lib/config/load.ts", import.meta.url).href)
       };
 const { config, origins } = loadConfig({ args: Deno.args, env: readEnvironment() });
 const from = Object.fromEntries(Object.entries(origins).map(([k, o]) => [k, describeOrigin(o)]));

@@ -9,16 +9,17 @@ import {
   DEFAULT_CRI_SOCKET,
   DEFAULT_MULTUS_SOCKET,
   DEFAULTS,
+  MULTUS_SOCKET_CANDIDATES,
+} from "../lib/config/settings.ts";
+import {
   detectSocket,
-  helpText,
   loadConfig,
   type LoadedConfig,
   type LoadOptions,
-  MULTUS_SOCKET_CANDIDATES,
-  referenceMarkdown,
-} from "../lib/config.ts";
-import { ConfigError } from "../lib/config.ts";
-import { UsageError } from "../lib/cli.ts";
+} from "../lib/config/load.ts";
+import { helpText, referenceMarkdown } from "../lib/config/help.ts";
+import { ConfigError } from "../lib/config/load.ts";
+import { UsageError } from "../lib/config/cli.ts";
 
 const MAIN_DIR = new URL("..", import.meta.url).pathname;
 
@@ -431,7 +432,7 @@ Deno.test("grantedExists never touches a path without a read grant", async () =>
     const probe = `${dir}/probe.ts`;
     await Deno.writeTextFile(
       probe,
-      `import { grantedExists } from ${JSON.stringify(`${MAIN_DIR}lib/config.ts`)};\n` +
+      `import { grantedExists } from ${JSON.stringify(`${MAIN_DIR}lib/config/load.ts`)};\n` +
         `console.log(JSON.stringify(Deno.args.map((p) => grantedExists(p))));\n`,
     );
     const out = await new Deno.Command(Deno.execPath(), {

@@ -15,7 +15,7 @@ import {
   permissionFlags,
   RUNTIME_DATA_FILES,
   RUNTIME_FLAGS,
-} from "../lib/permissions.ts";
+} from "../lib/process/permissions.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -140,7 +140,7 @@ Deno.test("Containerfile: dependencies are installed exactly as locked", () => {
 });
 
 Deno.test("Containerfile: the compile step is `deno task compile`, nothing spells a permission", async () => {
-  // No permission flag and no direct `deno compile` anywhere: the one list is in lib/permissions.ts.
+  // No permission flag and no direct `deno compile` anywhere: the one list is in lib/process/permissions.ts.
   assert.doesNotMatch(source, /--allow-|--deny-|\s-A\b|--ignore-env|--no-prompt/);
   assert.doesNotMatch(source.replace(/^\s*#.*$/gm, ""), /deno\s+compile/);
   const step = compileStep("amd64");

@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import protobuf from "protobufjs";
+import { CriClient } from "../lib/cri/client.ts";
+import { CriError } from "../lib/cri/errors.ts";
 import {
-  CriClient,
-  CriError,
   listPodSandboxRequest,
+  NamespaceMode,
   parseSandboxInfo,
   pickSandbox,
   POD_UID_LABEL,
   SandboxState,
-} from "../lib/cri.ts";
-import { CRI_DESCRIPTOR } from "../lib/cri_descriptor.ts";
-import { ProtoCodec, ProtoDecodeError } from "../lib/cri_proto/codec.ts";
-import { renderDescriptor } from "../lib/cri_proto/gen_descriptor.ts";
+  usesNodeNetwork,
+} from "../lib/cri/sandbox.ts";
+import { CRI_DESCRIPTOR } from "../lib/cri/descriptor.ts";
+import { ProtoCodec, ProtoDecodeError } from "../lib/cri/codec.ts";
+import { renderDescriptor } from "../lib/cri/gen_descriptor.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
 
 const codec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1");
@@ -23,7 +25,7 @@ const UID = "6a1c0b8e-2f3d-4c5b-9a8e-7d6c5b4a3f21"; // 36 characters
 
 Deno.test("cri descriptor: the committed descriptor is what the generator makes of the proto", () => {
   const proto = Deno.readTextFileSync(
-    new URL("../lib/cri_proto/runtime_v1.proto", import.meta.url),
+    new URL("../lib/cri/runtime_v1.proto", import.meta.url),
   );
   const fresh = renderDescriptor(proto);
   const json = fresh.slice(fresh.indexOf("= {") + 2, fresh.lastIndexOf(";"));
@@ -310,6 +312,15 @@ Deno.test("cri info: no info key, not JSON, no namespaces, no network path: each
   );
 });
 
+Deno.test("cri status: namespace mode NODE is the node's network, whatever the info says", () => {
+  const status = (network?: number) =>
+    network === undefined ? {} : { linux: { namespaces: { options: { network } } } };
+  assert.equal(usesNodeNetwork(status(NamespaceMode.NODE)), true);
+  assert.equal(usesNodeNetwork(status(NamespaceMode.POD)), false);
+  assert.equal(usesNodeNetwork(status()), false, "absent: the pod's own (proto3 default POD)");
+  assert.equal(usesNodeNetwork(undefined), false);
+});
+
 // --- sandbox choice ----------------------------------------------------------------------------
 
 Deno.test("cri pick: newest READY, else newest NOTREADY, else none", () => {
@@ -347,6 +358,8 @@ interface FakeSandbox {
   createdAt?: string;
   info?: string;
   vanished?: boolean;
+  /** `linux.namespaces.options.network` of its status (a `NamespaceMode`). */
+  network?: number;
 }
 
 interface FakeRuntime {
@@ -681,7 +694,7 @@ Deno.test({
   async fn() {
     const socket = "/run/dnc-test-no-such-runtime.sock";
     const script = `
-      import { CriClient } from "${new URL("../lib/cri.ts", import.meta.url).href}";
+      import { CriClient } from "${new URL("../lib/cri/client.ts", import.meta.url).href}";
       const client = new CriClient("${socket}", { timeoutMs: 5000 });
       try { await client.findSandbox("u"); } catch (e) { console.log(e.message); }
       client.close();`;
@@ -737,6 +750,40 @@ Deno.test({
         ["PodSandboxStatus", "OK"],
         ["ListPodSandbox", "OK"],
       ]);
+    } finally {
+      client.close();
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "cri client: a sandbox in the node's network namespace is reported as such, though its info names a path (CRI-O)",
+  ...grpcTest,
+  async fn() {
+    const { dir, socket } = await tempSocket();
+    const fake = await startFake(socket, {
+      sandboxes: [{
+        id: "host-net",
+        uid: UID,
+        state: 0,
+        createdAt: "100",
+        network: 2,
+        // CRI-O pins the host's own namespace and lists it like a pod's.
+        info: JSON.stringify({ runtimeSpec: spec("/var/run/netns/host-pin") }),
+      }],
+    });
+    const client = new CriClient(socket, { timeoutMs: 5000 });
+    try {
+      assert.deepEqual(await client.findSandbox(UID), {
+        id: "host-net",
+        netnsPath: "",
+        ready: true,
+        createdAt: 100n,
+        hostNetwork: true,
+      });
     } finally {
       client.close();
       await fake.stop();

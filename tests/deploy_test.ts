@@ -13,8 +13,8 @@
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
 import { ControllerProcess } from "./e2e/controller_process.ts";
-import { DEFAULTS } from "../lib/config.ts";
-import { DEPLOY_GRANTS } from "../lib/permissions.ts";
+import { DEFAULTS } from "../lib/config/settings.ts";
+import { DEPLOY_GRANTS } from "../lib/process/permissions.ts";
 import {
   NETWORK_STATUS_ANNOTATION,
   NETWORKS_ANNOTATION,

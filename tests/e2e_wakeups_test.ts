@@ -1,8 +1,8 @@
 /**
- * A pod that waits in backoff wakes on every change that matters, on the node rig. Retries
- * wait ten minutes here, so only the event itself can bring the pod back while the test
- * watches. Each case starts from a partial pass: one element attached (its status written,
- * whose echo comes back through the watch) and one naming a NAD that does not exist.
+ * A pod that waits wakes on every change that matters, on the node rig. Retries wait ten
+ * minutes here, so only the event itself can bring the pod back while the test watches. Each
+ * case starts from a partial pass: one element attached (its status written, whose echo comes
+ * back through the watch) and one naming a NAD that does not exist, which the pod waits for.
  *
  * - the missing NAD is created: it is applied by the same process;
  * - the pod is deleted gracefully: its hot-plugged host-local address is released while the
@@ -44,8 +44,11 @@ async function partialPass(
   });
   const key = `${NS}/${pod.name}`;
   await waitFor(
-    "the partial pass to fail and back off",
-    () => Promise.resolve(ctl.records().some((r) => r.key === key && r.msg === "Reconcile failed")),
+    "the partial pass to report the missing NAD",
+    () =>
+      Promise.resolve(
+        ctl.records().some((r) => r.pod === key && r.msg === "adding interface failed"),
+      ),
     30_000,
   );
   // Time for the echo of the pass's own status write to come back through the watch.
@@ -53,7 +56,7 @@ async function partialPass(
 }
 
 Deno.test({
-  name: "wake-ups: a pod in backoff runs at once for a late NAD and for its deletion",
+  name: "wake-ups: a waiting pod runs at once for a late NAD and for its deletion",
   ignore: Deno.uid() !== 0,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -84,7 +87,7 @@ Deno.test({
         assert.equal(ctl!.pid, pid, "applied by the same agent process");
       });
 
-      await t.step("a pod deleted while it backs off releases its addresses", async () => {
+      await t.step("a pod deleted while it waits releases its addresses", async () => {
         const pod = await rig.createPod({ name: "doomed", namespace: NS });
         await partialPass(rig, ctl!, pod, "never-made");
         assert.equal((await ipamAllocations(rig, BLUE_IPAM, pod.sandboxId)).size, 1);

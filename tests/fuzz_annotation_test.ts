@@ -10,10 +10,9 @@ import fc from "fast-check";
 import {
   MAX_ANNOTATION_BYTES,
   MAX_JSON_DEPTH,
-  type NetworkSelectionElement,
   parseNetworkSelection,
-  SelectionError,
-} from "../lib/selection.ts";
+} from "../lib/core/selection.ts";
+import { type NetworkSelectionElement, SelectionError } from "../lib/core/selection_element.ts";
 
 const POD_NS = "pod-ns";
 const PATH = /^networks(\[\d+\](\.[-a-zA-Z]+(\[\d+\])?(\.[a-zA-Z]+)?)?)?$/;

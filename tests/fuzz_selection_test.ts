@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  type NetworkSelectionElement,
-  parseNetworkSelection,
-  SelectionError,
-} from "../lib/selection.ts";
+import { type NetworkSelectionElement, SelectionError } from "../lib/core/selection_element.ts";
+import { parseNetworkSelection } from "../lib/core/selection.ts";
 
 const POD_NS = "pod-ns";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { type CheckResult, parseAddress, serveHealth } from "../lib/http.ts";
-import { Registry } from "../lib/metrics.ts";
-import { Logger } from "../lib/log.ts";
+import { type CheckResult, parseAddress, serveHealth } from "../lib/observe/http.ts";
+import { Registry } from "../lib/base/metrics.ts";
+import { Logger } from "../lib/base/log.ts";
 
 const quiet = new Logger({ level: "error", sink: () => {} });
 

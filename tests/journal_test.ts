@@ -3,8 +3,10 @@
  * files are set aside with a warning instead of stopping the agent.
  */
 import assert from "node:assert/strict";
-import { FileJournal, MemoryJournal, type PendingAdd } from "../lib/journal.ts";
-import { Logger } from "../lib/log.ts";
+import { FileJournal } from "../lib/journal/file_journal.ts";
+import { MemoryJournal } from "../lib/journal/memory_journal.ts";
+import type { PendingAdd } from "../lib/reconcile/ports.ts";
+import { Logger } from "../lib/base/log.ts";
 
 function add(uid: string, ifname: string, network = "blue"): PendingAdd {
   return {

@@ -14,7 +14,7 @@ import {
   goValue,
   interfaceAddRejectedMessage,
   removedInterfaceMessage,
-} from "../lib/kube/event_messages.ts";
+} from "../lib/core/event_messages.ts";
 
 Deno.test("event messages: upstream's add and remove texts", () => {
   assert.equal(

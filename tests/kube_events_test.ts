@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { KubeClient } from "../lib/kube/client.ts";
 import { NoCredentials } from "../lib/kube/credentials.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
-import { Logger } from "../lib/log.ts";
+import { Logger } from "../lib/base/log.ts";
 
 function closedPort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

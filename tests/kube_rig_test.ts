@@ -8,21 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
-import { Logger, type LogLevel } from "../lib/log.ts";
+import { Logger, type LogLevel } from "../lib/base/log.ts";
 import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
-import { addedInterfaceMessage } from "../lib/kube/event_messages.ts";
+import { addedInterfaceMessage } from "../lib/core/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
-import {
-  getPod,
-  NETWORK_STATUS_ANNOTATION,
-  type Pod,
-  podInformer,
-  slimPod,
-} from "../lib/kube/pods.ts";
-import { PodReplacedError, updateNetworkStatus } from "../lib/kube/status_writer.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../lib/core/annotations.ts";
+import { getPod, type Pod, podInformer, slimPod } from "../lib/kube/pods.ts";
+import { updateNetworkStatus } from "../lib/kube/status_store.ts";
 import { kubeListWatch } from "../lib/kube/list_watch.ts";
-import { type ListWatchTransport, Reflector, Watcher } from "../lib/kube/watcher.ts";
+import { Reflector } from "../lib/kube/reflector.ts";
+import { type ListWatchTransport, Watcher } from "../lib/kube/watcher.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -427,7 +423,7 @@ Deno.test({
       return JSON.stringify([...entries, { name: `${NS}/net-a`, interface: "net1" }]);
     };
     const res = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, appended);
-    assert.equal(res.written, true);
+    assert.equal(res.result, "written");
     assert.equal(res.attempts, 1);
     assert.deepEqual(seen, [STATUS]);
     const pod = (await getPod(adminClient(), NS, "status-a")) as {
@@ -442,7 +438,7 @@ Deno.test({
 
     const same = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, (c) => c);
     assert.deepEqual(same, {
-      written: false,
+      result: "unchanged",
       attempts: 1,
       resourceVersion: pod.metadata.resourceVersion,
     });
@@ -453,7 +449,7 @@ Deno.test({
       uid,
       () => undefined,
     );
-    assert.equal(removed.written, true);
+    assert.equal(removed.result, "written");
     const after = (await getPod(adminClient(), NS, "status-a")) as {
       metadata: { annotations: Record<string, string> };
     };
@@ -494,7 +490,7 @@ Deno.test({
         },
       },
     );
-    assert.equal(res.written, true);
+    assert.equal(res.result, "written");
     assert.equal(res.attempts, 2, "the first PUT got 409 Conflict and was retried");
     assert.equal(inputs.length, 2);
     const pod = (await getPod(adminClient(), NS, "status-b")) as {
@@ -521,14 +517,19 @@ Deno.test({
       async () => !(await getPod(adminClient(), NS, "status-c")),
       WAIT_MS,
     );
-    await assert.rejects(
-      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
-      (err) => err instanceof PodReplacedError && err.reason === "NotFound",
-    );
+    const gone = await updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]");
+    assert.deepEqual([gone.result, gone.result === "gone" && gone.reason], ["gone", "NotFound"]);
     await createApiPod("status-c", API_NODE);
-    await assert.rejects(
-      updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]"),
-      (err) => err instanceof PodReplacedError && err.reason === "UidChanged",
+    const replaced = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-c",
+      oldUid,
+      () => "[]",
+    );
+    assert.deepEqual(
+      [replaced.result, replaced.result === "gone" && replaced.reason],
+      ["gone", "UidChanged"],
     );
   },
 });

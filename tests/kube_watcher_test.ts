@@ -4,10 +4,11 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Backoff } from "../lib/kube/backoff.ts";
+import { Backoff } from "../lib/base/backoff.ts";
 import { KubeApiError } from "../lib/kube/client.ts";
-import { type ListWatchTransport, Reflector, Watcher, WatchError } from "../lib/kube/watcher.ts";
-import { errorText } from "../lib/log.ts";
+import { Reflector } from "../lib/kube/reflector.ts";
+import { type ListWatchTransport, Watcher, WatchError } from "../lib/kube/watcher.ts";
+import { errorText } from "../lib/base/log.ts";
 import type { ListResult, WatchEvent } from "../lib/kube/types.ts";
 
 type Obj = { metadata: { namespace: string; name: string; resourceVersion: string }; v?: string };

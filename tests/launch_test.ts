@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/cli.ts";
-import { DEFAULT_CONFIG_PATH, helpText } from "../lib/config.ts";
+import { UsageError } from "../lib/config/cli.ts";
+import { DEFAULT_CONFIG_PATH } from "../lib/config/settings.ts";
+import { helpText } from "../lib/config/help.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   compileCommand,
@@ -17,7 +18,7 @@ import {
   LAUNCHER_FLAGS,
   permissionFlags,
   RUNTIME_FLAGS,
-} from "../lib/permissions.ts";
+} from "../lib/process/permissions.ts";
 
 function files(map: Record<string, string>): (path: string) => Promise<string> {
   return (path) =>

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Logger, type LogLevel } from "../lib/log.ts";
+import { Logger, type LogLevel } from "../lib/base/log.ts";
 
 function capture(level: LogLevel, format: "json" | "text" = "json") {
   const lines: string[] = [];

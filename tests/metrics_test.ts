@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  CONTENT_TYPE,
-  formatValue,
-  Gauge,
-  registerProcessMetrics,
-  Registry,
-} from "../lib/metrics.ts";
-import { ControllerMetrics } from "../lib/controller_metrics.ts";
+import { CONTENT_TYPE, registerProcessMetrics, Registry } from "../lib/base/metrics.ts";
+import { formatValue, Gauge } from "../lib/base/metric_families.ts";
+import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 
 Deno.test("counters and gauges render byte-exact, families by name and series by labels", () => {
   const r = new Registry();
@@ -190,7 +185,7 @@ Deno.test("process metrics are present and need no permission", async () => {
   assert.ok(start > 1_600_000_000 && start <= Date.now() / 1000);
 
   // The same rendering in a process without any permission.
-  const url = new URL("../lib/metrics.ts", import.meta.url).href;
+  const url = new URL("../lib/base/metrics.ts", import.meta.url).href;
   const script = `import { Registry, registerProcessMetrics } from "${url}";
     const r = new Registry(); registerProcessMetrics(r); console.log(r.render());`;
   const file = await Deno.makeTempFile({ suffix: ".ts" });

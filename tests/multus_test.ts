@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
+import type { CniResult } from "../lib/core/cni_result.ts";
+import type { DelegateRequest } from "../lib/reconcile/ports.ts";
 import {
-  type CniResult,
   DelegateError,
-  type DelegateRequest,
   delegateRequestBody,
   MultusClient,
   parseDelegateResponse,
-} from "../lib/multus.ts";
-import { CriClient } from "../lib/cri.ts";
-import { delegateConfig, type NetworkAttachmentDefinition } from "../lib/nad.ts";
+} from "../lib/multus/client.ts";
+import { CriClient } from "../lib/cri/client.ts";
+import { delegateConfig, type NetworkAttachmentDefinition } from "../lib/core/nad.ts";
 import { Rig } from "./rig/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -387,7 +387,7 @@ Deno.test("multus client: a socket file nobody listens on is reported as stale",
 Deno.test("multus client: a missing Deno permission names the exact flags to grant", async () => {
   const socket = "/run/dnc-test-no-such-multus.sock";
   const script = `
-    import { MultusClient } from "${new URL("../lib/multus.ts", import.meta.url).href}";
+    import { MultusClient } from "${new URL("../lib/multus/client.ts", import.meta.url).href}";
     const client = new MultusClient("${socket}", { timeoutMs: 5000 });
     const req = { command: "DEL", containerId: "c", netns: "/n", ifname: "net1",
       podNamespace: "ns1", podName: "pod1", podUid: "u", config: new Uint8Array() };

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { delegateConfig, NadConfigError, type NetworkAttachmentDefinition } from "../lib/nad.ts";
-import { goMarshal } from "../lib/go_json.ts";
+import {
+  delegateConfig,
+  NadConfigError,
+  type NetworkAttachmentDefinition,
+} from "../lib/core/nad.ts";
+import { goMarshal } from "../lib/base/go_json.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const nad = (config: string, name = "tenant-network"): NetworkAttachmentDefinition => ({

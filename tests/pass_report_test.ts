@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { PassReport } from "../lib/pass_report.ts";
-import { Logger } from "../lib/log.ts";
+import { PassReport } from "../lib/reconcile/pass_report.ts";
+import { Logger } from "../lib/base/log.ts";
 
 interface Recorded {
   type: string;
@@ -126,4 +126,34 @@ Deno.test("several failed removals are one Event", () => {
   assert.deepEqual(events.map((e) => e.message), [
     "pod [ns1/p]: 2 interfaces could not be removed: network x: plugin crashed (net1, net2)",
   ]);
+});
+
+Deno.test("errors that differ only in the interface name they mention are one failure", () => {
+  const { report, events, lines, flush } = setup();
+  for (const iface of ["f0", "f1", "f10"]) {
+    report.addFailed({
+      iface,
+      network: "fail",
+      namespace: "ns1",
+      error: `[ns1/p/u1:fail]: error adding container to network "fail": plugin type="x" ` +
+        `name="fail" failed (add): IfName=${iface}: always fails`,
+    });
+  }
+  flush();
+  assert.equal(lines.length, 1, JSON.stringify(lines));
+  assert.equal(lines[0]!.count, 3);
+  assert.match(String(lines[0]!.err), /IfName=<interface>: always fails$/);
+  assert.equal(
+    events[0]!.message,
+    'pod [ns1/p]: 3 interfaces could not be added: network fail: [ns1/p/u1:fail]: error adding container to network "fail": plugin type="x" name="fail" failed (add): IfName=<interface>: always fails (f0, f1, f10)',
+  );
+});
+
+Deno.test("an interface name inside another word is not taken for the interface", () => {
+  const { report, lines, flush } = setup();
+  report.addFailed({ iface: "n1", network: "x", namespace: "ns1", error: "bad net1 on n1" });
+  report.addFailed({ iface: "n2", network: "x", namespace: "ns1", error: "bad net1 on n2" });
+  flush();
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0]!.err, "bad net1 on <interface>");
 });

@@ -5,10 +5,9 @@ import {
   CRI_SOCKET_CANDIDATES,
   DEFAULT_CONFIG_PATH,
   DEFAULTS,
-  loadConfig,
-  type LoadedConfig,
   MULTUS_SOCKET_CANDIDATES,
-} from "../lib/config.ts";
+} from "../lib/config/settings.ts";
+import { loadConfig, type LoadedConfig } from "../lib/config/load.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   ALLOWED_ENV,
@@ -21,7 +20,7 @@ import {
   kubeconfigGrants,
   permissionFlags,
   RUNTIME_DATA_FILES,
-} from "../lib/permissions.ts";
+} from "../lib/process/permissions.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

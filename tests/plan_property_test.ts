@@ -1,16 +1,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { applyPlan, planPod } from "../lib/core/plan.ts";
 import {
-  applyPlan,
   attachmentKey,
-  entrySatisfies,
   type Plan,
-  planPod,
   type PodView,
   statusAttachmentId,
-} from "../lib/plan.ts";
-import type { NetworkSelectionElement } from "../lib/selection.ts";
-import type { NetworkStatus } from "../lib/status.ts";
+} from "../lib/core/plan_types.ts";
+import { entrySatisfies } from "../lib/core/attachment_match.ts";
+import type { NetworkSelectionElement } from "../lib/core/selection_element.ts";
+import type { NetworkStatus } from "../lib/core/status.ts";
 
 // Small pools, so that random lists collide often: shared networks, shared interface names.
 const namespaces = ["default", "ns1"];

@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
+import { applyPlan, planPod } from "../lib/core/plan.ts";
 import {
-  applyPlan,
   attachmentKey,
-  entrySatisfies,
   type Plan,
-  planPod,
   type PodView,
   type RefusalCode,
   statusAttachmentId,
-} from "../lib/plan.ts";
-import { type NetworkSelectionElement, parseNetworkSelection } from "../lib/selection.ts";
-import type { NetworkStatus } from "../lib/status.ts";
+} from "../lib/core/plan_types.ts";
+import { entrySatisfies } from "../lib/core/attachment_match.ts";
+import { type NetworkSelectionElement } from "../lib/core/selection_element.ts";
+import { parseNetworkSelection } from "../lib/core/selection.ts";
+import type { NetworkStatus } from "../lib/core/status.ts";
 
 const POD: PodView = {
   namespace: "default",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { podCensus } from "../lib/pod_census.ts";
-import type { PodSnapshot } from "../lib/reconcile.ts";
+import { podCensus } from "../lib/core/pod_census.ts";
+import type { PodSnapshot } from "../lib/core/pod.ts";
 
 function pod(name: string, networks?: string, status?: string): PodSnapshot {
   const annotations: Record<string, string> = {};

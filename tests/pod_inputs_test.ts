@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { inputsChanged } from "../lib/pod_inputs.ts";
-import type { PodSnapshot } from "../lib/reconcile.ts";
+import { inputsChanged } from "../lib/core/pod_inputs.ts";
+import type { PodSnapshot } from "../lib/core/pod.ts";
 
 const NETWORKS = "k8s.v1.cni.cncf.io/networks";
 const STATUS = "k8s.v1.cni.cncf.io/network-status";

@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
-import { ManualClock } from "../lib/clock.ts";
-import { ControllerMetrics } from "../lib/controller_metrics.ts";
-import { type ReconcileOutcome, WorkQueue, type WorkQueueOptions } from "../lib/queue.ts";
-import { Logger } from "../lib/log.ts";
+import { ManualClock } from "../lib/base/clock.ts";
+import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
+import { WorkQueue } from "../lib/reconcile/queue.ts";
+import { type WorkQueueOptions } from "../lib/reconcile/queue_options.ts";
+import {
+  DONE,
+  type ReconcileOutcome,
+  requeue,
+  requeueAfter,
+  waitFor,
+} from "../lib/reconcile/outcome.ts";
+import { Logger } from "../lib/base/log.ts";
 
 const quiet = new Logger({ level: "error", sink: () => {} });
 
@@ -177,12 +185,12 @@ Deno.test("jitter shortens a retry delay by up to its fraction", async () => {
   await queue.shutdown(0);
 });
 
-Deno.test("requeueAfterMs runs the key again that much later", async () => {
+Deno.test("requeueAfter runs the key again that much later", async () => {
   const clock = new ManualClock();
   const attempts: number[] = [];
   const queue = new WorkQueue((): Promise<ReconcileOutcome> => {
     attempts.push(clock.now());
-    return Promise.resolve(attempts.length < 3 ? { requeueAfterMs: 250 } : undefined);
+    return Promise.resolve(attempts.length < 3 ? requeueAfter(250) : DONE);
   }, options({ clock }));
   queue.add("ns/a");
   queue.start();
@@ -496,7 +504,7 @@ Deno.test("the queue reports workqueue_* and controller_runtime_* metrics", asyn
       await gate.pass();
       throw new Error("no");
     }
-    return attempts === 2 ? { requeueAfterMs: 10_000 } : undefined;
+    return attempts === 2 ? requeueAfter(10_000) : DONE;
   }, options({ clock, concurrency: 2, metrics: metrics.queueMetrics("pod-networks") }));
   queue.add("ns/a");
   queue.add("ns/a");
@@ -533,5 +541,117 @@ Deno.test("the queue reports workqueue_* and controller_runtime_* metrics", asyn
   assert.equal(line(`controller_runtime_reconcile_errors_total\\{controller="pods"\\}`), "1");
   assert.equal(line(`controller_runtime_reconcile_time_seconds_sum\\{controller="pods"\\}`), "2.5");
   assert.equal(line(`controller_runtime_active_workers\\{controller="pods"\\}`), "0");
+  await queue.shutdown(0);
+});
+
+Deno.test("requeue polls with the key's backoff, without an error, and counts as a retry", async () => {
+  const clock = new ManualClock();
+  const metrics = new ControllerMetrics({ controller: "pods" });
+  const lines: Record<string, unknown>[] = [];
+  const attempts: number[] = [];
+  const queue = new WorkQueue((): Promise<ReconcileOutcome> => {
+    attempts.push(clock.now());
+    return Promise.resolve(attempts.length <= 3 ? requeue("the pod sandbox") : DONE);
+  }, {
+    ...options({ clock, metrics: metrics.queueMetrics("q") }),
+    log: new Logger({ level: "debug", sink: (line) => lines.push(JSON.parse(line)) }),
+  });
+  queue.add("ns/a");
+  queue.start();
+  await settle(queue, clock);
+  assert.deepEqual(attempts, [0, 10, 30, 70], "10 · 2^(n-1), as for failures");
+  assert.equal(queue.failures("ns/a"), 0, "the final success resets the count");
+  assert.deepEqual(lines.filter((l) => l.level === "warn"), [], "no warning for a poll");
+  assert.equal(lines.filter((l) => l.msg === "Requeued").length, 3);
+  const text = metrics.registry.render();
+  assert.match(
+    text,
+    /^controller_runtime_reconcile_total\{controller="pods",result="requeue"\} 3$/m,
+  );
+  assert.match(text, /^controller_runtime_reconcile_errors_total\{controller="pods"\} 0$/m);
+  assert.match(text, /^workqueue_retries_total\{name="q",controller="pods"\} 3$/m);
+  await queue.shutdown(0);
+});
+
+Deno.test("a requeue is cut short by an add and keeps waiting through a resync", async () => {
+  const clock = new ManualClock();
+  const attempts: number[] = [];
+  const queue = new WorkQueue((): Promise<ReconcileOutcome> => {
+    attempts.push(clock.now());
+    return Promise.resolve(requeue("the pod sandbox"));
+  }, options({ clock, baseDelayMs: 1000, maxDelayMs: 1000 }));
+  queue.add("ns/a");
+  queue.start();
+  await queue.idle();
+  queue.resync("ns/a");
+  await queue.idle();
+  assert.deepEqual(attempts, [0], "the resync is folded into the pending poll");
+  clock.advance(100);
+  queue.add("ns/a");
+  await queue.idle();
+  assert.deepEqual(attempts, [0, 100], "an add runs it at once");
+  await queue.shutdown(0);
+});
+
+Deno.test("a wait outcome sets no timer; only another add or resync runs the key", async () => {
+  const clock = new ManualClock();
+  const metrics = new ControllerMetrics({ controller: "pods" });
+  let runs = 0;
+  const queue = new WorkQueue((): Promise<ReconcileOutcome> => {
+    runs++;
+    return Promise.resolve(waitFor("NetworkAttachmentDefinition ns/x"));
+  }, options({ clock, metrics: metrics.queueMetrics("q") }));
+  queue.add("ns/a");
+  queue.start();
+  await settle(queue, clock);
+  assert.equal(runs, 1);
+  assert.equal(clock.pending, 0, "no retry timer");
+  assert.equal(queue.failures("ns/a"), 0);
+  queue.resync("ns/a");
+  await queue.idle();
+  assert.equal(runs, 2, "a resync of a waiting key runs it");
+  assert.match(
+    metrics.registry.render(),
+    /^controller_runtime_reconcile_total\{controller="pods",result="success"\} 2$/m,
+  );
+  await queue.shutdown(0);
+});
+
+Deno.test("the error policy decides: backoff retries, terminal waits for the input to change", async () => {
+  const clock = new ManualClock();
+  const metrics = new ControllerMetrics({ controller: "pods" });
+  const lines: Record<string, unknown>[] = [];
+  const runs: string[] = [];
+  const queue = new WorkQueue((key) => {
+    runs.push(key);
+    return Promise.reject(new Error(key === "ns/bad" ? "bad input" : "flaky"));
+  }, {
+    ...options({ clock, metrics: metrics.queueMetrics("q") }),
+    errorPolicy: (_key, err) => ({
+      action: (err as Error).message === "bad input" ? "terminal" : "backoff",
+    }),
+    log: new Logger({ level: "warn", sink: (line) => lines.push(JSON.parse(line)) }),
+  });
+  queue.add("ns/bad");
+  queue.add("ns/flaky");
+  queue.start();
+  await queue.idle();
+  clock.advance(10);
+  await queue.idle();
+  assert.deepEqual(runs, ["ns/bad", "ns/flaky", "ns/flaky"], "only the transient one is retried");
+  assert.equal(queue.failures("ns/bad"), 0, "a terminal error forgets the backoff");
+  const failed = lines.filter((l) => l.msg === "Reconcile failed");
+  assert.deepEqual(failed.map((l) => [l.key, l.retry ?? l.retryInMs]), [
+    ["ns/bad", "when its input changes"],
+    ["ns/flaky", 10],
+    ["ns/flaky", 20],
+  ]);
+  queue.add("ns/bad");
+  await queue.idle();
+  assert.equal(runs.filter((k) => k === "ns/bad").length, 2, "an add runs it again");
+  assert.match(
+    metrics.registry.render(),
+    /^controller_runtime_reconcile_total\{controller="pods",result="error"\} 4$/m,
+  );
   await queue.shutdown(0);
 });

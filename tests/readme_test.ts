@@ -5,10 +5,13 @@
  * tells a reader to run exists.
  */
 import assert from "node:assert/strict";
-import { referenceMarkdown } from "../lib/config.ts";
-import { ControllerMetrics } from "../lib/controller_metrics.ts";
-import { EventReason } from "../lib/kube/event_messages.ts";
-import { INVALID_SELECTION_REASON, INVALID_STATUS_REASON } from "../lib/reconcile.ts";
+import { referenceMarkdown } from "../lib/config/help.ts";
+import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
+import {
+  EventReason,
+  INVALID_SELECTION_REASON,
+  INVALID_STATUS_REASON,
+} from "../lib/core/event_messages.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const readme = await Deno.readTextFile(`${ROOT}README.md`);
@@ -51,13 +54,13 @@ Deno.test("README: the configuration table is the current referenceMarkdown()", 
   assert.ok(
     section("Configuration").includes(table),
     "README.md's configuration table is out of date: paste the output of\n" +
-      `deno eval 'import {referenceMarkdown} from "./lib/config.ts"; console.log(referenceMarkdown())'\n` +
+      `deno eval 'import {referenceMarkdown} from "./lib/config/help.ts"; console.log(referenceMarkdown())'\n` +
       "into the Configuration section and run deno fmt README.md",
   );
 });
 
 Deno.test("README: the metrics table lists exactly the controller's metrics", async () => {
-  const source = await Deno.readTextFile(`${ROOT}lib/controller_metrics.ts`);
+  const source = await Deno.readTextFile(`${ROOT}lib/observe/controller_metrics.ts`);
   const declared = [...source.matchAll(/^\s+name: "([a-z_]+)",$/gm)].map((m) => m[1]!).sort();
   assert.ok(declared.length > 20, declared.join());
   const registry = new ControllerMetrics().registry;

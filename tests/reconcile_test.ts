@@ -2,21 +2,20 @@
  * The reconciler's decisions on failure paths, with in-memory stand-ins for its ports
  * (pod cache, NAD cache, sandbox lookup, delegate, status store, events). The real
  * adapters are exercised on the node rig by the e2e tests; these cases pin down what the
- * reconciler does when a call fails at a precise point, which the rig cannot stage on cue.
+ * reconciler does when a call fails at a precise point, which the rig cannot stage on cue,
+ * and the outcome each pass returns (or the error it throws, and what the error policy does
+ * with it).
  */
 import assert from "node:assert/strict";
-import { MemoryJournal } from "../lib/journal.ts";
-import { PodReplacedError } from "../lib/kube/status_writer.ts";
-import { Logger } from "../lib/log.ts";
-import type { DelegateRequest } from "../lib/multus.ts";
-import { type PodSnapshot, ReconcileError, Reconciler } from "../lib/reconcile.ts";
-import { NETWORKS_ANNOTATION } from "../lib/selection.ts";
-import {
-  formatNetworkStatus,
-  NETWORK_STATUS_ANNOTATION,
-  type NetworkStatus,
-  parseNetworkStatus,
-} from "../lib/status.ts";
+import { MemoryJournal } from "../lib/journal/memory_journal.ts";
+import { Logger } from "../lib/base/log.ts";
+import type { PodSnapshot } from "../lib/core/pod.ts";
+import { errorPolicy } from "../lib/reconcile/error_policy.ts";
+import { DONE, ReconcileError, requeue, waitFor } from "../lib/reconcile/outcome.ts";
+import type { DelegateRequest, ReconcilerDeps } from "../lib/reconcile/ports.ts";
+import { Reconciler } from "../lib/reconcile/reconciler.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
+import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../lib/core/status.ts";
 
 const DEFAULT_ENTRY: NetworkStatus = {
   name: "cluster",
@@ -44,6 +43,8 @@ class World {
   delegateCalls: string[] = [];
   failStatusWrites = 0;
   sandboxRemoved = false;
+  /** When set, the runtime reports the sandbox in the node's network namespace. */
+  sandboxHostNetwork = false;
   failDelegate?: (req: DelegateRequest) => string | undefined;
   /** The journal survives "restarts" (new reconcilers), as the state directory does. */
   journal = new MemoryJournal();
@@ -88,10 +89,15 @@ class World {
   }
 
   reconciler(options: { namespaceIsolation?: boolean } = {}): Reconciler {
+    return new Reconciler(this.deps(options));
+  }
+
+  /** In-memory ports over this world. */
+  deps(options: { namespaceIsolation?: boolean } = {}): ReconcilerDeps {
     // The stand-ins below close over the world they change.
     // deno-lint-ignore no-this-alias
     const world = this;
-    return new Reconciler({
+    return {
       pods: {
         cached: () => world.present ? structuredClone(world.pod) : undefined,
         fetch: () => Promise.resolve(world.present ? structuredClone(world.pod) : undefined),
@@ -107,9 +113,10 @@ class World {
           Promise.resolve(
             world.sandboxRemoved
               ? undefined
+              : world.sandboxHostNetwork
+              ? { id: "sb1", netnsPath: "", ready: true, createdAt: 1, hostNetwork: true }
               : { id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 },
           ),
-        close() {},
       },
       delegator: {
         delegate(req) {
@@ -137,12 +144,13 @@ class World {
             ips: ips.map((address) => ({ address, interface: 0 })),
           });
         },
-        healthy: () => Promise.resolve(true),
       },
       status: {
         update(_namespace, _name, uid, mutate) {
-          if (uid !== world.pod.metadata.uid) return Promise.reject(new Error("replaced"));
-          if (world.podGoneOnWrite) return Promise.reject(new PodReplacedError("ns1", "p", uid));
+          if (uid !== world.pod.metadata.uid) {
+            return Promise.resolve({ result: "gone", reason: "UidChanged" });
+          }
+          if (world.podGoneOnWrite) return Promise.resolve({ result: "gone", reason: "NotFound" });
           if (world.failStatusWrites > 0) {
             world.failStatusWrites--;
             return Promise.reject(new Error("apiserver unavailable"));
@@ -152,7 +160,7 @@ class World {
           if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
           else annotations[NETWORK_STATUS_ANNOTATION] = next;
           if (world.hangAfterStatusWrite) return new Promise(() => {});
-          return Promise.resolve({ written: true });
+          return Promise.resolve({ result: "written" });
         },
       },
       journal: world.journal,
@@ -168,17 +176,21 @@ class World {
         allowedNadNamespaces: [],
         dryRun: false,
       },
-    });
+    };
   }
 
-  /** Runs passes until one succeeds (as the queue would retry), at most `max`. */
+  /**
+   * Runs passes as the queue would, at most `max`: again after a requeue or an error the
+   * policy retries, and no more after an outcome that waits or an error it does not retry.
+   */
   async converge(reconciler: Reconciler, max = 5): Promise<number> {
     for (let pass = 1; pass <= max; pass++) {
       try {
-        await reconciler.reconcile("ns1/p");
-        return pass;
+        const outcome = await reconciler.reconcile("ns1/p");
+        if (outcome.kind !== "requeue") return pass;
       } catch (err) {
         if (!(err instanceof ReconcileError)) throw err;
+        if (errorPolicy("ns1/p", err).action === "terminal") return pass;
       }
     }
     throw new Error(`no convergence in ${max} passes`);
@@ -197,6 +209,22 @@ class World {
   }
 }
 
+/** True for a pass's error that the error policy retries, of exactly the failure `kinds`. */
+function isRetried(err: unknown, kinds: string[]): boolean {
+  assert.ok(err instanceof ReconcileError, String(err));
+  assert.deepEqual(err.kinds, kinds);
+  assert.equal(errorPolicy("ns1/p", err).action, "backoff");
+  return true;
+}
+
+/** True for a pass's error of bad input, which the error policy does not retry. */
+function isTerminal(err: unknown): boolean {
+  assert.ok(err instanceof ReconcileError, String(err));
+  assert.deepEqual(err.kinds, ["bad-input"]);
+  assert.equal(errorPolicy("ns1/p", err).action, "terminal");
+  return true;
+}
+
 function macvlan(name: string): string {
   return JSON.stringify({ cniVersion: "0.3.1", name, type: "macvlan", master: "eth9" });
 }
@@ -206,11 +234,11 @@ Deno.test("a failed status write is repaired by the next pass without 'already e
   world.nads.set("ns1/a", macvlan("a"));
   world.failStatusWrites = 1;
   const reconciler = world.reconciler();
-  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["status-write"]));
   // The interface was attached but not recorded: the state a crash would leave.
   assert.deepEqual(world.attached(), { net1: "a" });
   assert.deepEqual(world.recorded(), {});
-  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
   assert.deepEqual(world.attached(), { net1: "a" });
   // The unrecorded ADD is released from the journal first, then planned again from scratch.
@@ -244,7 +272,10 @@ Deno.test("a failed remove holds back the add that needs its interface name", as
   world.nads.set("ns1/b", macvlan("b"));
   world.setNetworks([{ name: "b", interface: "net1" }, { name: "b", interface: "net2" }]);
   world.failDelegate = (req) => req.command === "DEL" ? "plugin crashed" : undefined;
-  await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
+  await assert.rejects(
+    world.reconciler().reconcile("ns1/p"),
+    (err) => isRetried(err, ["delegate"]),
+  );
   assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net2 b"]);
   // net1 still belongs to a, and the status says so; net2 was independent and is recorded.
   assert.deepEqual(world.attached(), { net1: "a", net2: "b" });
@@ -263,13 +294,17 @@ Deno.test("one failing attachment does not hold back the others", async () => {
   }]);
   world.nads.set("ns1/a", macvlan("a"));
   const reconciler = world.reconciler();
-  await assert.rejects(reconciler.reconcile("ns1/p"), /NetworkAttachmentDefinition ns1\/missing/);
+  // A missing NAD is waited for (its creation wakes the pod), not retried.
+  assert.deepEqual(
+    await reconciler.reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/missing"),
+  );
   assert.deepEqual(world.recorded(), { net2: "ns1/a" });
   assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), ["ns1/p"]);
   const warning = world.events.find((e) => e.reason === "FailedAddingInterface");
   assert.match(warning?.message ?? "", /not found; create it/);
   world.nads.set("ns1/missing", macvlan("missing"));
-  await reconciler.reconcile("ns1/p");
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(world.recorded(), { net1: "ns1/missing", net2: "ns1/a" });
   assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), []);
 });
@@ -282,7 +317,8 @@ Deno.test("an invalid networks annotation changes nothing and says why", async (
   }]);
   world.nads.set("ns1/a", macvlan("a"));
   world.pod.metadata.annotations![NETWORKS_ANNOTATION] = '[{"name": "a", "mac": "zz"}]';
-  await world.reconciler().reconcile("ns1/p");
+  // Bad input: not retried until the annotation changes.
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), isTerminal);
   assert.deepEqual(world.delegateCalls, []);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
   assert.equal(world.events.length, 1);
@@ -296,6 +332,10 @@ Deno.test("namespace isolation refuses a NAD from another namespace", async () =
   await assert.rejects(
     world.reconciler({ namespaceIsolation: true }).reconcile("ns1/p"),
     /namespace isolation/,
+  );
+  await assert.rejects(
+    world.reconciler({ namespaceIsolation: true }).reconcile("ns1/p"),
+    isTerminal,
   );
   assert.deepEqual(world.delegateCalls, []);
   assert.deepEqual(world.recorded(), {});
@@ -318,7 +358,7 @@ Deno.test("a pod that is not running yet is left alone", async () => {
   const world = new World([{ name: "a", interface: "net1" }]);
   world.nads.set("ns1/a", macvlan("a"));
   world.pod.status = { phase: "Pending" };
-  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), waitFor("the pod to run"));
   assert.deepEqual(world.delegateCalls, []);
 });
 
@@ -344,7 +384,10 @@ Deno.test("a failed ADD is undone with a DEL so no unrecorded link stays behind"
     world.netns.set(req.ifname, "a");
     return "failed to allocate for range 0: no IP addresses available";
   };
-  await assert.rejects(world.reconciler().reconcile("ns1/p"), /no IP addresses available/);
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), (err) => {
+    assert.match(String(err), /no IP addresses available/);
+    return isRetried(err, ["delegate"]);
+  });
   assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
   assert.deepEqual(world.attached(), {});
   assert.deepEqual(world.recorded(), {});
@@ -572,13 +615,11 @@ Deno.test("a thousand elements naming a missing NAD: one Event and few log lines
   const reconciler = world.reconciler();
   for (let pass = 1; pass <= 3; pass++) {
     const before = { events: world.events.length, warnings: world.warnings.length };
-    await assert.rejects(reconciler.reconcile("ns1/p"), (err: Error) => {
-      assert.ok(err instanceof ReconcileError);
-      assert.equal(err.failures.length, 1000);
-      assert.ok(err.message.length < 2_000, `an error message of ${err.message.length} chars`);
-      assert.match(err.message, /1000 operation\(s\) failed: .*… and 992 more$/);
-      return true;
-    });
+    // The pod waits for the NAD: each pass (an event or a resync) reports it once more.
+    assert.deepEqual(
+      await reconciler.reconcile("ns1/p"),
+      waitFor("NetworkAttachmentDefinition ns1/x"),
+    );
     const events = world.events.slice(before.events);
     assert.deepEqual(events.map((e) => e.reason), ["FailedAddingInterface"], `pass ${pass}`);
     assert.match(
@@ -592,10 +633,36 @@ Deno.test("a thousand elements naming a missing NAD: one Event and few log lines
   assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
 });
 
+Deno.test("a thousand failing elements: one Event, few log lines, and a short error per pass", async () => {
+  const networks = Array.from({ length: 1000 }, (_, i) => ({ name: "x", interface: `n${i}` }));
+  const world = new World(networks);
+  world.nads.set("ns1/x", macvlan("x"));
+  world.failDelegate = (req) => req.command === "ADD" ? "plugin failed" : undefined;
+  const reconciler = world.reconciler();
+  for (let pass = 1; pass <= 3; pass++) {
+    const before = { events: world.events.length, warnings: world.warnings.length };
+    await assert.rejects(reconciler.reconcile("ns1/p"), (err: Error) => {
+      assert.ok(isRetried(err, ["delegate"]));
+      assert.equal((err as ReconcileError).failures.length, 1000);
+      assert.ok(err.message.length < 2_000, `an error message of ${err.message.length} chars`);
+      assert.match(err.message, /1000 operation\(s\) failed: .*… and 992 more$/);
+      return true;
+    });
+    const events = world.events.slice(before.events);
+    assert.deepEqual(events.map((e) => e.reason), ["FailedAddingInterface"], `pass ${pass}`);
+    assert.match(
+      events[0]!.message,
+      /^pod \[ns1\/p\]: 1000 interfaces could not be added: network x: plugin failed \(n0, n1, n2, n3, n4, n5, n6, n7, … and 992 more\)$/,
+    );
+    const warnings = world.warnings.slice(before.warnings);
+    assert.deepEqual(warnings.map((w) => [w.msg, w.count]), [["adding interfaces failed", 1000]]);
+  }
+});
+
 Deno.test("an invalid annotation is reported once per pass, though the pass plans twice", async () => {
   const world = new World([]);
   world.pod.metadata.annotations![NETWORKS_ANNOTATION] = "{not json";
-  await world.reconciler().reconcile("ns1/p");
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), isTerminal);
   assert.deepEqual(world.events.map((e) => e.reason), ["InvalidNetworkSelection"]);
   assert.equal(
     world.warnings.filter((w) => w.msg === "cannot plan: annotation is invalid").length,
@@ -606,16 +673,23 @@ Deno.test("an invalid annotation is reported once per pass, though the pass plan
 Deno.test("the pods waiting for a NAD are those whose latest plan needs it", async () => {
   const world = new World([{ name: "x", interface: "net1" }]);
   const reconciler = world.reconciler();
-  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(
+    await reconciler.reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/x"),
+  );
   assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
   world.setNetworks([{ name: "y", interface: "net1" }]);
-  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(
+    await reconciler.reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/y"),
+  );
   assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), [], "no longer asked for");
   assert.deepEqual(reconciler.podsWaitingFor("ns1/y"), ["ns1/p"]);
-  // Waiting starts when the plan needs the NAD, even if the pass stops before acting on it.
+  // Waiting starts when the plan needs the NAD, even if the pass stops before acting on it
+  // (here to poll for the pod sandbox, which no event announces).
   world.sandboxRemoved = true;
   world.setNetworks([{ name: "z", interface: "net1" }]);
-  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), requeue("a pod sandbox for uid uid-1"));
   assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), ["ns1/p"]);
   reconciler.forget("ns1/p");
   assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), []);
@@ -626,11 +700,72 @@ Deno.test("the echo of the agent's own status write is no change; others' writes
   world.nads.set("ns1/a", macvlan("a"));
   const reconciler = world.reconciler();
   const before = structuredClone(world.pod);
-  await assert.rejects(reconciler.reconcile("ns1/p"), ReconcileError); // the partial pass
+  // The partial pass: net1 attached, net2 waits for its NAD.
+  assert.deepEqual(
+    await reconciler.reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/x"),
+  );
   const after = structuredClone(world.pod);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
   assert.equal(reconciler.changeMatters(before, after), false, "own write");
   const edited = structuredClone(after);
   edited.metadata.annotations![NETWORK_STATUS_ANNOTATION] = "[]";
   assert.equal(reconciler.changeMatters(after, edited), true, "someone else's write");
+});
+
+Deno.test("a pod without a sandbox yet is polled, not failed", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.sandboxRemoved = true;
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), requeue("a pod sandbox for uid uid-1"));
+  assert.deepEqual(world.warnings, [], "waiting is no warning");
+  world.sandboxRemoved = false;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+});
+
+Deno.test("a NAD whose config cannot be used is bad input, and the pod waits for the NAD to change", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", "{not json");
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), isTerminal);
+  assert.deepEqual(reconciler.podsWaitingFor("ns1/a"), ["ns1/p"], "its change wakes the pod");
+  world.nads.set("ns1/a", macvlan("a"));
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+});
+
+Deno.test("an unreachable API server or runtime is a failure the policy retries", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const noApi = new Reconciler({
+    ...world.deps(),
+    pods: {
+      cached: () => structuredClone(world.pod),
+      fetch: () => Promise.reject(new Error("connection refused")),
+    },
+  });
+  await assert.rejects(noApi.reconcile("ns1/p"), (err) => isRetried(err, ["api"]));
+  const noRuntime = new Reconciler({
+    ...world.deps(),
+    sandboxes: { findSandbox: () => Promise.reject(new Error("CRI socket not found")) },
+  });
+  await assert.rejects(noRuntime.reconcile("ns1/p"), (err) => isRetried(err, ["cri"]));
+});
+
+Deno.test("a sandbox the runtime runs in the node's network gets nothing, whatever the pod spec says", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.sandboxHostNetwork = true;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), (err: Error) => {
+    assert.ok(isTerminal(err));
+    assert.match(err.message, /sandbox sb1 of pod uid uid-1 in the node's network namespace/);
+    return true;
+  });
+  assert.deepEqual(world.delegateCalls, [], "nothing sent");
+  assert.deepEqual(world.events.map((e) => `${e.reason}: ${e.message}`), [
+    "InterfaceAddRejected: pod [ns1/p]: will not add interface to host networked pod",
+  ]);
+  assert.deepEqual(world.journal.podKeys(), []);
 });

@@ -2,7 +2,7 @@
  * Sandbox and least privilege, on the rig.
  *
  * 1. The controller process itself: the exact command the product runs (`runCommand`: `deno run`
- *    with the one permission list of `lib/permissions.ts`, then `main.ts` and its flags) is
+ *    with the one permission list of `lib/process/permissions.ts`, then `main.ts` and its flags) is
  *    started with a `--preload` module that runs first inside that same process, under those
  *    same permissions, tries everything the controller must not do and prints what happened;
  *    then the process goes on to run `main.ts`, becomes ready and hot-plugs an interface. So the

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import {
   interfaceNameProblem,
-  MAX_ANNOTATION_BYTES,
   type NetworkSelectionElement,
-  parseNetworkSelection,
   SelectionError,
-} from "../lib/selection.ts";
+} from "../lib/core/selection_element.ts";
+import { MAX_ANNOTATION_BYTES, parseNetworkSelection } from "../lib/core/selection.ts";
 
 const POD_NS = "pod-ns";
 

@@ -11,7 +11,7 @@ import {
   statusFromCniResult,
   withAttachment,
   withoutAttachment,
-} from "../lib/status.ts";
+} from "../lib/core/status.ts";
 
 // Written by hand in the layout of Go's json.MarshalIndent(entry, "", "    "), joined by ",".
 const MULTUS_TEXT = `[{

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
 import {
   type ClusterConfig,
   inClusterConfig,
@@ -85,12 +85,6 @@ function hint(status: number): string {
     default:
       return "";
   }
-}
-
-/** True for errors a retry may fix: network failures, timeouts, 429 and 5xx answers. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof KubeApiError) return err.status === 429 || err.status >= 500;
-  return !(err instanceof Error && err.name === "AbortError");
 }
 
 async function readBody(res: Response): Promise<unknown> {

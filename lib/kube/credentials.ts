@@ -54,10 +54,7 @@ export class BasicAuth implements Credentials {
   readonly #header: string;
   /** Encodes `username:password` once. */
   constructor(username: string, password: string) {
-    const bytes = new TextEncoder().encode(`${username}:${password}`);
-    let binary = "";
-    for (const b of bytes) binary += String.fromCharCode(b);
-    this.#header = `Basic ${btoa(binary)}`;
+    this.#header = `Basic ${new TextEncoder().encode(`${username}:${password}`).toBase64()}`;
   }
   /** The `Basic` header. */
   authorization(): Promise<string | undefined> {
@@ -144,8 +141,11 @@ export class TokenFile implements Credentials {
 
 /** What client-node's authenticators produced: a header and maybe a client certificate. */
 export interface PluginAuth {
+  /** The `Authorization` header value, when the plugin gave one. */
   authorization?: string;
+  /** A client certificate (PEM), when the plugin gave one. */
   cert?: string;
+  /** The client certificate's key (PEM). */
   key?: string;
 }
 

@@ -11,38 +11,11 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
+import { EVENT_COMPONENT, type EventType } from "../core/event_messages.ts";
+import { objectKey } from "../core/names.ts";
+import type { EventRecorder, InvolvedPod } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
-import { EVENT_COMPONENT } from "./event_messages.ts";
-
-export {
-  addedInterfaceMessage,
-  attributesSuffix,
-  EVENT_COMPONENT,
-  EventReason,
-  failedAddingInterfaceMessage,
-  failedRemovingInterfaceMessage,
-  interfaceAddRejectedMessage,
-  type InterfaceAttributes,
-  removedInterfaceMessage,
-} from "./event_messages.ts";
-
-/** The pod an event is about. */
-export interface InvolvedPod {
-  namespace: string;
-  name: string;
-  uid: string;
-  resourceVersion?: string;
-}
-
-/** Event type, as core/v1. */
-export type EventType = "Normal" | "Warning";
-
-/** Records Events on pods; implementations never throw. */
-export interface EventRecorder {
-  /** Records (or counts a repeat of) an event on `pod`. Returns at once. */
-  record(pod: InvolvedPod, type: EventType, reason: string, message: string): void;
-}
 
 /** Settings of a {@linkcode KubeEventRecorder}. */
 export interface KubeEventRecorderOptions {
@@ -66,13 +39,19 @@ export interface KubeEventRecorderOptions {
   spamRefillMs?: number;
   /** Wall clock in ms; injectable for tests. */
   now?: () => number;
+  /** Called for every event recorded, before de-duplication (for metrics). */
+  onRecord?: (reason: string) => void;
 }
 
 /** Counters of a {@linkcode KubeEventRecorder}. */
 export interface EventRecorderStats {
+  /** Events created. */
   created: number;
+  /** Repeats written as a count update of an existing Event. */
   patched: number;
+  /** Writes that failed. */
   failed: number;
+  /** Events not written: closed, backlog full, or over a pod's budget. */
   dropped: number;
 }
 
@@ -117,6 +96,7 @@ export class KubeEventRecorder implements EventRecorder {
   readonly #spamBurst: number;
   readonly #spamRefillMs: number;
   readonly #now: () => number;
+  readonly #onRecord: ((reason: string) => void) | undefined;
   /** Pod uid → write tokens left and when they were counted. */
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #entries = new Map<string, Entry>();
@@ -142,10 +122,12 @@ export class KubeEventRecorder implements EventRecorder {
     this.#spamBurst = options.spamBurst ?? 25;
     this.#spamRefillMs = options.spamRefillMs ?? 300_000;
     this.#now = options.now ?? Date.now;
+    this.#onRecord = options.onRecord;
   }
 
   /** Records an event; a repeat within the window increments the existing Event's count. */
   record(pod: InvolvedPod, type: EventType, reason: string, message: string): void {
+    this.#onRecord?.(reason);
     try {
       this.#record(pod, type, reason, truncate(message));
     } catch (err) {
@@ -162,7 +144,7 @@ export class KubeEventRecorder implements EventRecorder {
     if (this.#backlog >= this.#maxBacklog) {
       this.stats.dropped++;
       this.#log.warn("Event dropped: too many events waiting to be written", {
-        pod: `${pod.namespace}/${pod.name}`,
+        pod: objectKey(pod.namespace, pod.name),
         reason,
         backlog: this.#backlog,
       });
@@ -172,7 +154,7 @@ export class KubeEventRecorder implements EventRecorder {
     if (!this.#takeToken(pod.uid, now)) {
       this.stats.dropped++;
       this.#log.debug("Event dropped: too many events for this pod", {
-        pod: `${pod.namespace}/${pod.name}`,
+        pod: objectKey(pod.namespace, pod.name),
         reason,
       });
       return;
@@ -260,7 +242,7 @@ export class KubeEventRecorder implements EventRecorder {
   ): Promise<void> {
     if (e.written >= e.count) return; // a later write already covered this occurrence
     const count = e.count;
-    const fields = { pod: `${pod.namespace}/${pod.name}`, reason, count };
+    const fields = { pod: objectKey(pod.namespace, pod.name), reason, count };
     if (e.name !== undefined) {
       try {
         await this.#client.json(

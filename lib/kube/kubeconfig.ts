@@ -61,9 +61,7 @@ function absolute(root: string, file: string | undefined | null): string | undef
 
 function decodeBase64(data: string, what: string): string {
   try {
-    const binary = atob(data.replace(/\s+/g, ""));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    return new TextDecoder().decode(bytes);
+    return new TextDecoder().decode(Uint8Array.fromBase64(data));
   } catch (err) {
     throw new Error(`${what} is not valid base64: re-encode it with \`base64 -w0\``, {
       cause: err,

@@ -1,18 +1,19 @@
 /**
  * NetworkAttachmentDefinitions: a cluster-wide cache, as upstream's lister, kept small by
  * storing only namespace, name, config and resourceVersion. The reconciler reads NADs from
- * it and listens to its upserts to re-queue the pods that wait for a NAD.
+ * it (its `NadSource` port, {@linkcode nadSource}), and its upserts re-queue the pods that wait
+ * for a NAD (`reconcile/triggers.ts`).
  *
  * @module
  */
-import type { Logger } from "../log.ts";
-import type { NetworkAttachmentDefinition } from "../nad.ts";
+import type { Logger } from "../base/log.ts";
+import { nadKey, type NetworkAttachmentDefinition } from "../core/nad.ts";
+import { objectKey } from "../core/names.ts";
+import type { NadSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
-
-export type { NetworkAttachmentDefinition };
 
 /** The cluster-wide collection path of NADs. */
 export const NADS_PATH = "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions";
@@ -46,11 +47,6 @@ export function slimNad(raw: unknown): NetworkAttachmentDefinition | undefined {
     nad.resourceVersion = n.metadata.resourceVersion;
   }
   return nad;
-}
-
-/** The store key of a NAD: `namespace/name`. */
-export function nadKey(nad: { namespace: string; name: string }): string {
-  return `${nad.namespace}/${nad.name}`;
 }
 
 /** Settings of {@linkcode nadInformer} (tests shorten the timers). */
@@ -98,4 +94,9 @@ export async function getNad(
     if (err instanceof KubeApiError && err.status === 404) return undefined;
     throw err;
   }
+}
+
+/** The reconciler's {@linkcode NadSource}: the informer's cache. */
+export function nadSource(informer: Reflector<NetworkAttachmentDefinition>): NadSource {
+  return { get: (namespace, name) => informer.get(objectKey(namespace, name)) };
 }

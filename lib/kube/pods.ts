@@ -1,5 +1,6 @@
 /**
- * Pods: the node-scoped informer and a fresh read.
+ * Pods: the node-scoped informer, a fresh read, and the reconciler's {@linkcode PodSource}
+ * over both.
  *
  * The informer lists and watches `/api/v1/pods` with the field selector
  * `spec.nodeName=<node>` only (not `status.phase=Running` as upstream: a pod that is still
@@ -8,17 +9,14 @@
  *
  * @module
  */
-import type { PodSnapshot } from "../reconcile.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../base/log.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
+import type { PodSnapshot } from "../core/pod.ts";
+import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
-
-/** `k8s.v1.cni.cncf.io/networks`: the attachments a pod asks for. */
-export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
-/** `k8s.v1.cni.cncf.io/network-status`: the attachments a pod has. */
-export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
 
 /** The annotations kept in the cache; all others are dropped at ingestion. */
 export const CACHED_ANNOTATIONS: readonly string[] = [
@@ -28,6 +26,7 @@ export const CACHED_ANNOTATIONS: readonly string[] = [
 
 /** The cached shape of a pod: what the reconciler reads, and the generation. */
 export interface Pod extends PodSnapshot {
+  /** The snapshot's metadata, with only the cached annotations and the generation. */
   metadata: PodSnapshot["metadata"] & {
     /** Only {@linkcode CACHED_ANNOTATIONS}; absent when the pod has none of them. */
     annotations?: Record<string, string>;
@@ -131,4 +130,12 @@ export async function getPod(
 /** The REST path of a pod. */
 export function podPath(namespace: string, name: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+}
+
+/** The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike. */
+export function podSource(client: KubeClient, informer: Reflector<Pod>): PodSource {
+  return {
+    cached: (key) => informer.get(key),
+    fetch: async (namespace, name) => slimPod(await getPod(client, namespace, name)),
+  };
 }

@@ -1,13 +1,20 @@
 /**
- * A cache fed by a {@linkcode Watcher}: a store keyed by `namespace/name`, and callbacks
+ * A cache fed by a `Watcher` (`watcher.ts`): a store keyed by `namespace/name`, and callbacks
  * for changes. After every (re-)list the store is replaced and the differences are reported
  * as upserts and deletes, so consumers never miss a deletion that happened while the watch
  * was down.
  *
  * @module
  */
-import type { Logger } from "../log.ts";
-import type { Watcher, WatcherEvent } from "./watcher.ts";
+import type { Logger } from "../base/log.ts";
+import { objectKey } from "../core/names.ts";
+import type { WatcherEvent } from "./types.ts";
+
+/** What feeds a {@linkcode Reflector}: a `Watcher`, or a test's stand-in. */
+export interface WatcherEventSource<T> {
+  /** Yields events until `signal` aborts. */
+  run(signal: AbortSignal): AsyncIterable<WatcherEvent<T>>;
+}
 
 /** Settings of a {@linkcode Reflector}. */
 export interface ReflectorOptions<T> {
@@ -36,7 +43,7 @@ type Meta = { metadata?: { namespace?: string; name?: string; resourceVersion?: 
 /** The default store key: `namespace/name` (just `name` for cluster-scoped objects). */
 export function metadataKey(object: unknown): string {
   const m = (object as Meta).metadata;
-  return m?.namespace ? `${m.namespace}/${m.name}` : `${m?.name}`;
+  return m?.namespace ? objectKey(m.namespace, `${m.name}`) : `${m?.name}`;
 }
 
 function metadataVersion(object: unknown): string | undefined {
@@ -45,7 +52,7 @@ function metadataVersion(object: unknown): string | undefined {
 
 /** A watched, cached collection of objects. */
 export class Reflector<T> {
-  readonly #watcher: Watcher<T>;
+  readonly #watcher: WatcherEventSource<T>;
   readonly #keyOf: (object: T) => string;
   readonly #versionOf: (object: T) => string | undefined;
   readonly #name: string;
@@ -60,7 +67,7 @@ export class Reflector<T> {
   };
 
   /** Creates an empty reflector over `watcher`; call {@linkcode run} to fill it. */
-  constructor(watcher: Watcher<T>, options: ReflectorOptions<T> = {}) {
+  constructor(watcher: WatcherEventSource<T>, options: ReflectorOptions<T> = {}) {
     this.#watcher = watcher;
     this.#keyOf = options.keyOf ?? metadataKey;
     this.#versionOf = options.versionOf ?? metadataVersion;

@@ -22,13 +22,12 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
-import { Backoff, type BackoffOptions, sleep as realSleep } from "./backoff.ts";
+import type { Logger } from "../base/log.ts";
+import { Backoff, type BackoffOptions, sleep as realSleep } from "../base/backoff.ts";
 import { KubeApiError } from "./client.ts";
-import type { KubeStatus, ListResult, WatchEvent } from "./types.ts";
+import type { KubeStatus, ListResult, WatcherEvent, WatchEvent } from "./types.ts";
 
-export type { ListResult, WatchEvent } from "./types.ts";
-export { Reflector, type ReflectorOptions } from "./reflector.ts";
+export type { ListResult, WatcherEvent, WatchEvent } from "./types.ts";
 
 /** What a {@linkcode Watcher} needs from the API: one list call and one watch call. */
 export interface ListWatchTransport<T> {
@@ -52,12 +51,6 @@ export type WatcherState<T> =
     /** When the stream was opened (the `now` clock). */
     openedAt: number;
   };
-
-/** What the watcher tells its consumer. */
-export type WatcherEvent<T> =
-  | { type: "restarted"; objects: T[]; resourceVersion: string }
-  | { type: "applied"; object: T }
-  | { type: "deleted"; object: T };
 
 /** Settings of a {@linkcode Watcher}. */
 export interface WatcherOptions<T> {

@@ -30,8 +30,8 @@
 import { parseArgs } from "node:util";
 import { ControllerProcess } from "../e2e/controller_process.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
-import { FileJournal } from "../../lib/journal.ts";
-import { Logger } from "../../lib/log.ts";
+import { FileJournal } from "../../lib/journal/file_journal.ts";
+import { Logger } from "../../lib/base/log.ts";
 import { NetnsMonitor } from "./netns_monitor.ts";
 import { PodWatch, type WatchedPod } from "./pod_watch.ts";
 import { procMemory, RssSampler } from "./proc.ts";

@@ -2,8 +2,9 @@
 // Node (a gRPC server must never be hosted by Deno): node cri_server.mjs SOCKET SCENARIO_JSON
 //
 // SCENARIO_JSON: {"mode": "cri" | "unimplemented" | "hang", "sandboxes": [{"id", "uid", "state",
-// "createdAt", "info", "vanished"}]} ("vanished": listed, but gone by PodSandboxStatus).
-// Messages are encoded by protobufjs from lib/cri_proto/runtime_v1.proto, independently of the
+// "createdAt", "info", "vanished", "network"}]} ("vanished": listed, but gone by
+// PodSandboxStatus; "network": the NamespaceMode of linux.namespaces.options.network).
+// Messages are encoded by protobufjs from lib/cri/runtime_v1.proto, independently of the
 // agent's own codec. Prints "listening" once bound, then one line
 // "call <Method> <request JSON>" per call received.
 import grpc from "@grpc/grpc-js";
@@ -13,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const [socket, scenarioText] = process.argv.slice(2);
 const scenario = JSON.parse(scenarioText ?? "{}");
-const protoPath = fileURLToPath(new URL("../../lib/cri_proto/runtime_v1.proto", import.meta.url));
+const protoPath = fileURLToPath(new URL("../../lib/cri/runtime_v1.proto", import.meta.url));
 const root = protobuf.parse(readFileSync(protoPath, "utf8"), { keepCase: true }).root;
 const type = (name) => root.lookupType(`runtime.v1.${name}`);
 
@@ -82,7 +83,14 @@ const impl = {
       });
     }
     cb(null, {
-      status: { id: s.id, state: s.state ?? 0, created_at: String(s.createdAt ?? 0) },
+      status: {
+        id: s.id,
+        state: s.state ?? 0,
+        created_at: String(s.createdAt ?? 0),
+        ...(s.network === undefined
+          ? {}
+          : { linux: { namespaces: { options: { network: s.network } } } }),
+      },
       info: call.request.verbose && s.info !== undefined ? { info: s.info } : {},
     });
   },

@@ -10,7 +10,8 @@
 import { AGENT_IMAGE_NAME, type AgentImage, packAgentImage } from "./agent_image.ts";
 import { run } from "./exec.ts";
 import { freePort } from "./ports.ts";
-import type { Rig } from "./mod.ts";
+import { type Rig, rigCacheDir } from "./mod.ts";
+import { waitFor } from "./daemon.ts";
 
 const OVERLAY = decodeURIComponent(new URL("./deploy", import.meta.url).pathname);
 /** The image the product's DaemonSet names. */
@@ -30,9 +31,19 @@ export interface AgentDeployment {
   metricsPort: number;
 }
 
-/** The run's kustomization on top of the rig's overlay. */
+/** `to` relative to the directory `from` (both absolute): kustomize refuses absolute bases. */
+function relativePath(from: string, to: string): string {
+  const a = from.split("/").filter(Boolean);
+  const b = to.split("/").filter(Boolean);
+  let common = 0;
+  while (common < a.length && common < b.length && a[common] === b[common]) common++;
+  return [...a.slice(common).map(() => ".."), ...b.slice(common)].join("/") || ".";
+}
+
+/** The run's kustomization in `dir`, on top of the rig's overlay. */
 export function runKustomization(
   rig: Rig,
+  dir: string,
   image: AgentImage,
   metricsPort: number,
 ): string {
@@ -41,7 +52,8 @@ export function runKustomization(
   const env = [
     { name: "KUBERNETES_SERVICE_HOST", value: "127.0.0.1" },
     { name: "KUBERNETES_SERVICE_PORT", value: apiPort },
-    { name: "DNC_METRICS_ADDRESS", value: `127.0.0.1:${metricsPort}` },
+    // The kubelet probes the pod's IP, which on the host network is the node IP.
+    { name: "DNC_METRICS_ADDRESS", value: `${rig.nodeIp}:${metricsPort}` },
   ];
   const ops = [
     ...env.map((value) => ({ op: "add", path: "/spec/template/spec/containers/0/env/-", value })),
@@ -67,7 +79,7 @@ export function runKustomization(
     {
       apiVersion: "kustomize.config.k8s.io/v1beta1",
       kind: "Kustomization",
-      resources: [OVERLAY],
+      resources: [relativePath(dir, OVERLAY)],
       images: [{
         name: PRODUCT_IMAGE,
         newName: AGENT_IMAGE_NAME,
@@ -88,7 +100,7 @@ export function runKustomization(
  * DaemonSet with `kubectl apply -k`. Resolves once the apply is accepted; wait for the pod
  * with {@linkcode waitAgentReady}.
  */
-export async function deployAgent(rig: Rig, cacheDir: string): Promise<AgentDeployment> {
+export async function deployAgent(rig: Rig, cacheDir = rigCacheDir()): Promise<AgentDeployment> {
   const image = await packAgentImage(cacheDir);
   await run([
     rig.binaries.ctr,
@@ -107,11 +119,78 @@ export async function deployAgent(rig: Rig, cacheDir: string): Promise<AgentDepl
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     `${dir}/kustomization.yaml`,
-    runKustomization(rig, image, metricsPort),
+    runKustomization(rig, dir, image, metricsPort),
   );
   const applied = await rig.kubectl("apply", "-k", dir);
   if (applied.code !== 0) {
     throw new Error(`kubectl apply -k ${dir} failed:\n${applied.stderr}${applied.stdout}`);
   }
   return { dir, image, metricsPort };
+}
+
+/** The parts of an agent pod the rig reads. */
+export interface AgentPod {
+  metadata: { name: string; uid: string; deletionTimestamp?: string };
+  spec: { nodeName?: string };
+  status?: {
+    phase?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: {
+      restartCount: number;
+      ready: boolean;
+      state?: { terminated?: { exitCode: number; reason?: string } };
+      lastState?: { terminated?: { exitCode: number; reason?: string } };
+    }[];
+  };
+}
+
+/** The DaemonSet's pods (those not yet gone). */
+export async function agentPods(rig: Rig): Promise<AgentPod[]> {
+  const list = await rig.api.request<{ items: AgentPod[] }>(
+    "GET",
+    `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`,
+    undefined,
+    { query: { labelSelector: "name=dynamic-networks-controller" } },
+  );
+  return list.items;
+}
+
+/** Waits for one agent pod, not being deleted and not `except`, to be Ready; resolves with it. */
+export async function waitAgentReady(
+  rig: Rig,
+  options: { except?: string; timeoutMs?: number } = {},
+): Promise<AgentPod> {
+  return await waitFor(
+    "an agent pod to be Ready",
+    async () => {
+      const pods = await agentPods(rig);
+      return pods.find((p) =>
+        p.metadata.uid !== options.except && !p.metadata.deletionTimestamp &&
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
+      );
+    },
+    options.timeoutMs ?? 120_000,
+    250,
+  );
+}
+
+/**
+ * The PIDs of the processes in an agent pod's container (the launcher and the controller),
+ * found by the pod's UID in their cgroup paths.
+ */
+export function agentProcesses(pod: AgentPod): { pid: number; cmdline: string }[] {
+  const uid = pod.metadata.uid.replaceAll("-", "_");
+  const found: { pid: number; cmdline: string }[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cgroup = Deno.readTextFileSync(`/proc/${entry.name}/cgroup`);
+      if (!cgroup.includes(pod.metadata.uid) && !cgroup.includes(uid)) continue;
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes("/app/")) found.push({ pid: Number(entry.name), cmdline });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
 }

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { LAUNCHER_FLAGS } from "../../lib/permissions.ts";
+import { LAUNCHER_FLAGS } from "../../lib/process/permissions.ts";
 import { run } from "./exec.ts";
 
 const PROJECT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/$/, "");

@@ -243,12 +243,17 @@ async function checkoutKey(): Promise<string> {
     .join("");
 }
 
+/** The set-up's cache directory: `options.cacheDir`, `$DNC_RIG_CACHE` or `/var/cache/dnc-rig`. */
+export function rigCacheDir(options: RigOptions = {}): string {
+  return options.cacheDir ?? Deno.env.get("DNC_RIG_CACHE") ?? "/var/cache/dnc-rig";
+}
+
 /**
  * Runs `setup.sh` when asked, then reads the paths it wrote. Each checkout has its own copy of
  * them (`paths-<key>.json`): checkouts with other pins share the cache and its `paths.json`.
  */
 async function binaries(options: RigOptions): Promise<RigBinaries> {
-  const cacheDir = options.cacheDir ?? Deno.env.get("DNC_RIG_CACHE") ?? "/var/cache/dnc-rig";
+  const cacheDir = rigCacheDir(options);
   const own = `${cacheDir}/paths-${await checkoutKey()}.json`;
   if (options.setup ?? true) {
     await run(["bash", `${RIG_DIR}setup.sh`], {

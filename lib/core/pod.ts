@@ -1,0 +1,47 @@
+/**
+ * A pod as the domain sees it: the few fields a reconcile pass reads, whichever adapter
+ * produced them (the informer's slimmed cache, a fresh read), and the facts derived from them.
+ *
+ * @module
+ */
+import { objectKey } from "./names.ts";
+
+/** The parts of a Pod the reconciler reads. */
+export interface PodSnapshot {
+  /** Identity, version, deletion and the annotations the agent reads. */
+  metadata: {
+    /** `metadata.name`. */
+    name: string;
+    /** `metadata.namespace`. */
+    namespace: string;
+    /** `metadata.uid`: a pod re-created under the same name has another. */
+    uid: string;
+    /** `metadata.resourceVersion`, when known. */
+    resourceVersion?: string;
+    /** Set once the pod is being deleted. */
+    deletionTimestamp?: string;
+    /** The networks and network-status annotations (others may be absent). */
+    annotations?: Record<string, string>;
+  };
+  /** Where the pod runs and whether it has a network namespace of its own. */
+  spec: { nodeName?: string; hostNetwork?: boolean };
+  /** The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`). */
+  status?: { phase?: string };
+}
+
+/** The pod's key, `"<namespace>/<name>"`: its work-queue key and cache key. */
+export function podKey(pod: Pick<PodSnapshot, "metadata">): string {
+  return objectKey(pod.metadata.namespace, pod.metadata.name);
+}
+
+/** True when the pod's sandbox is gone or going: its attachments are to be released. */
+export function isFinished(pod: PodSnapshot): boolean {
+  const phase = pod.status?.phase;
+  return pod.metadata.deletionTimestamp !== undefined || phase === "Succeeded" ||
+    phase === "Failed";
+}
+
+/** True when a pass may act on the pod: it runs, or it is finished and has things to release. */
+export function isActionable(pod: PodSnapshot): boolean {
+  return isFinished(pod) || pod.status?.phase === "Running";
+}

@@ -1,0 +1,140 @@
+/**
+ * Writes a pod's `k8s.v1.cni.cncf.io/network-status` annotation the way upstream does (and
+ * its RBAC allows): a fresh GET of the pod, then a PUT of the whole object to
+ * `/api/v1/namespaces/{ns}/pods/{name}/status`. The resourceVersion from the GET makes the
+ * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
+ * read again and the caller's `mutate` applied again to what is there now. A pod that is gone,
+ * or was replaced by another of the same name, is an outcome (`gone`), not an error: the
+ * reconciler has nothing left to record for it.
+ *
+ * @module
+ */
+import { sleep } from "../base/backoff.ts";
+import type { StatusStore, StatusUpdate } from "../reconcile/ports.ts";
+import { KubeApiError, type KubeClient } from "./client.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
+import { podPath } from "./pods.ts";
+
+/** Options of {@linkcode updateNetworkStatus}. */
+export interface StatusWriteOptions {
+  /** Attempts before giving up on conflicts (default 5, as client-go's DefaultRetry). */
+  maxAttempts?: number;
+  /** Pause between attempts in ms (default 10, ±10 % jitter, as DefaultRetry). */
+  retryDelayMs?: number;
+  /** Aborts the write. */
+  signal?: AbortSignal;
+  /** Called between the GET and the PUT of every attempt; tests use it to cause conflicts. */
+  beforeWrite?: (attempt: number) => Promise<void> | void;
+  /** Called for every PUT refused with 409 Conflict (whether or not it is retried). */
+  onConflict?: () => void;
+}
+
+/** The outcome of {@linkcode updateNetworkStatus}: the port's outcome, and how it went. */
+export type StatusWriteResult = StatusUpdate & {
+  /** GETs and PUTs made (for tests and metrics). */
+  attempts: number;
+  /** The pod's resourceVersion after the write (or as read, when nothing was written). */
+  resourceVersion?: string;
+};
+
+type PodObject = {
+  metadata?: {
+    uid?: string;
+    resourceVersion?: string;
+    annotations?: Record<string, string> | null;
+  };
+};
+
+/**
+ * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
+ * and writes the result when it differs; returning undefined removes the annotation. Other
+ * annotations and fields are written back as read. Resolves to `gone` (nothing written) when
+ * the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when the
+ * API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
+ */
+export async function updateNetworkStatus(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  uid: string,
+  mutate: (current: string | undefined) => string | undefined,
+  options: StatusWriteOptions = {},
+): Promise<StatusWriteResult> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  const delay = options.retryDelayMs ?? 10;
+  const path = podPath(namespace, name);
+  for (let attempt = 1;; attempt++) {
+    let pod: PodObject;
+    try {
+      pod = await client.json<PodObject>("GET", path, { signal: options.signal });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) {
+        return { result: "gone", reason: "NotFound", attempts: attempt };
+      }
+      throw err;
+    }
+    const meta = pod.metadata ??= {};
+    if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
+    const current = meta.annotations?.[NETWORK_STATUS_ANNOTATION];
+    const next = mutate(current);
+    if (next === current) {
+      return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
+    }
+    const annotations = { ...(meta.annotations ?? {}) };
+    if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
+    else annotations[NETWORK_STATUS_ANNOTATION] = next;
+    meta.annotations = annotations;
+    await options.beforeWrite?.(attempt);
+    try {
+      const written = await client.json<PodObject>("PUT", `${path}/status`, {
+        body: pod,
+        signal: options.signal,
+      });
+      return {
+        result: "written",
+        attempts: attempt,
+        resourceVersion: written.metadata?.resourceVersion,
+      };
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) {
+        return { result: "gone", reason: "NotFound", attempts: attempt };
+      }
+      if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
+      options.onConflict?.();
+      if (attempt >= maxAttempts) throw err;
+    }
+    await sleep(delay * (0.9 + 0.2 * Math.random()), options.signal);
+  }
+}
+
+/** The reconciler's {@linkcode StatusStore} on the API server. */
+export class KubeStatusStore implements StatusStore {
+  readonly #client: KubeClient;
+  readonly #options: StatusWriteOptions;
+
+  /** A store writing through `client`; `options` apply to every update. */
+  constructor(client: KubeClient, options: StatusWriteOptions = {}) {
+    this.#client = client;
+    this.#options = options;
+  }
+
+  /** {@inheritDoc StatusStore.update} */
+  async update(
+    namespace: string,
+    name: string,
+    uid: string,
+    mutate: (current: string | undefined) => string | undefined,
+  ): Promise<StatusUpdate> {
+    const written = await updateNetworkStatus(
+      this.#client,
+      namespace,
+      name,
+      uid,
+      mutate,
+      this.#options,
+    );
+    return written.result === "gone"
+      ? { result: "gone", reason: written.reason }
+      : { result: written.result };
+  }
+}

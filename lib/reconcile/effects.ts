@@ -1,0 +1,93 @@
+/**
+ * The side effects more than one step of a pass needs: delegate calls (timed for the
+ * metrics), the network-status write, and the test-only fault points. The pass
+ * (`reconciler.ts`), one operation (`operation.ts`) and the crash recovery (`recovery.ts`) all
+ * act through one {@linkcode Effects}.
+ *
+ * @module
+ */
+import { errorText, type Logger } from "../base/log.ts";
+import type { CniResult } from "../core/cni_result.ts";
+import { podKey, type PodSnapshot } from "../core/pod.ts";
+import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
+import { ReconcileError } from "./outcome.ts";
+import type { DelegateRequest, FaultPoint, ReconcilerDeps } from "./ports.ts";
+
+/** The pass's effects on the world, over the reconciler's ports. */
+export class Effects {
+  readonly #deps: ReconcilerDeps;
+  readonly #wrote: (key: string, text: string) => void;
+
+  /**
+   * Effects over `deps`; `wrote` learns every network-status text just before it is written,
+   * so that its echo from the watch is never taken for a change made by someone else.
+   */
+  constructor(deps: ReconcilerDeps, wrote: (key: string, text: string) => void) {
+    this.#deps = deps;
+    this.#wrote = wrote;
+  }
+
+  /** One delegate call, its duration reported to the observer. Throws what the call throws. */
+  async delegate(request: DelegateRequest): Promise<CniResult | undefined> {
+    const started = performance.now();
+    try {
+      return await this.#deps.delegator.delegate(request);
+    } finally {
+      this.#deps.observer?.delegateDuration?.(
+        request.command,
+        (performance.now() - started) / 1000,
+      );
+    }
+  }
+
+  /**
+   * Writes `pod`'s network-status through `mutate`. False when the pod was deleted or
+   * replaced meanwhile (typically while its attachments were released): there is nothing
+   * left to record and nothing to retry. Any other failure throws a {@linkcode ReconcileError}
+   * of kind `status-write`, so the pass is retried.
+   */
+  async writeStatus(
+    pod: PodSnapshot,
+    mutate: (entries: NetworkStatus[]) => NetworkStatus[],
+    log: Logger,
+  ): Promise<boolean> {
+    const key = podKey(pod);
+    let update;
+    try {
+      update = await this.#deps.status.update(
+        pod.metadata.namespace,
+        pod.metadata.name,
+        pod.metadata.uid,
+        (current) => {
+          const entries = parseNetworkStatus(current);
+          const next = formatNetworkStatus(mutate(entries));
+          if (next === formatNetworkStatus(entries)) return current;
+          this.#wrote(key, next);
+          return next;
+        },
+      );
+    } catch (err) {
+      this.#deps.observer?.statusWrite?.(false);
+      log.error("writing network-status failed; the next pass repairs it", { err });
+      throw new ReconcileError(key, [{
+        kind: "status-write",
+        text: `network-status write failed: ${errorText(err)}`,
+      }]);
+    }
+    if (update.result === "gone") {
+      log.info("pod gone before its network-status was written; nothing to record", {
+        reason: update.reason,
+      });
+      return false;
+    }
+    this.#deps.observer?.statusWrite?.(true);
+    return true;
+  }
+
+  /** Calls the fault hook at `point` once for each kind of operation in `kinds`. */
+  fault(point: FaultPoint, kinds: Iterable<"add" | "remove">): void {
+    const hook = this.#deps.faultPoint;
+    if (!hook) return;
+    for (const kind of new Set(kinds)) hook(point, kind);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * One planned operation carried out: the attach (CNI ADD) or detach (CNI DEL) of one
+ * attachment through multus, with the journal written before an ADD is sent and a failed ADD
+ * undone. The outcome says what to record in network-status, or what failed and of which kind.
+ *
+ * @module
+ */
+import { errorText, type Logger } from "../base/log.ts";
+import type { InterfaceAttributes } from "../core/event_messages.ts";
+import { nadKey } from "../core/nad.ts";
+import { delegateConfig } from "../core/nad.ts";
+import type { Operation } from "../core/plan_types.ts";
+import type { PodSnapshot } from "../core/pod.ts";
+import { podKey } from "../core/pod.ts";
+import type { NetworkSelectionElement } from "../core/selection_element.ts";
+import {
+  type NetworkStatus,
+  statusFromCniResult,
+  withAttachment,
+  withoutAttachment,
+} from "../core/status.ts";
+import type { Effects } from "./effects.ts";
+import type { FailureKind } from "./outcome.ts";
+import type { DelegateRequest, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+
+/**
+ * An ADD refused because this attachment is already (partly) in place: multus' "interface name
+ * … already exists", or host-local's "… has been allocated to <our sandbox>, duplicate
+ * allocation is not allowed" when an earlier pass attached it and a DEL with another network's
+ * config (a swap interrupted by a crash) removed the link but not this network's address.
+ */
+const ALREADY_EXISTS = /already exists|duplicate allocation is not allowed/i;
+
+/** Why an operation failed: a {@linkcode FailureKind}, or a NAD that does not exist yet. */
+export type OperationFailureKind = FailureKind | "missing-nad";
+
+/** What became of one operation. */
+export interface OperationOutcome {
+  /** The operation. */
+  op: Operation;
+  /** True when it was carried out. */
+  ok: boolean;
+  /** The status entry to record for a successful add. */
+  entry?: NetworkStatus;
+  /** The journal record of an add that reached the delegate call. */
+  pending?: PendingAdd;
+  /** Why it failed, naming the fix where there is one. */
+  error?: string;
+  /** The kind of failure. */
+  kind?: OperationFailureKind;
+  /** The NAD (`"<namespace>/<name>"`) that must appear or change before a retry can help. */
+  waitsFor?: string;
+}
+
+/** A failed outcome. */
+export function failed(
+  op: Operation,
+  kind: OperationFailureKind,
+  error: string,
+  waitsFor?: string,
+): OperationOutcome {
+  return { op, ok: false, kind, error, ...(waitsFor ? { waitsFor } : {}) };
+}
+
+/** What {@linkcode runOperation} acts through. */
+export interface OperationContext {
+  /** The reconciler's ports and settings. */
+  deps: ReconcilerDeps;
+  /** Delegate calls and fault points. */
+  effects: Effects;
+  /** The pass's logger. */
+  log: Logger;
+}
+
+/** Carries out `op` on `pod` in `sandbox`. Never throws: a failure is an outcome. */
+export async function runOperation(
+  ctx: OperationContext,
+  pod: PodSnapshot,
+  sandbox: Pick<PodSandbox, "id" | "netnsPath">,
+  op: Operation,
+): Promise<OperationOutcome> {
+  const { deps, effects, log } = ctx;
+  const network = nadKey({ namespace: op.id.namespace, name: op.id.network });
+  const nad = deps.nads.get(op.id.namespace, op.id.network);
+  if (!nad) {
+    const hint = op.kind === "add"
+      ? "create it, or fix the name in the networks annotation"
+      : "the interface stays attached until the definition is recreated or the pod is deleted";
+    return failed(
+      op,
+      "missing-nad",
+      `NetworkAttachmentDefinition ${network} not found; ${hint}`,
+      network,
+    );
+  }
+  if (op.kind === "add" && !namespaceAllowed(deps, pod.metadata.namespace, op.id.namespace)) {
+    return failed(
+      op,
+      "bad-input",
+      `namespace isolation forbids pod namespace ${pod.metadata.namespace} from using ${network}; ` +
+        `use a NetworkAttachmentDefinition in ${pod.metadata.namespace} or add ${op.id.namespace} to allowedNadNamespaces`,
+    );
+  }
+  let config: Uint8Array;
+  try {
+    config = delegateConfig(nad);
+  } catch (err) {
+    return failed(op, "bad-input", errorText(err), network);
+  }
+  const base = {
+    containerId: sandbox.id,
+    netns: sandbox.netnsPath,
+    ifname: op.id.interface,
+    podNamespace: pod.metadata.namespace,
+    podName: pod.metadata.name,
+    podUid: pod.metadata.uid,
+    config,
+  };
+  if (op.kind === "remove") {
+    try {
+      deps.faultPoint?.("before-delegate", "remove");
+      await effects.delegate({ ...base, command: "DEL" });
+      deps.faultPoint?.("after-delegate", "remove");
+      return { op, ok: true };
+    } catch (err) {
+      return failed(op, "delegate", errorText(err));
+    }
+  }
+  const request: DelegateRequest = {
+    ...base,
+    command: "ADD",
+    ...delegateAttributes(op.element),
+  };
+  const pending: PendingAdd = { podKey: podKey(pod), id: op.id, request };
+  try {
+    await deps.journal.record(pending);
+  } catch (err) {
+    return failed(
+      op,
+      "journal",
+      `cannot journal the ADD before sending it (${
+        errorText(err)
+      }); make the state directory writable`,
+    );
+  }
+  try {
+    let result;
+    deps.faultPoint?.("before-delegate", "add");
+    try {
+      result = await effects.delegate(request);
+    } catch (err) {
+      if (!ALREADY_EXISTS.test(errorText(err))) throw err;
+      // Left over from a pass that attached it but died before recording it: detach, retry.
+      log.info("attachment exists but is not recorded; re-attaching", {
+        interfaceName: op.id.interface,
+        network,
+      });
+      await effects.delegate({ ...base, command: "DEL" });
+      result = await effects.delegate(request);
+    }
+    deps.faultPoint?.("after-delegate", "add");
+    const entry = statusFromCniResult(network, result ?? {});
+    // Plugins that report no sandbox interface must still be recorded under the name we asked for.
+    if (!entry.interface) entry.interface = op.id.interface;
+    return { op, ok: true, entry, pending };
+  } catch (err) {
+    // The journal keeps the ADD: multus may finish it after a timeout, so the next pass
+    // releases it again before anything else.
+    await rollbackAdd(effects, request, log);
+    return failed(op, "delegate", errorText(err));
+  }
+}
+
+/** The `interfaceAttributes` of an element's ADD, when it sets any. */
+function delegateAttributes(
+  element: NetworkSelectionElement,
+): Pick<DelegateRequest, "interfaceAttributes"> {
+  const attributes: NonNullable<DelegateRequest["interfaceAttributes"]> = {};
+  if (element.ips && element.ips.length > 0) attributes.ips = element.ips;
+  if (element.mac) attributes.mac = element.mac;
+  if (element["cni-args"] != null) attributes["cni-args"] = element["cni-args"];
+  return Object.keys(attributes).length > 0 ? { interfaceAttributes: attributes } : {};
+}
+
+/**
+ * Undoes whatever a failed ADD left behind, as CNI runtimes do: a DEL with the same request.
+ * Some plugins (macvlan when its IPAM fails) leave the link in the pod, which would then be
+ * there without a network-status entry. Best effort: a failing DEL is only logged.
+ */
+async function rollbackAdd(effects: Effects, request: DelegateRequest, log: Logger) {
+  try {
+    await effects.delegate({ ...request, command: "DEL" });
+  } catch (err) {
+    log.debug("cleaning up after a failed ADD failed", { interfaceName: request.ifname, err });
+  }
+}
+
+function namespaceAllowed(deps: ReconcilerDeps, podNamespace: string, nadNamespace: string) {
+  const { namespaceIsolation, allowedNadNamespaces } = deps.options;
+  return !namespaceIsolation || nadNamespace === podNamespace ||
+    allowedNadNamespaces.includes(nadNamespace);
+}
+
+/** Records the successful operations of a pass in network-status, keeping order. */
+export function applyOutcomes(
+  entries: NetworkStatus[],
+  succeeded: readonly { op: Operation; entry?: NetworkStatus }[],
+): NetworkStatus[] {
+  let next = entries;
+  for (const { op, entry } of succeeded) {
+    if (op.kind === "remove") next = withoutAttachment(next, op.id);
+    else if (entry) next = withAttachment(next, entry);
+  }
+  return next;
+}
+
+/** The attributes an add Event shows, as upstream renders them; undefined when none are set. */
+export function eventAttributes(element: NetworkSelectionElement): InterfaceAttributes | undefined {
+  const attrs: InterfaceAttributes = {};
+  if (element.ips && element.ips.length > 0) attrs.ips = element.ips;
+  if (element.mac) attrs.mac = element.mac;
+  if (element["cni-args"] != null) attrs.cniArgs = element["cni-args"];
+  return Object.keys(attrs).length > 0 ? attrs : undefined;
+}

@@ -1,0 +1,139 @@
+/**
+ * Planning one pod within a pass: its annotations parsed, the pure planner run, and what is
+ * wrong with the annotations handed to the pass's report (an invalid annotation, elements
+ * refused, a host-network pod). The result also names the NADs the plan needs and misses, so
+ * that their creation wakes the pod.
+ *
+ * @module
+ */
+import { errorText } from "../base/log.ts";
+import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
+import {
+  EventReason,
+  interfaceAddRejectedMessage,
+  INVALID_SELECTION_REASON,
+  INVALID_STATUS_REASON,
+  invalidAnnotationMessage,
+} from "../core/event_messages.ts";
+import { nadKey } from "../core/nad.ts";
+import { type Plan } from "../core/plan_types.ts";
+import { planPod } from "../core/plan.ts";
+import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
+import { parseNetworkSelection } from "../core/selection.ts";
+import { SelectionError } from "../core/selection_element.ts";
+import { parseNetworkStatus } from "../core/status.ts";
+import { type Failure, ReconcileError } from "./outcome.ts";
+import type { PassReport, PodNotice } from "./pass_report.ts";
+import type { NadSource } from "./ports.ts";
+
+/** Plans `pod` from its annotations; throws a `SelectionError` or `StatusError` for bad ones. */
+export function planFromAnnotations(pod: PodSnapshot): Plan {
+  const annotations = pod.metadata.annotations ?? {};
+  const desired = parseNetworkSelection(annotations[NETWORKS_ANNOTATION], pod.metadata.namespace);
+  const current = parseNetworkStatus(annotations[NETWORK_STATUS_ANNOTATION]);
+  return planPod(
+    {
+      namespace: pod.metadata.namespace,
+      name: pod.metadata.name,
+      uid: pod.metadata.uid,
+      hostNetwork: pod.spec.hostNetwork === true,
+      deleting: isFinished(pod),
+    },
+    desired,
+    current,
+  );
+}
+
+/** A pod planned within a pass. */
+export interface PlannedPod {
+  /** The plan; undefined when an annotation cannot be read, so nothing may be done. */
+  plan: Plan | undefined;
+  /** Bad input found while planning, one `bad-input` failure each. */
+  badInput: Failure[];
+  /** NADs (`"<namespace>/<name>"`) the plan's operations need and the cache does not have. */
+  missingNads: string[];
+}
+
+/**
+ * Plans `pod` and hands what is wrong with its annotations to `report`. Only the last plan of
+ * a pass counts in the report: a pass that plans again replaces what its earlier plan found.
+ */
+export function planWithReport(pod: PodSnapshot, nads: NadSource, report: PassReport): PlannedPod {
+  const key = podKey(pod);
+  report.about(pod.metadata);
+  let plan: Plan;
+  try {
+    plan = planFromAnnotations(pod);
+  } catch (err) {
+    const selection = err instanceof SelectionError;
+    const annotation = selection ? NETWORKS_ANNOTATION : NETWORK_STATUS_ANNOTATION;
+    const message = invalidAnnotationMessage(key, annotation, errorText(err));
+    report.planned({
+      refusals: [],
+      notices: [{
+        reason: selection ? INVALID_SELECTION_REASON : INVALID_STATUS_REASON,
+        type: "Warning",
+        message,
+        summary: "cannot plan: annotation is invalid",
+      }],
+    });
+    return {
+      plan: undefined,
+      badInput: [{ kind: "bad-input", text: `annotation ${annotation}: ${errorText(err)}` }],
+      missingNads: [],
+    };
+  }
+  const refusals: string[] = [];
+  const notices: PodNotice[] = [];
+  for (const refusal of plan.refusals) {
+    if (refusal.code === "host-network") {
+      notices.push({
+        reason: EventReason.InterfaceAddRejected,
+        type: "Warning",
+        message: interfaceAddRejectedMessage(key),
+        summary: "refusing to plug interfaces into a host-network pod",
+      });
+    } else {
+      refusals.push(refusal.message);
+    }
+  }
+  report.planned({ refusals, notices });
+  const missingNads = plan.operations.flatMap((op) =>
+    nads.get(op.id.namespace, op.id.network)
+      ? []
+      : [nadKey({ namespace: op.id.namespace, name: op.id.network })]
+  );
+  const badInput = plan.refusals.map((r): Failure => ({
+    kind: "bad-input",
+    text: `refused: ${r.message}`,
+  }));
+  return { plan, badInput, missingNads };
+}
+
+/**
+ * The refusal of a pod whose sandbox the runtime runs in the node's network namespace although
+ * its spec did not say `hostNetwork` (the planner refuses those itself): the report gets the
+ * host-network pod's Event, and the returned error, to be thrown, is terminal bad input.
+ */
+export function refuseHostNetworkSandbox(
+  key: string,
+  podUid: string,
+  sandboxId: string,
+  report: PassReport,
+): ReconcileError {
+  report.planned({
+    refusals: [],
+    notices: [{
+      reason: EventReason.InterfaceAddRejected,
+      type: "Warning",
+      message: interfaceAddRejectedMessage(key),
+      summary:
+        "the runtime runs the pod's sandbox in the node's network namespace; refusing to plug interfaces into it",
+    }],
+  });
+  return new ReconcileError(key, [{
+    kind: "bad-input",
+    text:
+      `the container runtime reports sandbox ${sandboxId} of pod uid ${podUid} in the node's network namespace (namespace mode NODE); nothing is plugged into the node: give the pod its own network (no hostNetwork)`,
+  }]);
+}

@@ -1,0 +1,229 @@
+/**
+ * The reconciler's ports: everything a reconcile pass reads from or does to the world, as
+ * small interfaces. The adapters implement them (`lib/kube/` the pod and NAD sources, the
+ * status store and the event recorder; `lib/cri/` the sandbox locator; `lib/multus/` the
+ * delegator; `lib/journal/` the attachment journal; `lib/observe/` the observer), and the
+ * unit tests implement them in memory. Nothing here knows Kubernetes' wire types, gRPC or
+ * HTTP.
+ *
+ * @module
+ */
+import type { Logger } from "../base/log.ts";
+import type { CniResult } from "../core/cni_result.ts";
+import type { EventType } from "../core/event_messages.ts";
+import type { NetworkAttachmentDefinition } from "../core/nad.ts";
+import type { PodSnapshot } from "../core/pod.ts";
+import type { AttachmentKeyParts } from "../core/status.ts";
+
+/** Pods as the reconciler sees them: the informer's cache and a fresh read. */
+export interface PodSource {
+  /** The cached pod for `namespace/name`, if any. */
+  cached(key: string): PodSnapshot | undefined;
+  /** A fresh read from the API server; undefined when the pod is gone. */
+  fetch(namespace: string, name: string): Promise<PodSnapshot | undefined>;
+}
+
+/** NetworkAttachmentDefinitions by namespace and name. */
+export interface NadSource {
+  /** The NAD `namespace/name`, or undefined when it does not exist. */
+  get(namespace: string, name: string): NetworkAttachmentDefinition | undefined;
+}
+
+/** What became of a network-status update. */
+export type StatusUpdate =
+  /** The new text was written. */
+  | { result: "written" }
+  /** The mutation left the annotation as it was: nothing was written. */
+  | { result: "unchanged" }
+  /** The pod is gone, or another pod took its name: there is nothing left to record. */
+  | { result: "gone"; reason: "NotFound" | "UidChanged" };
+
+/** Writes network-status with optimistic concurrency from a fresh read. */
+export interface StatusStore {
+  /**
+   * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
+   * and writes the result when it differs (undefined removes the annotation). Never writes to
+   * a pod whose uid is not `uid`. Throws only when the write could not be made (the API
+   * refused it or could not be reached), and whatever `mutate` throws.
+   */
+  update(
+    namespace: string,
+    name: string,
+    uid: string,
+    mutate: (current: string | undefined) => string | undefined,
+  ): Promise<StatusUpdate>;
+}
+
+/** A pod's sandbox, as the reconciler needs it. */
+export interface PodSandbox {
+  /** Sandbox ID: `CNI_CONTAINERID` of every delegate call. */
+  id: string;
+  /** Host path of the sandbox's network namespace: `CNI_NETNS`. */
+  netnsPath: string;
+  /**
+   * `true` when the sandbox is `SANDBOX_READY` and its network namespace is open. `false` for a
+   * stopped sandbox of a terminating pod: its path may name a namespace that no longer exists,
+   * which is still good enough for a CNI DEL (plugins treat a missing namespace as done).
+   */
+  ready: boolean;
+  /** Creation time in nanoseconds since the epoch. */
+  createdAt: bigint | number;
+  /**
+   * `true` when the runtime runs the sandbox in the node's own network namespace (CRI
+   * `linux.namespaces.options.network == NODE`): nothing may be plugged into it, whatever the
+   * pod's spec says, and `netnsPath` is empty.
+   */
+  hostNetwork?: boolean;
+}
+
+/** Finds the sandbox of a pod through the container runtime. */
+export interface SandboxLocator {
+  /**
+   * Returns the pod's sandbox: the newest READY one, else the newest NOTREADY one (with
+   * `ready: false`), or `undefined` when the runtime has none for this pod UID.
+   */
+  findSandbox(podUid: string, signal?: AbortSignal): Promise<PodSandbox | undefined>;
+}
+
+/** One delegate call: the CNI command and where and for whom to run it. */
+export interface DelegateRequest {
+  /** CNI command. */
+  command: "ADD" | "DEL";
+  /** Pod sandbox ID (`CNI_CONTAINERID`). */
+  containerId: string;
+  /** Network namespace path (`CNI_NETNS`). */
+  netns: string;
+  /** Interface name in the pod (`CNI_IFNAME`). */
+  ifname: string;
+  /** Pod namespace (`K8S_POD_NAMESPACE`). */
+  podNamespace: string;
+  /** Pod name (`K8S_POD_NAME`). */
+  podName: string;
+  /** Pod UID (`K8S_POD_UID`); multus checks it against the pod it reads. */
+  podUid: string;
+  /** The delegate CNI configuration JSON bytes (see `delegateConfig` in `lib/core/nad.ts`). */
+  config: Uint8Array;
+  /** Requested IPs, MAC and CNI args of the selection element (honoured on ADD). */
+  interfaceAttributes?: {
+    /** Requested addresses, as written in the annotation. */
+    ips?: string[];
+    /** Requested MAC address. */
+    mac?: string;
+    /** Extra CNI arguments; null when the element set them to null. */
+    "cni-args"?: Record<string, unknown> | null;
+  };
+}
+
+/** Runs delegate CNI commands (multus' `/delegate`). */
+export interface Delegator {
+  /** Runs one ADD (returns the CNI result) or DEL (returns `undefined`). */
+  delegate(req: DelegateRequest, signal?: AbortSignal): Promise<CniResult | undefined>;
+}
+
+/** An ADD the agent started for one attachment of one pod. */
+export interface PendingAdd {
+  /** The pod's key, "namespace/name". */
+  podKey: string;
+  /** The attachment; `interface` equals `request.ifname`. */
+  id: AttachmentKeyParts;
+  /** The ADD request as sent; a DEL of the same request undoes it. */
+  request: DelegateRequest;
+}
+
+/**
+ * The ADDs started but not yet recorded in network-status, kept on the node so that one cut
+ * short by a crash or a timeout is released later.
+ */
+export interface AttachmentJournal {
+  /** The pending ADDs of pod `podKey`, oldest first. */
+  pending(podKey: string): readonly PendingAdd[];
+  /** Pod keys with at least one pending ADD. */
+  podKeys(): string[];
+  /** Records `add` before its ADD is sent. Resolves once it is stored. */
+  record(add: PendingAdd): Promise<void>;
+  /** Forgets `adds` (recorded in network-status, or released). */
+  clear(adds: readonly PendingAdd[]): Promise<void>;
+}
+
+/** The pod an Event is about. */
+export interface InvolvedPod {
+  /** Namespace of the pod. */
+  namespace: string;
+  /** Name of the pod. */
+  name: string;
+  /** UID of the pod (Events name the exact object). */
+  uid: string;
+  /** Version of the pod the Event is about, when known. */
+  resourceVersion?: string;
+}
+
+/** Records Events on pods; implementations never throw and never block. */
+export interface EventRecorder {
+  /** Records (or counts a repeat of) an event on `pod`. Returns at once. */
+  record(pod: InvolvedPod, type: EventType, reason: string, message: string): void;
+}
+
+/** What the reconciler reports to metrics; every method is optional to implement. */
+export interface ReconcileObserver {
+  /** One attachment operation ended, successfully or not. */
+  attachmentOperation?(operation: "add" | "remove", ok: boolean): void;
+  /** One delegate call took `seconds`. */
+  delegateDuration?(command: "ADD" | "DEL", seconds: number): void;
+  /** One network-status write ended, successfully or not. */
+  statusWrite?(ok: boolean): void;
+  /** One release of an ADD the journal held unrecorded ended, successfully or not. */
+  unrecordedRelease?(ok: boolean): void;
+  /** An annotation change was applied and recorded `seconds` after it was seen. */
+  hotplugCompleted?(operation: "add" | "remove", seconds: number): void;
+}
+
+/** Settings the reconciler needs from the configuration. */
+export interface ReconcileOptions {
+  /** When true, a pod may use NADs only from its own namespace or `allowedNadNamespaces`. */
+  namespaceIsolation: boolean;
+  /** Namespaces whose NADs any pod may use when isolation is on. */
+  allowedNadNamespaces: readonly string[];
+  /** Plan and log, act on nothing. */
+  dryRun: boolean;
+}
+
+/** The instants of an operation where crash tests stop the process. */
+export type FaultPoint =
+  | "before-delegate"
+  | "after-delegate"
+  | "before-status-write"
+  | "after-status-write";
+
+/** Called at each {@linkcode FaultPoint} of an operation of `operation`'s kind. */
+export type FaultHook = (point: FaultPoint, operation: "add" | "remove") => void;
+
+/** Everything a reconcile pass talks to. */
+export interface ReconcilerDeps {
+  /** The pods of this node. */
+  pods: PodSource;
+  /** The cluster's NetworkAttachmentDefinitions. */
+  nads: NadSource;
+  /** The container runtime. */
+  sandboxes: SandboxLocator;
+  /** multus. */
+  delegator: Delegator;
+  /** Where network-status is written. */
+  status: StatusStore;
+  /** ADDs started but not yet recorded in network-status (see `lib/journal/`). */
+  journal: AttachmentJournal;
+  /** Where Events go. */
+  events: EventRecorder;
+  /** The reconciler's logger; every line of a pass carries the pod's key. */
+  log: Logger;
+  /** Settings from the configuration. */
+  options: ReconcileOptions;
+  /** Metrics. */
+  observer?: ReconcileObserver;
+  /** Wall clock in ms; injectable for tests. */
+  now?: () => number;
+  /**
+   * Test-only crash injection: called at each {@linkcode FaultPoint} of an operation (see
+   * `lib/process/fault_injection.ts`). Production wiring leaves it unset.
+   */
+  faultPoint?: FaultHook;
+}

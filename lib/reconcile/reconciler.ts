@@ -1,0 +1,399 @@
+/**
+ * The reconciler: one pass over one pod. It reads the world as it is now (the pod's
+ * desired networks, its recorded network-status, its sandbox), plans with the pure
+ * planner, settles what an interrupted pass left (`recovery.ts`), carries out the
+ * operations (`operation.ts`), writes network-status once from a fresh read, and reports
+ * every outcome as an Event and a log line (`pass_report.ts`).
+ *
+ * A pass returns a {@linkcode ReconcileOutcome} or throws a {@linkcode ReconcileError}, as
+ * `outcome.ts` describes: it is done; it waits for an event (a NAD it needs does not exist);
+ * it polls for the pod sandbox; or something failed, transiently (backoff) or because the
+ * input is bad (terminal until it changes).
+ *
+ * It never trusts the event that queued the pod: any pass may be repeated, interrupted or
+ * run after a crash, and it still converges.
+ *
+ * @module
+ */
+import { errorText, type Logger } from "../base/log.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
+import { listSome } from "../core/event_messages.ts";
+import { splitObjectKey } from "../core/names.ts";
+import { attachmentKey, type Plan } from "../core/plan_types.ts";
+import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
+import { inputsChanged } from "../core/pod_inputs.ts";
+import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
+import { Effects } from "./effects.ts";
+import {
+  applyOutcomes,
+  eventAttributes,
+  failed,
+  type OperationContext,
+  type OperationOutcome,
+  runOperation,
+} from "./operation.ts";
+import {
+  DONE,
+  type Failure,
+  ReconcileError,
+  type ReconcileOutcome,
+  requeue,
+  waitFor,
+} from "./outcome.ts";
+import { describeOperations } from "./dry_run.ts";
+import { PassReport } from "./pass_report.ts";
+import {
+  planFromAnnotations,
+  type PlannedPod,
+  planWithReport,
+  refuseHostNetworkSandbox,
+} from "./planning.ts";
+import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
+import { releaseUnrecorded } from "./recovery.ts";
+
+const NO_PLAN: Plan = { operations: [], refusals: [], desired: [] };
+
+function hasWork(plan: Plan | undefined): boolean {
+  return plan !== undefined && plan.operations.length > 0;
+}
+
+/**
+ * Reconciles pods one pass at a time. Also remembers, per pod, what a pass cannot read from
+ * the world: which NADs it waits for (so that their creation queues it), when its annotation
+ * changed (for the latency metric), its last sandbox (to release attachments after the
+ * runtime removed it), and the network-status text it wrote last (to tell its echo from
+ * someone else's write).
+ */
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly #now: () => number;
+  readonly #effects: Effects;
+  /** NAD key "ns/name" → pod keys whose last pass needed it and did not find it usable. */
+  readonly #waitingForNad = new Map<string, Set<string>>();
+  /** Pod key → time its networks annotation was seen to change (for the latency metric). */
+  readonly #changedAt = new Map<string, number>();
+  /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
+  readonly #lastSandbox = new Map<string, { uid: string; sandbox: PodSandbox }>();
+  /** UIDs of finished pods whose attachments a pass released. */
+  readonly #released = new Set<string>();
+  /** Pod key → the network-status text this agent wrote last for it. */
+  readonly #ownStatus = new Map<string, string>();
+
+  /** Creates a reconciler over `deps`. */
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#effects = new Effects(deps, (key, text) => this.#ownStatus.set(key, text));
+  }
+
+  /** Records when a pod's networks annotation was seen to change. */
+  noteAnnotationChange(key: string, at = this.#now()): void {
+    if (!this.#changedAt.has(key)) this.#changedAt.set(key, at);
+  }
+
+  /** Forgets what the reconciler remembers of pod `key`. */
+  forget(key: string): void {
+    this.#changedAt.delete(key);
+    this.#lastSandbox.delete(key);
+    this.#ownStatus.delete(key);
+    for (const [nad, pods] of this.#waitingForNad) {
+      if (pods.delete(key) && pods.size === 0) this.#waitingForNad.delete(nad);
+    }
+  }
+
+  /**
+   * Called when pod `pod` (its last known state) has left the API server; forgets it. multus
+   * looks the pod up for every DEL and refuses once it is gone, so attachments still recorded
+   * then can no longer be released (a force deletion, or a grace period that ended while the
+   * agent was down): say so once, naming them. A pass for the key still settles what the
+   * journal holds for it.
+   */
+  podRemoved(pod: PodSnapshot): void {
+    this.forget(podKey(pod));
+    if (this.#released.delete(pod.metadata.uid)) return;
+    let entries: NetworkStatus[];
+    try {
+      entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+    } catch {
+      return;
+    }
+    const left = entries.filter((e) => e.default !== true && e.interface).map((e) =>
+      `${e.name}/${e.interface}`
+    );
+    if (left.length === 0) return;
+    this.#deps.log.warn(
+      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated (those multus attached at pod creation it releases itself)",
+      { pod: podKey(pod), podUid: pod.metadata.uid, attachments: left },
+    );
+  }
+
+  /**
+   * True when pod `next` differs from `previous` (its cached state before the event) in
+   * something a pass reads: then the pod is due now, even while it backs off. The echo of
+   * this agent's own last network-status write is not a change.
+   */
+  changeMatters(previous: PodSnapshot | undefined, next: PodSnapshot): boolean {
+    return inputsChanged(previous, next, this.#ownStatus.get(podKey(next)));
+  }
+
+  /**
+   * Pods whose last pass needed NAD `nadKey` ("namespace/name") and found it missing, or its
+   * config unusable: its creation or change is the event they wait for.
+   */
+  podsWaitingFor(nadKey: string): string[] {
+    return [...(this.#waitingForNad.get(nadKey) ?? [])];
+  }
+
+  /** Plans one pod from the cache without acting: for `--dry-run` and diagnostics. */
+  planFor(key: string): Plan | string {
+    const pod = this.#deps.pods.cached(key);
+    if (!pod) return `pod ${key} is not on this node`;
+    try {
+      return planFromAnnotations(pod);
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
+  /**
+   * One reconcile pass for pod `key` ("namespace/name"): resolves to its outcome, rejects
+   * with a {@linkcode ReconcileError} when something failed (and with anything else only for
+   * the unexpected). What the pass did and what went wrong is reported once, at its end.
+   */
+  async reconcile(key: string): Promise<ReconcileOutcome> {
+    const log = this.#deps.log.with({ pod: key });
+    const report = new PassReport(key, log);
+    try {
+      return await this.#pass(key, report, log);
+    } finally {
+      report.flush(this.#deps.events);
+    }
+  }
+
+  async #pass(key: string, report: PassReport, log: Logger): Promise<ReconcileOutcome> {
+    const ctx = this.#context(log);
+    const cached = this.#deps.pods.cached(key);
+    if (!cached) {
+      await releaseUnrecorded(ctx, key, undefined, undefined);
+      this.forget(key);
+      return DONE;
+    }
+    if (!isActionable(cached)) {
+      log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
+      return waitFor("the pod to run");
+    }
+    const unfinished = this.#deps.journal.pending(key).length > 0;
+    const first = this.#plan(cached, report);
+    if (!unfinished && !hasWork(first.plan)) {
+      this.#changedAt.delete(key);
+      return this.#settled(key, first, []);
+    }
+    if (this.#deps.options.dryRun) {
+      if (first.plan) {
+        log.info("dry run: would apply plan", { operations: describeOperations(first.plan) });
+      }
+      return DONE;
+    }
+
+    // The cache may lag behind our own last status write; plan again from a fresh read.
+    const pod = await this.#fetch(key);
+    if (!pod || pod.metadata.uid !== cached.metadata.uid) {
+      log.debug("pod gone or replaced before acting");
+      return DONE;
+    }
+    const planned = this.#plan(pod, report);
+    if (!hasWork(planned.plan)) this.#changedAt.delete(key);
+    if (!unfinished && !hasWork(planned.plan)) return this.#settled(key, planned, []);
+    // Unfinished ADDs are settled even when the annotation cannot be planned: releasing them
+    // depends only on what network-status records.
+    return await this.#apply(pod, planned, report, log);
+  }
+
+  async #apply(
+    pod: PodSnapshot,
+    planned: PlannedPod,
+    report: PassReport,
+    log: Logger,
+  ): Promise<ReconcileOutcome> {
+    const key = podKey(pod);
+    const ctx = this.#context(log);
+    const finished = isFinished(pod);
+    const uid = pod.metadata.uid;
+    let sandbox = await this.#findSandbox(key, uid);
+    if (sandbox) this.#lastSandbox.set(key, { uid, sandbox });
+    else if (finished && this.#lastSandbox.get(key)?.uid === uid) {
+      // The runtime removed the sandbox before we released its attachments: DEL still frees
+      // their addresses with the sandbox ID we saw last (plugins accept a vanished netns).
+      sandbox = { ...this.#lastSandbox.get(key)!.sandbox, ready: false };
+      log.info("sandbox already removed; releasing attachments with its last known ID", {
+        sandboxId: sandbox.id,
+      });
+    }
+    if (await releaseUnrecorded(ctx, key, pod, sandbox)) {
+      // The release changed network-status: plan from what it says now.
+      const fresh = await this.#fetch(key);
+      if (!fresh || fresh.metadata.uid !== uid) return DONE;
+      const replanned = this.#plan(fresh, report);
+      if (!replanned.plan) return this.#settled(key, replanned, []);
+      pod = fresh;
+      planned = replanned;
+    }
+    if (!sandbox) {
+      if (finished) {
+        log.info("sandbox already removed; nothing left to release");
+        return DONE;
+      }
+      return requeue(`a pod sandbox for uid ${uid}`);
+    }
+    if (!sandbox.ready && !finished) return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    if (sandbox.hostNetwork) {
+      throw refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+    }
+
+    const outcomes: OperationOutcome[] = [];
+    /** Interface → the failed removal that still holds it. */
+    const held = new Map<string, OperationOutcome>();
+    for (const op of (planned.plan ?? NO_PLAN).operations) {
+      const holder = op.kind === "add" ? held.get(op.id.interface) : undefined;
+      if (holder) {
+        outcomes.push(failed(
+          op,
+          holder.kind ?? "delegate",
+          `interface ${op.id.interface} is still held by an attachment that failed to detach`,
+          holder.waitsFor,
+        ));
+        continue;
+      }
+      const outcome = await runOperation(ctx, pod, sandbox, op);
+      if (op.kind === "remove" && !outcome.ok) held.set(op.id.interface, outcome);
+      outcomes.push(outcome);
+    }
+
+    const succeeded = outcomes.filter((o) => o.ok);
+    if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
+    if (succeeded.length > 0) {
+      const kinds = succeeded.map((o) => o.op.kind);
+      this.#effects.fault("before-status-write", kinds);
+      if (!await this.#effects.writeStatus(pod, (e) => applyOutcomes(e, succeeded), log)) {
+        return DONE;
+      }
+      this.#effects.fault("after-status-write", kinds);
+      try {
+        await this.#deps.journal.clear(succeeded.flatMap((o) => o.pending ? [o.pending] : []));
+      } catch (err) {
+        // Harmless: the next pass finds them recorded in network-status and drops them then.
+        log.warn("clearing recorded ADDs from the journal failed", { err });
+      }
+    }
+
+    report.about(pod.metadata);
+    for (const outcome of outcomes) this.#report(outcome, report);
+    this.#alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
+    const changedAt = this.#changedAt.get(key);
+    if (changedAt !== undefined && succeeded.length === outcomes.length) {
+      const seconds = (this.#now() - changedAt) / 1000;
+      for (const o of succeeded) this.#deps.observer?.hotplugCompleted?.(o.op.kind, seconds);
+      this.#changedAt.delete(key);
+    }
+    return this.#settled(key, planned, outcomes);
+  }
+
+  /**
+   * The outcome of a pass that went to its end: a {@linkcode ReconcileError} for every
+   * failure and every piece of bad input, else waiting for the NADs it misses, else done.
+   */
+  #settled(
+    key: string,
+    planned: PlannedPod,
+    outcomes: readonly OperationOutcome[],
+  ): ReconcileOutcome {
+    const failures: Failure[] = [];
+    const missing = new Set(planned.missingNads);
+    for (const o of outcomes) {
+      if (o.ok) continue;
+      if (o.kind === "missing-nad") {
+        if (o.waitsFor) missing.add(o.waitsFor);
+        continue;
+      }
+      failures.push({
+        kind: o.kind ?? "delegate",
+        text: `${o.op.kind} ${attachmentKey(o.op.id)}: ${o.error}`,
+      });
+    }
+    failures.push(...planned.badInput);
+    if (failures.length > 0) throw new ReconcileError(key, failures);
+    if (missing.size > 0) return waitFor(`NetworkAttachmentDefinition ${listSome([...missing])}`);
+    return DONE;
+  }
+
+  #context(log: Logger): OperationContext {
+    return { deps: this.#deps, effects: this.#effects, log };
+  }
+
+  /** A fresh read of pod `key`; a failure is an `api` failure of the pass. */
+  async #fetch(key: string): Promise<PodSnapshot | undefined> {
+    const { namespace, name } = splitObjectKey(key);
+    try {
+      return await this.#deps.pods.fetch(namespace, name);
+    } catch (err) {
+      throw new ReconcileError(key, [{
+        kind: "api",
+        text: `reading the pod failed: ${errorText(err)}`,
+      }]);
+    }
+  }
+
+  /** The pod's sandbox; a failure is a `cri` failure of the pass. */
+  async #findSandbox(key: string, uid: string): Promise<PodSandbox | undefined> {
+    try {
+      return await this.#deps.sandboxes.findSandbox(uid);
+    } catch (err) {
+      throw new ReconcileError(key, [{
+        kind: "cri",
+        text: `finding the pod sandbox failed: ${errorText(err)}`,
+      }]);
+    }
+  }
+
+  /** Plans `pod` into the pass's report and remembers the NADs the plan misses. */
+  #plan(pod: PodSnapshot, report: PassReport): PlannedPod {
+    const planned = planWithReport(pod, this.#deps.nads, report);
+    this.#awaitNads(podKey(pod), planned.missingNads);
+    return planned;
+  }
+
+  /** Hands one operation's outcome to the pass's report and the metrics. */
+  #report(outcome: OperationOutcome, report: PassReport): void {
+    const { op } = outcome;
+    this.#deps.observer?.attachmentOperation?.(op.kind, outcome.ok);
+    const item = {
+      iface: op.id.interface,
+      network: op.id.network,
+      namespace: op.id.namespace,
+      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    };
+    if (op.kind === "add") {
+      if (outcome.ok) report.added(item);
+      else report.addFailed(item);
+    } else if (outcome.ok) report.removed(item);
+    else report.removeFailed(item);
+  }
+
+  /** Remembers that pod `podKey` needs the NADs `nadKeys`, instead of those it needed before. */
+  #awaitNads(podKey: string, nadKeys: readonly string[]): void {
+    for (const [nad, pods] of this.#waitingForNad) {
+      if (pods.delete(podKey) && pods.size === 0) this.#waitingForNad.delete(nad);
+    }
+    this.#alsoAwait(podKey, nadKeys);
+  }
+
+  /** Remembers that pod `podKey` also needs the NADs `nadKeys`. */
+  #alsoAwait(podKey: string, nadKeys: readonly string[]): void {
+    for (const nad of nadKeys) {
+      let pods = this.#waitingForNad.get(nad);
+      if (!pods) this.#waitingForNad.set(nad, pods = new Set());
+      pods.add(podKey);
+    }
+  }
+}
