@@ -93,7 +93,14 @@ export function wireReconciler(parts: WiringParts): Wiring {
     start() {
       queue.start();
       // Journaled pods that are gone from the node get a pass too, to release what they hold.
-      for (const key of new Set([...parts.pods.keys(), ...parts.deps.journal.podKeys()])) {
+      const journal = parts.deps.journal;
+      for (
+        const key of new Set([
+          ...parts.pods.keys(),
+          ...journal.podKeys(),
+          ...journal.attachedPodKeys(),
+        ])
+      ) {
         queue.add(key);
       }
     },

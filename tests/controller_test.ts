@@ -90,11 +90,20 @@ class Node {
         status: {
           update(_namespace, _name, _uid, mutate) {
             const annotations = node.pod.metadata.annotations!;
-            const next = mutate(annotations[NETWORK_STATUS_ANNOTATION]);
-            if (next === annotations[NETWORK_STATUS_ANNOTATION]) {
+            const finalizer = node.pod.metadata.holdsFinalizer === true;
+            const next = mutate({
+              networkStatus: annotations[NETWORK_STATUS_ANNOTATION],
+              finalizer,
+            });
+            if (
+              next.networkStatus === annotations[NETWORK_STATUS_ANNOTATION] &&
+              next.finalizer === finalizer
+            ) {
               return Promise.resolve({ result: "unchanged" });
             }
-            annotations[NETWORK_STATUS_ANNOTATION] = next!;
+            annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus!;
+            if (next.finalizer) node.pod.metadata.holdsFinalizer = true;
+            else delete node.pod.metadata.holdsFinalizer;
             node.pod.metadata.resourceVersion = `${Number(node.pod.metadata.resourceVersion) + 1}`;
             return Promise.resolve({ result: "written" });
           },
@@ -257,7 +266,8 @@ Deno.test("wiring: a deleted pod with a journal entry gets a pass that releases 
   node.pods.apply({ type: "deleted", object: structuredClone(node.pod) });
   await node.settle();
   assert.equal(node.calls.at(-1), `add ${KEY}`);
-  assert.deepEqual(node.delegateCalls.slice(calls), ["DEL net9"]);
+  // The unfinished ADD, then the recorded one: nothing of a pod that is gone is kept.
+  assert.deepEqual(node.delegateCalls.slice(calls), ["DEL net9", "DEL net1"]);
   assert.deepEqual(node.journal.podKeys(), []);
   await node.stop();
 });

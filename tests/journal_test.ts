@@ -43,7 +43,7 @@ function quietLog(lines: string[] = []): Logger {
 }
 
 Deno.test(
-  "journal: a record survives the process and is gone once cleared",
+  "journal: a record survives the process and is gone once released",
   inTempDir(async (dir) => {
     const first = await FileJournal.open({ dir: `${dir}/state`, log: quietLog() });
     await first.record(add("u1", "net1"));
@@ -56,7 +56,7 @@ Deno.test(
     assert.deepEqual(second.podKeys().sort(), ["ns1/pod-u1", "ns1/pod-u2"]);
     assert.deepEqual(second.pending("ns1/pod-u1"), [add("u1", "net1"), add("u1", "net2", "green")]);
 
-    await second.clear([add("u1", "net1"), add("u2", "net1")]);
+    await second.settle({ released: [add("u1", "net1"), add("u2", "net1")] });
     assert.deepEqual(second.pending("ns1/pod-u1"), [add("u1", "net2", "green")]);
     assert.deepEqual(second.pending("ns1/pod-u2"), []);
     const files = [...Deno.readDirSync(`${dir}/state`)].map((e) => e.name).sort();
@@ -78,7 +78,7 @@ Deno.test(
     await memory.record(add("u1", "net1"));
     await memory.record(add("u1", "net1"));
     assert.equal(memory.pending("ns1/pod-u1").length, 1);
-    await memory.clear([add("u1", "net1")]);
+    await memory.settle({ released: [add("u1", "net1")] });
     assert.deepEqual(memory.podKeys(), []);
   }),
 );
@@ -121,5 +121,54 @@ Deno.test(
     const journal = await FileJournal.open({ dir, log: quietLog() });
     await assert.rejects(journal.record(add("../escape", "net1")), /pod UID "..\/escape"/);
     assert.deepEqual([...Deno.readDirSync(dir)], []);
+  }),
+);
+
+Deno.test(
+  "journal: a recorded ADD stays attached, with its request, until it is released",
+  inTempDir(async (dir) => {
+    for (
+      const make of [() => FileJournal.open({ dir, log: quietLog() }), () => new MemoryJournal()]
+    ) {
+      const journal = await make();
+      await journal.record(add("u1", "net1"));
+      await journal.record(add("u1", "net2", "green"));
+      await journal.settle({ recorded: [add("u1", "net1")] });
+      assert.deepEqual(journal.pending("ns1/pod-u1"), [add("u1", "net2", "green")]);
+      assert.deepEqual(journal.attached("ns1/pod-u1"), [add("u1", "net1")]);
+      assert.deepEqual(journal.podKeys(), ["ns1/pod-u1"]);
+      assert.deepEqual(journal.attachedPodKeys(), ["ns1/pod-u1"]);
+      // Recording and releasing in one settle: one attached, the pending one gone.
+      await journal.settle({
+        recorded: [add("u1", "net2", "green")],
+        released: [add("u1", "net1")],
+      });
+      assert.deepEqual(journal.pending("ns1/pod-u1"), []);
+      assert.deepEqual(journal.attached("ns1/pod-u1"), [add("u1", "net2", "green")]);
+      assert.deepEqual(journal.podKeys(), []);
+      if (journal instanceof FileJournal) {
+        const reopened = await FileJournal.open({ dir, log: quietLog() });
+        assert.deepEqual(reopened.attached("ns1/pod-u1"), [add("u1", "net2", "green")]);
+        assert.deepEqual(reopened.pending("ns1/pod-u1"), []);
+      }
+      await journal.settle({ released: [add("u1", "net2", "green")] });
+      assert.deepEqual(journal.attachedPodKeys(), []);
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "no file once nothing is held");
+  }),
+);
+
+Deno.test(
+  "journal: a version 1 file (pending ADDs only, as an earlier release wrote) is read",
+  inTempDir(async (dir) => {
+    const journal = await FileJournal.open({ dir, log: quietLog() });
+    await journal.record(add("u1", "net1"));
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/u1.json`));
+    assert.equal(file.version, 2);
+    delete file.attached;
+    await Deno.writeTextFile(`${dir}/u1.json`, JSON.stringify({ ...file, version: 1 }));
+    const reopened = await FileJournal.open({ dir, log: quietLog() });
+    assert.deepEqual(reopened.pending("ns1/pod-u1"), [add("u1", "net1")]);
+    assert.deepEqual(reopened.attached("ns1/pod-u1"), []);
   }),
 );

@@ -13,7 +13,8 @@ import { KubeApiError, KubeClient } from "../lib/kube/client.ts";
 import { KubeEventRecorder } from "../lib/kube/events.ts";
 import { addedInterfaceMessage } from "../lib/core/event_messages.ts";
 import { nadInformer } from "../lib/kube/nads.ts";
-import { NETWORK_STATUS_ANNOTATION } from "../lib/core/annotations.ts";
+import { NETWORK_STATUS_ANNOTATION, RELEASE_FINALIZER } from "../lib/core/annotations.ts";
+import type { OwnedStatus } from "../lib/reconcile/ports.ts";
 import { getPod, type Pod, podInformer, slimPod } from "../lib/kube/pods.ts";
 import { updateNetworkStatus } from "../lib/kube/status_store.ts";
 import { kubeListWatch } from "../lib/kube/list_watch.ts";
@@ -407,6 +408,13 @@ Deno.test({
 
 const STATUS = JSON.stringify([{ name: "rig-cluster", interface: "eth0", default: true }]);
 
+/** A mutation of the network-status text alone, the finalizer left as it is. */
+function onText(
+  mutate: (current: string | undefined) => string | undefined,
+): (current: OwnedStatus) => OwnedStatus {
+  return (current) => ({ ...current, networkStatus: mutate(current.networkStatus) });
+}
+
 Deno.test({
   name:
     "kube rig: status writer writes from a fresh read and keeps other annotations; no write when unchanged",
@@ -422,7 +430,13 @@ Deno.test({
       const entries = JSON.parse(current ?? "[]");
       return JSON.stringify([...entries, { name: `${NS}/net-a`, interface: "net1" }]);
     };
-    const res = await updateNetworkStatus(controllerClient(), NS, "status-a", uid, appended);
+    const res = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-a",
+      uid,
+      onText(appended),
+    );
     assert.equal(res.result, "written");
     assert.equal(res.attempts, 1);
     assert.deepEqual(seen, [STATUS]);
@@ -447,7 +461,7 @@ Deno.test({
       NS,
       "status-a",
       uid,
-      () => undefined,
+      onText(() => undefined),
     );
     assert.equal(removed.result, "written");
     const after = (await getPod(adminClient(), NS, "status-a")) as {
@@ -455,6 +469,62 @@ Deno.test({
     };
     assert.equal(after.metadata.annotations[NETWORK_STATUS_ANNOTATION], undefined);
     assert.equal(after.metadata.annotations["example.com/keep"], "me");
+  },
+});
+
+Deno.test({
+  name:
+    "kube rig: status writer adds and removes the agent's finalizer in the same write, keeping others'",
+  ...rigTest,
+  async fn() {
+    const { uid } = await createApiPod("status-f", API_NODE, {
+      [NETWORK_STATUS_ANNOTATION]: STATUS,
+    });
+    await theRig().api.request(
+      "PATCH",
+      `/api/v1/namespaces/${NS}/pods/status-f`,
+      { metadata: { finalizers: ["example.com/theirs"] } },
+      { contentType: "application/merge-patch+json" },
+    );
+    const read = async () =>
+      (await getPod(adminClient(), NS, "status-f")) as {
+        metadata: { annotations: Record<string, string>; finalizers?: string[] };
+      };
+    const entry = { name: `${NS}/net-f`, interface: "net1" };
+    const added = await updateNetworkStatus(controllerClient(), NS, "status-f", uid, (c) => {
+      assert.equal(c.finalizer, false);
+      return {
+        networkStatus: JSON.stringify([...JSON.parse(c.networkStatus ?? "[]"), entry]),
+        finalizer: true,
+      };
+    });
+    assert.equal(added.result, "written");
+    assert.equal(added.attempts, 1, "one write for both");
+    let pod = await read();
+    assert.deepEqual(pod.metadata.finalizers, ["example.com/theirs", RELEASE_FINALIZER]);
+    assert.equal(JSON.parse(pod.metadata.annotations[NETWORK_STATUS_ANNOTATION]!).length, 2);
+
+    const same = await updateNetworkStatus(controllerClient(), NS, "status-f", uid, (c) => {
+      assert.equal(c.finalizer, true);
+      return c;
+    });
+    assert.equal(same.result, "unchanged");
+    const removed = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-f",
+      uid,
+      (c) => ({ ...c, finalizer: false }),
+    );
+    assert.equal(removed.result, "written");
+    pod = await read();
+    assert.deepEqual(pod.metadata.finalizers, ["example.com/theirs"]);
+    await theRig().api.request(
+      "PATCH",
+      `/api/v1/namespaces/${NS}/pods/status-f`,
+      { metadata: { finalizers: null } },
+      { contentType: "application/merge-patch+json" },
+    );
   },
 });
 
@@ -472,10 +542,10 @@ Deno.test({
       NS,
       "status-b",
       uid,
-      (current) => {
+      onText((current) => {
         inputs.push(current);
         return JSON.stringify([...JSON.parse(current ?? "[]"), { name: `${NS}/net-c` }]);
-      },
+      }),
       {
         beforeWrite: async (attempt) => {
           if (attempt !== 1) return;
@@ -517,7 +587,13 @@ Deno.test({
       async () => !(await getPod(adminClient(), NS, "status-c")),
       WAIT_MS,
     );
-    const gone = await updateNetworkStatus(controllerClient(), NS, "status-c", oldUid, () => "[]");
+    const gone = await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "status-c",
+      oldUid,
+      onText(() => "[]"),
+    );
     assert.deepEqual([gone.result, gone.result === "gone" && gone.reason], ["gone", "NotFound"]);
     await createApiPod("status-c", API_NODE);
     const replaced = await updateNetworkStatus(
@@ -525,7 +601,7 @@ Deno.test({
       NS,
       "status-c",
       oldUid,
-      () => "[]",
+      onText(() => "[]"),
     );
     assert.deepEqual(
       [replaced.result, replaced.result === "gone" && replaced.reason],
@@ -545,10 +621,19 @@ Deno.test({
     };
     const multusStatus = before.metadata.annotations[NETWORK_STATUS_ANNOTATION]!;
     assert.ok(JSON.parse(multusStatus).length >= 1, "multus wrote the default network's entry");
-    await updateNetworkStatus(controllerClient(), NS, "real-pod", pod.uid, (current) => {
-      assert.equal(current, multusStatus);
-      return JSON.stringify([...JSON.parse(current!), { name: `${NS}/net-z`, interface: "net1" }]);
-    });
+    await updateNetworkStatus(
+      controllerClient(),
+      NS,
+      "real-pod",
+      pod.uid,
+      onText((current) => {
+        assert.equal(current, multusStatus);
+        return JSON.stringify([
+          ...JSON.parse(current!),
+          { name: `${NS}/net-z`, interface: "net1" },
+        ]);
+      }),
+    );
     const after = (await getPod(adminClient(), NS, "real-pod")) as {
       metadata: { annotations: Record<string, string> };
     };

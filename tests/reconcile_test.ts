@@ -41,10 +41,18 @@ class World {
   netnsIps = new Map<string, string[]>();
   events: Recorded[] = [];
   delegateCalls: string[] = [];
+  /** Every delegate request, in order. */
+  delegateRequests: DelegateRequest[] = [];
   failStatusWrites = 0;
   sandboxRemoved = false;
   /** When set, the runtime reports the sandbox in the node's network namespace. */
   sandboxHostNetwork = false;
+  /** The sandbox the runtime reports now (the kubelet replaces a dead one with another). */
+  sandboxId = "sb1";
+  /** Whether that sandbox is ready (false once the kubelet stopped it). */
+  sandboxReady = true;
+  /** Wall clock of the reconcilers made from now on, in ms. */
+  now = Date.parse("2026-12-01T12:00:00Z");
   failDelegate?: (req: DelegateRequest) => string | undefined;
   /** The journal survives "restarts" (new reconcilers), as the state directory does. */
   journal = new MemoryJournal();
@@ -115,13 +123,19 @@ class World {
               ? undefined
               : world.sandboxHostNetwork
               ? { id: "sb1", netnsPath: "", ready: true, createdAt: 1, hostNetwork: true }
-              : { id: "sb1", netnsPath: "/var/run/netns/x", ready: true, createdAt: 1 },
+              : {
+                id: world.sandboxId,
+                netnsPath: `/var/run/netns/${world.sandboxId}`,
+                ready: world.sandboxReady,
+                createdAt: 1,
+              },
           ),
       },
       delegator: {
         delegate(req) {
           const network = JSON.parse(new TextDecoder().decode(req.config)).name as string;
           world.delegateCalls.push(`${req.command} ${req.ifname} ${network}`);
+          world.delegateRequests.push(req);
           const failure = world.failDelegate?.(req);
           if (failure) return Promise.reject(new Error(failure));
           if (req.command === "DEL") {
@@ -156,9 +170,14 @@ class World {
             return Promise.reject(new Error("apiserver unavailable"));
           }
           const annotations = world.pod.metadata.annotations!;
-          const next = mutate(annotations[NETWORK_STATUS_ANNOTATION]);
-          if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
-          else annotations[NETWORK_STATUS_ANNOTATION] = next;
+          const next = mutate({
+            networkStatus: annotations[NETWORK_STATUS_ANNOTATION],
+            finalizer: world.pod.metadata.holdsFinalizer === true,
+          });
+          if (next.networkStatus === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
+          else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
+          if (next.finalizer) world.pod.metadata.holdsFinalizer = true;
+          else delete world.pod.metadata.holdsFinalizer;
           if (world.hangAfterStatusWrite) return new Promise(() => {});
           return Promise.resolve({ result: "written" });
         },
@@ -176,6 +195,7 @@ class World {
         allowedNadNamespaces: [],
         dryRun: false,
       },
+      now: () => world.now,
     };
   }
 
@@ -768,4 +788,114 @@ Deno.test("a sandbox the runtime runs in the node's network gets nothing, whatev
     "InterfaceAddRejected: pod [ns1/p]: will not add interface to host networked pod",
   ]);
   assert.deepEqual(world.journal.podKeys(), []);
+});
+
+// --- the journal of attachments, the sandbox replaced, and the finalizer ------------------
+
+Deno.test("an attachment of a sandbox the runtime replaced is released there, the new one left alone", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.reconciler().reconcile("ns1/p");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(world.journal.attached("ns1/p").length, 1, "recorded, and kept as attached");
+  assert.equal(world.pod.metadata.holdsFinalizer, true, "the finalizer came with the status write");
+
+  // The sandbox dies; the kubelet makes a new one, and multus plugs the annotation's networks
+  // into it and rewrites network-status for it.
+  world.sandboxId = "sb2";
+  const status = world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION]!;
+  world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = status.replace(
+    "02:00:00:00:00:01",
+    "02:00:00:00:00:02",
+  );
+  const before = world.delegateRequests.length;
+  await world.reconciler().reconcile("ns1/p");
+  const sent = world.delegateRequests.slice(before);
+  assert.deepEqual(
+    sent.map((r) => `${r.command} ${r.ifname} ${r.containerId} ${r.netns}`),
+    ["DEL net1 sb1 /var/run/netns/sb1"],
+    "one DEL, of the old sandbox's own request",
+  );
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" }, "the new sandbox's entry stays");
+  assert.deepEqual(world.journal.attached("ns1/p"), []);
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined, "nothing of the agent's is left");
+  assert.deepEqual(world.events, [
+    {
+      type: "Normal",
+      reason: "AddedInterface",
+      message: "pod [ns1/p]: added interface net1 to network: a",
+    },
+  ]);
+});
+
+Deno.test("the finalizer is on while the pod holds the agent's attachments, and goes with them", async () => {
+  const world = new World([{ name: "a", interface: "net1" }, { name: "a", interface: "net2" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.reconciler().reconcile("ns1/p");
+  assert.equal(world.pod.metadata.holdsFinalizer, true);
+  world.setNetworks([{ name: "a", interface: "net2" }]);
+  await world.reconciler().reconcile("ns1/p");
+  assert.equal(world.pod.metadata.holdsFinalizer, true, "net2 is still the agent's");
+  world.setNetworks([]);
+  await world.reconciler().reconcile("ns1/p");
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
+  assert.deepEqual(world.journal.attached("ns1/p"), []);
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "ADD net2 a", "DEL net1 a", "DEL net2 a"]);
+});
+
+Deno.test("a deleted pod keeps the agent's attachments until its sandbox stops, then they go with the request that made them", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.reconciler().reconcile("ns1/p");
+  const made = world.delegateRequests.at(-1)!;
+  world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+  const reconciler = world.reconciler();
+  const waiting = await reconciler.reconcile("ns1/p");
+  assert.deepEqual(waiting, { kind: "requeueAfter", ms: 1_000 });
+  assert.deepEqual(
+    world.delegateCalls,
+    ["ADD net1 a"],
+    "the pod's networks serve it while it stops",
+  );
+
+  world.nads.delete("ns1/a"); // even with its NAD gone
+  world.sandboxReady = false;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  const del = world.delegateRequests.at(-1)!;
+  assert.equal(del.command, "DEL");
+  assert.deepEqual(del.config, made.config, "the DEL carries the ADD's own config");
+  assert.equal(del.containerId, "sb1");
+  assert.deepEqual(world.recorded(), {});
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined, "the deletion can finish");
+  assert.deepEqual(world.journal.attached("ns1/p"), []);
+});
+
+Deno.test("a deleted pod whose release keeps failing loses the finalizer two minutes past its deadline", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.reconciler().reconcile("ns1/p");
+  world.pod.metadata.deletionTimestamp = new Date(world.now).toISOString();
+  world.sandboxReady = false;
+  world.failDelegate = (req) => req.command === "DEL" ? "multus: plugin crashed" : undefined;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
+  assert.equal(world.pod.metadata.holdsFinalizer, true, "still trying");
+  world.now += 121_000;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined, "given up");
+  assert.ok(
+    world.warnings.some((w) =>
+      String(w.msg).startsWith("gave up releasing attachments of a pod being deleted") &&
+      JSON.stringify(w.attachments) === '["ns1/a/net1"]'
+    ),
+    JSON.stringify(world.warnings),
+  );
+});
+
+Deno.test("a deleted pod without the agent's finalizer is released at once, as before", async () => {
+  const world = new World([], [DEFAULT_ENTRY, { name: "ns1/a", interface: "net1", dns: {} }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a"]);
+  assert.deepEqual(world.recorded(), {});
 });

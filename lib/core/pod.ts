@@ -22,6 +22,8 @@ export interface PodSnapshot {
     deletionTimestamp?: string;
     /** The networks and network-status annotations (others may be absent). */
     annotations?: Record<string, string>;
+    /** True when the agent's own finalizer (`RELEASE_FINALIZER`) is on the pod. */
+    holdsFinalizer?: boolean;
   };
   /** Where the pod runs and whether it has a network namespace of its own. */
   spec: { nodeName?: string; hostNetwork?: boolean };

@@ -1,12 +1,15 @@
 /**
- * The attachment journal: a node-local record of every ADD the agent has started but not yet
- * recorded in `network-status`.
+ * The attachment journal: a node-local record of every attachment the agent has made, from
+ * before its ADD is sent until it is released.
  *
  * An ADD that the agent does not see through (it is killed, or the call times out while multus
  * carries on) leaves an attachment nothing in the API describes. The journal is written before
- * each ADD and cleared once the status write records it, so the next pass knows exactly which
- * half-done attachments to release with a DEL built from the same request, even when the pod's
- * annotation has changed meanwhile, its NAD was deleted, or the pod itself is gone.
+ * each ADD (*pending*), so the next pass knows exactly which half-done attachments to release
+ * with a DEL built from the same request, even when the pod's annotation has changed
+ * meanwhile, its NAD was deleted, or the pod itself is gone. Once the status write records an
+ * ADD it stays in the journal as *attached*, with the sandbox it was made in: when the runtime
+ * replaces a dead sandbox, multus describes only the new one, and the journal is what still
+ * knows which addresses the old one holds.
  *
  * One file per pod UID (`<dir>/<uid>.json`), written to a temporary name and renamed, so a
  * reader sees the old or the new content, never a torn one. Only one reconcile pass runs per
@@ -21,29 +24,33 @@
 import { z } from "zod";
 import type { Logger } from "../base/log.ts";
 import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
-import { sameAdd } from "./memory_journal.ts";
+import { type PodEntries, sameAdd, settled } from "../reconcile/journal_entries.ts";
 
 const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
 
+const AddSchema = z.strictObject({
+  namespace: z.string(),
+  network: z.string(),
+  containerId: z.string(),
+  netns: z.string(),
+  ifname: z.string(),
+  podNamespace: z.string(),
+  podName: z.string(),
+  config: z.base64(),
+  interfaceAttributes: z.strictObject({
+    ips: z.array(z.string()).optional(),
+    mac: z.string().optional(),
+    "cni-args": z.record(z.string(), z.unknown()).nullable().optional(),
+  }).optional(),
+});
+
+/** Version 1 files (pending ADDs only) are read too, as left by an earlier release. */
 const FileSchema = z.strictObject({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   podKey: z.string(),
   podUid: z.string().regex(UID),
-  adds: z.array(z.strictObject({
-    namespace: z.string(),
-    network: z.string(),
-    containerId: z.string(),
-    netns: z.string(),
-    ifname: z.string(),
-    podNamespace: z.string(),
-    podName: z.string(),
-    config: z.base64(),
-    interfaceAttributes: z.strictObject({
-      ips: z.array(z.string()).optional(),
-      mac: z.string().optional(),
-      "cni-args": z.record(z.string(), z.unknown()).nullable().optional(),
-    }).optional(),
-  })),
+  adds: z.array(AddSchema),
+  attached: z.array(AddSchema).optional(),
 });
 
 type JournalFile = z.infer<typeof FileSchema>;
@@ -59,8 +66,8 @@ export interface FileJournalOptions {
 /** The journal on disk, one JSON file per pod UID, mirrored in memory for cheap lookups. */
 export class FileJournal implements AttachmentJournal {
   readonly #dir: string;
-  /** Pod UID → its pending ADDs. */
-  readonly #byUid = new Map<string, PendingAdd[]>();
+  /** Pod UID → its entries. */
+  readonly #byUid = new Map<string, PodEntries & { podKey: string }>();
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -90,18 +97,27 @@ export class FileJournal implements AttachmentJournal {
         if (`${file.podUid}.json` !== entry.name) {
           throw new Error(`it holds pod UID ${file.podUid}, not the one its name says`);
         }
-        const adds = file.adds.map(({ namespace, network, config, ...rest }): PendingAdd => ({
+        const load = (add: z.infer<typeof AddSchema>): PendingAdd => {
+          const { namespace, network, config, ...rest } = add;
+          return {
+            podKey: file.podKey,
+            id: { namespace, network, interface: rest.ifname },
+            request: {
+              ...rest,
+              command: "ADD",
+              podUid: file.podUid,
+              config: Uint8Array.fromBase64(config),
+            },
+          };
+        };
+        const entries = {
           podKey: file.podKey,
-          id: { namespace, network, interface: rest.ifname },
-          request: {
-            ...rest,
-            command: "ADD",
-            podUid: file.podUid,
-            config: Uint8Array.fromBase64(config),
-          },
-        }));
-        if (adds.length > 0) journal.#byUid.set(file.podUid, adds);
-        else await Deno.remove(path);
+          pending: file.adds.map(load),
+          attached: (file.attached ?? []).map(load),
+        };
+        if (entries.pending.length + entries.attached.length > 0) {
+          journal.#byUid.set(file.podUid, entries);
+        } else await Deno.remove(path);
       } catch (err) {
         log.warn(
           "ignoring an unreadable attachment journal file; attachments it recorded may need a manual CNI DEL",
@@ -110,74 +126,107 @@ export class FileJournal implements AttachmentJournal {
         await Deno.rename(path, `${path}.invalid`);
       }
     }
-    const pendingAdds = [...journal.#byUid.values()].reduce((n, adds) => n + adds.length, 0);
+    const pendingAdds = [...journal.#byUid.values()].reduce((n, e) => n + e.pending.length, 0);
     if (pendingAdds > 0) log.info("attachment journal holds unfinished ADDs", { pendingAdds, dir });
     return journal;
   }
 
   /** {@inheritDoc AttachmentJournal.pending} */
   pending(podKey: string): readonly PendingAdd[] {
-    const out: PendingAdd[] = [];
-    for (const adds of this.#byUid.values()) {
-      if (adds[0]?.podKey === podKey) out.push(...adds);
-    }
-    return out;
+    return this.#of(podKey, "pending");
+  }
+
+  /** {@inheritDoc AttachmentJournal.attached} */
+  attached(podKey: string): readonly PendingAdd[] {
+    return this.#of(podKey, "attached");
   }
 
   /** {@inheritDoc AttachmentJournal.podKeys} */
   podKeys(): string[] {
-    return [...new Set([...this.#byUid.values()].flatMap((adds) => adds.map((a) => a.podKey)))];
+    return this.#keysWith("pending");
+  }
+
+  /** {@inheritDoc AttachmentJournal.attachedPodKeys} */
+  attachedPodKeys(): string[] {
+    return this.#keysWith("attached");
   }
 
   /** {@inheritDoc AttachmentJournal.record} */
   async record(add: PendingAdd): Promise<void> {
     const uid = add.request.podUid;
-    const adds = (this.#byUid.get(uid) ?? []).filter((a) => !sameAdd(a, add));
-    await this.#write(uid, [...adds, add]);
+    const entries = this.#byUid.get(uid) ?? { podKey: add.podKey, pending: [], attached: [] };
+    await this.#write(uid, add.podKey, {
+      pending: [...entries.pending.filter((a) => !sameAdd(a, add)), add],
+      attached: entries.attached,
+    });
   }
 
-  /** {@inheritDoc AttachmentJournal.clear} */
-  async clear(adds: readonly PendingAdd[]): Promise<void> {
-    for (const uid of new Set(adds.map((a) => a.request.podUid))) {
-      const before = this.#byUid.get(uid) ?? [];
-      const after = before.filter((a) => !adds.some((c) => sameAdd(a, c)));
-      if (after.length !== before.length) await this.#write(uid, after);
+  /** {@inheritDoc AttachmentJournal.settle} */
+  async settle(
+    change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] },
+  ): Promise<void> {
+    const touched = [...(change.recorded ?? []), ...(change.released ?? [])];
+    for (const uid of new Set(touched.map((a) => a.request.podUid))) {
+      const before = this.#byUid.get(uid);
+      const podKey = before?.podKey ?? touched.find((a) => a.request.podUid === uid)!.podKey;
+      const after = settled(before ?? { pending: [], attached: [] }, change);
+      const same = before !== undefined &&
+        after.pending.length === before.pending.length &&
+        after.attached.length === before.attached.length &&
+        after.attached.every((a, i) => before.attached[i] === a);
+      if (!same) await this.#write(uid, podKey, after);
     }
   }
 
-  async #write(uid: string, adds: PendingAdd[]): Promise<void> {
+  #of(podKey: string, which: keyof PodEntries): PendingAdd[] {
+    const out: PendingAdd[] = [];
+    for (const entries of this.#byUid.values()) {
+      if (entries.podKey === podKey) out.push(...entries[which]);
+    }
+    return out;
+  }
+
+  #keysWith(which: keyof PodEntries): string[] {
+    const keys = new Set<string>();
+    for (const entries of this.#byUid.values()) {
+      if (entries[which].length > 0) keys.add(entries.podKey);
+    }
+    return [...keys];
+  }
+
+  async #write(uid: string, podKey: string, entries: PodEntries): Promise<void> {
     if (!UID.test(uid)) {
       throw new Error(`pod UID ${JSON.stringify(uid)} cannot name a journal file`);
     }
     const path = `${this.#dir}/${uid}.json`;
-    if (adds.length === 0) {
+    if (entries.pending.length === 0 && entries.attached.length === 0) {
       await Deno.remove(path).catch((err) => {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       });
       this.#byUid.delete(uid);
       return;
     }
+    const save = ({ id, request }: PendingAdd) => ({
+      namespace: id.namespace,
+      network: id.network,
+      containerId: request.containerId,
+      netns: request.netns,
+      ifname: request.ifname,
+      podNamespace: request.podNamespace,
+      podName: request.podName,
+      config: request.config.toBase64(),
+      ...(request.interfaceAttributes ? { interfaceAttributes: request.interfaceAttributes } : {}),
+    });
     const file: JournalFile = {
-      version: 1,
-      podKey: adds[0]!.podKey,
+      version: 2,
+      podKey,
       podUid: uid,
-      adds: adds.map(({ id, request }) => ({
-        namespace: id.namespace,
-        network: id.network,
-        containerId: request.containerId,
-        netns: request.netns,
-        ifname: request.ifname,
-        podNamespace: request.podNamespace,
-        podName: request.podName,
-        config: request.config.toBase64(),
-        ...(request.interfaceAttributes
-          ? { interfaceAttributes: request.interfaceAttributes }
-          : {}),
-      })),
+      adds: entries.pending.map(save),
+      attached: entries.attached.map(save),
     };
     const temporary = `${path}.tmp`;
     await Deno.writeTextFile(temporary, JSON.stringify(file), { mode: 0o600 });
     await Deno.rename(temporary, path);
-    this.#byUid.set(uid, adds);
+    this.#byUid.set(uid, { podKey, ...entries });
   }
 }

@@ -5,42 +5,59 @@
  * @module
  */
 import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
-
-/** True when `a` and `b` are the same ADD: the same pod, sandbox, attachment and interface. */
-export function sameAdd(a: PendingAdd, b: PendingAdd): boolean {
-  return a.request.podUid === b.request.podUid && a.request.ifname === b.request.ifname &&
-    a.id.namespace === b.id.namespace && a.id.network === b.id.network &&
-    a.request.containerId === b.request.containerId;
-}
+import { type PodEntries, sameAdd, settled } from "../reconcile/journal_entries.ts";
 
 /** A journal in memory: for `--dry-run`, which acts on nothing, and for tests. */
 export class MemoryJournal implements AttachmentJournal {
-  readonly #adds: PendingAdd[] = [];
+  readonly #byKey = new Map<string, PodEntries>();
 
   /** {@inheritDoc AttachmentJournal.pending} */
   pending(podKey: string): readonly PendingAdd[] {
-    return this.#adds.filter((a) => a.podKey === podKey);
+    return this.#byKey.get(podKey)?.pending ?? [];
+  }
+
+  /** {@inheritDoc AttachmentJournal.attached} */
+  attached(podKey: string): readonly PendingAdd[] {
+    return this.#byKey.get(podKey)?.attached ?? [];
   }
 
   /** {@inheritDoc AttachmentJournal.podKeys} */
   podKeys(): string[] {
-    return [...new Set(this.#adds.map((a) => a.podKey))];
+    return [...this.#byKey].filter(([, e]) => e.pending.length > 0).map(([k]) => k);
+  }
+
+  /** {@inheritDoc AttachmentJournal.attachedPodKeys} */
+  attachedPodKeys(): string[] {
+    return [...this.#byKey].filter(([, e]) => e.attached.length > 0).map(([k]) => k);
   }
 
   /** {@inheritDoc AttachmentJournal.record} */
   record(add: PendingAdd): Promise<void> {
-    const i = this.#adds.findIndex((a) => sameAdd(a, add));
-    if (i >= 0) this.#adds.splice(i, 1);
-    this.#adds.push(add);
+    const entries = this.#byKey.get(add.podKey) ?? { pending: [], attached: [] };
+    this.#set(add.podKey, {
+      pending: [...entries.pending.filter((a) => !sameAdd(a, add)), add],
+      attached: entries.attached,
+    });
     return Promise.resolve();
   }
 
-  /** {@inheritDoc AttachmentJournal.clear} */
-  clear(adds: readonly PendingAdd[]): Promise<void> {
-    for (const add of adds) {
-      const i = this.#adds.findIndex((a) => sameAdd(a, add));
-      if (i >= 0) this.#adds.splice(i, 1);
+  /** {@inheritDoc AttachmentJournal.settle} */
+  settle(change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] }) {
+    const keys = new Set(
+      [...(change.recorded ?? []), ...(change.released ?? [])].map((a) => a.podKey),
+    );
+    for (const key of keys) {
+      const entries = this.#byKey.get(key);
+      if (entries) this.#set(key, settled(entries, change));
+      else if (change.recorded?.some((a) => a.podKey === key)) {
+        this.#set(key, settled({ pending: [], attached: [] }, change));
+      }
     }
     return Promise.resolve();
+  }
+
+  #set(key: string, entries: PodEntries): void {
+    if (entries.pending.length === 0 && entries.attached.length === 0) this.#byKey.delete(key);
+    else this.#byKey.set(key, entries);
   }
 }

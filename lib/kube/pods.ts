@@ -10,7 +10,11 @@
  * @module
  */
 import type { Logger } from "../base/log.ts";
-import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
+import {
+  NETWORK_STATUS_ANNOTATION,
+  NETWORKS_ANNOTATION,
+  RELEASE_FINALIZER,
+} from "../core/annotations.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
@@ -43,6 +47,7 @@ type RawPod = {
     deletionTimestamp?: unknown;
     annotations?: Record<string, unknown>;
     generation?: unknown;
+    finalizers?: unknown;
   };
   spec?: { nodeName?: unknown; hostNetwork?: unknown };
   status?: { phase?: unknown };
@@ -67,6 +72,9 @@ export function slimPod(raw: unknown): Pod | undefined {
   const deletion = str(m?.deletionTimestamp);
   if (deletion !== undefined) metadata.deletionTimestamp = deletion;
   if (typeof m?.generation === "number") metadata.generation = m.generation;
+  if (Array.isArray(m?.finalizers) && m.finalizers.includes(RELEASE_FINALIZER)) {
+    metadata.holdsFinalizer = true;
+  }
   if (m?.annotations) {
     for (const key of CACHED_ANNOTATIONS) {
       const v = m.annotations[key];

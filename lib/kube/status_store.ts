@@ -1,7 +1,9 @@
 /**
  * Writes a pod's `k8s.v1.cni.cncf.io/network-status` annotation the way upstream does (and
- * its RBAC allows): a fresh GET of the pod, then a PUT of the whole object to
- * `/api/v1/namespaces/{ns}/pods/{name}/status`. The resourceVersion from the GET makes the
+ * its RBAC allows), with the agent's finalizer in the same write: a fresh GET of the pod,
+ * then a PUT of the whole object to `/api/v1/namespaces/{ns}/pods/{name}/status` (which
+ * keeps spec, deletionTimestamp and ownerReferences as they are, and takes the rest of
+ * metadata). The resourceVersion from the GET makes the
  * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
  * read again and the caller's `mutate` applied again to what is there now. A pod that is gone,
  * or was replaced by another of the same name, is an outcome (`gone`), not an error: the
@@ -10,9 +12,9 @@
  * @module
  */
 import { sleep } from "../base/backoff.ts";
-import type { StatusStore, StatusUpdate } from "../reconcile/ports.ts";
+import type { OwnedStatus, StatusStore, StatusUpdate } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
-import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
+import { NETWORK_STATUS_ANNOTATION, RELEASE_FINALIZER } from "../core/annotations.ts";
 import { podPath } from "./pods.ts";
 
 /** Options of {@linkcode updateNetworkStatus}. */
@@ -42,13 +44,14 @@ type PodObject = {
     uid?: string;
     resourceVersion?: string;
     annotations?: Record<string, string> | null;
+    finalizers?: string[] | null;
   };
 };
 
 /**
- * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
- * and writes the result when it differs; returning undefined removes the annotation. Other
- * annotations and fields are written back as read. Resolves to `gone` (nothing written) when
+ * Applies `mutate` to the pod's network-status annotation (undefined when absent) and the
+ * presence of the agent's finalizer, and writes the result when it differs; an undefined
+ * annotation removes it. Other annotations, finalizers and fields are written back as read. Resolves to `gone` (nothing written) when
  * the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when the
  * API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
  */
@@ -57,7 +60,7 @@ export async function updateNetworkStatus(
   namespace: string,
   name: string,
   uid: string,
-  mutate: (current: string | undefined) => string | undefined,
+  mutate: (current: OwnedStatus) => OwnedStatus,
   options: StatusWriteOptions = {},
 ): Promise<StatusWriteResult> {
   const maxAttempts = options.maxAttempts ?? 5;
@@ -75,15 +78,26 @@ export async function updateNetworkStatus(
     }
     const meta = pod.metadata ??= {};
     if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
-    const current = meta.annotations?.[NETWORK_STATUS_ANNOTATION];
+    const finalizers = meta.finalizers ?? [];
+    const current: OwnedStatus = {
+      networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
+      finalizer: finalizers.includes(RELEASE_FINALIZER),
+    };
     const next = mutate(current);
-    if (next === current) {
+    if (next.networkStatus === current.networkStatus && next.finalizer === current.finalizer) {
       return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
     }
-    const annotations = { ...(meta.annotations ?? {}) };
-    if (next === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
-    else annotations[NETWORK_STATUS_ANNOTATION] = next;
-    meta.annotations = annotations;
+    if (next.networkStatus !== current.networkStatus) {
+      const annotations = { ...(meta.annotations ?? {}) };
+      if (next.networkStatus === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
+      else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
+      meta.annotations = annotations;
+    }
+    if (next.finalizer !== current.finalizer) {
+      meta.finalizers = next.finalizer
+        ? [...finalizers, RELEASE_FINALIZER]
+        : finalizers.filter((f) => f !== RELEASE_FINALIZER);
+    }
     await options.beforeWrite?.(attempt);
     try {
       const written = await client.json<PodObject>("PUT", `${path}/status`, {
@@ -123,7 +137,7 @@ export class KubeStatusStore implements StatusStore {
     namespace: string,
     name: string,
     uid: string,
-    mutate: (current: string | undefined) => string | undefined,
+    mutate: (current: OwnedStatus) => OwnedStatus,
   ): Promise<StatusUpdate> {
     const written = await updateNetworkStatus(
       this.#client,

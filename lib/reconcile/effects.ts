@@ -41,15 +41,18 @@ export class Effects {
   }
 
   /**
-   * Writes `pod`'s network-status through `mutate`. False when the pod was deleted or
-   * replaced meanwhile (typically while its attachments were released): there is nothing
-   * left to record and nothing to retry. Any other failure throws a {@linkcode ReconcileError}
-   * of kind `status-write`, so the pass is retried.
+   * Writes `pod`'s network-status through `mutate` (undefined leaves it as it is), and its
+   * finalizer when `finalizer` says
+   * whether it should be there (undefined leaves it as it is), in one update. False when the
+   * pod was deleted or replaced meanwhile (typically while its attachments were released):
+   * there is nothing left to record and nothing to retry. Any other failure throws a
+   * {@linkcode ReconcileError} of kind `status-write`, so the pass is retried.
    */
   async writeStatus(
     pod: PodSnapshot,
-    mutate: (entries: NetworkStatus[]) => NetworkStatus[],
+    mutate: ((entries: NetworkStatus[]) => NetworkStatus[]) | undefined,
     log: Logger,
+    finalizer?: boolean,
   ): Promise<boolean> {
     const key = podKey(pod);
     let update;
@@ -59,11 +62,14 @@ export class Effects {
         pod.metadata.name,
         pod.metadata.uid,
         (current) => {
-          const entries = parseNetworkStatus(current);
-          const next = formatNetworkStatus(mutate(entries));
-          if (next === formatNetworkStatus(entries)) return current;
-          this.#wrote(key, next);
-          return next;
+          const keep = finalizer ?? current.finalizer;
+          // The finalizer alone: network-status is left as it is, readable or not.
+          if (!mutate) return { networkStatus: current.networkStatus, finalizer: keep };
+          const entries = parseNetworkStatus(current.networkStatus);
+          const text = formatNetworkStatus(mutate(entries));
+          const same = text === formatNetworkStatus(entries);
+          if (!same) this.#wrote(key, text);
+          return { networkStatus: same ? current.networkStatus : text, finalizer: keep };
         },
       );
     } catch (err) {

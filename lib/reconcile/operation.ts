@@ -20,6 +20,7 @@ import {
   withoutAttachment,
 } from "../core/status.ts";
 import type { Effects } from "./effects.ts";
+import { releaseWith } from "./recovery.ts";
 import type { FailureKind } from "./outcome.ts";
 import type { DelegateRequest, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
 
@@ -44,6 +45,8 @@ export interface OperationOutcome {
   entry?: NetworkStatus;
   /** The journal record of an add that reached the delegate call. */
   pending?: PendingAdd;
+  /** The journal's entries of a removed attachment, to forget once the status says so. */
+  released?: PendingAdd[];
   /** Why it failed, naming the fix where there is one. */
   error?: string;
   /** The kind of failure. */
@@ -76,11 +79,17 @@ export interface OperationContext {
 export async function runOperation(
   ctx: OperationContext,
   pod: PodSnapshot,
-  sandbox: Pick<PodSandbox, "id" | "netnsPath">,
+  sandbox: Pick<PodSandbox, "id" | "netnsPath"> & { ready?: boolean },
   op: Operation,
 ): Promise<OperationOutcome> {
   const { deps, effects, log } = ctx;
   const network = nadKey({ namespace: op.id.namespace, name: op.id.network });
+  if (op.kind === "remove") {
+    const journaled = journaledIn(deps, pod, sandbox, op);
+    // The agent's own attachment goes with a DEL of the very request that made it, whatever
+    // the NAD says now or whether it still exists (CNI wants a DEL with the ADD's config).
+    if (journaled.length > 0) return await detach(ctx, op, journaled[0]!, sandbox, journaled);
+  }
   const nad = deps.nads.get(op.id.namespace, op.id.network);
   if (!nad) {
     const hint = op.kind === "add"
@@ -117,14 +126,12 @@ export async function runOperation(
     config,
   };
   if (op.kind === "remove") {
-    try {
-      deps.faultPoint?.("before-delegate", "remove");
-      await effects.delegate({ ...base, command: "DEL" });
-      deps.faultPoint?.("after-delegate", "remove");
-      return { op, ok: true };
-    } catch (err) {
-      return failed(op, "delegate", errorText(err));
-    }
+    const request: PendingAdd = {
+      podKey: podKey(pod),
+      id: op.id,
+      request: { ...base, command: "ADD" },
+    };
+    return await detach(ctx, op, request, sandbox, []);
   }
   const request: DelegateRequest = {
     ...base,
@@ -167,6 +174,44 @@ export async function runOperation(
     // The journal keeps the ADD: multus may finish it after a timeout, so the next pass
     // releases it again before anything else.
     await rollbackAdd(effects, request, log);
+    return failed(op, "delegate", errorText(err));
+  }
+}
+
+/** The journal's entries of the attachment `op` removes, made in `sandbox`. */
+function journaledIn(
+  deps: ReconcilerDeps,
+  pod: PodSnapshot,
+  sandbox: Pick<PodSandbox, "id">,
+  op: Operation,
+): PendingAdd[] {
+  const key = podKey(pod);
+  return [...deps.journal.attached(key), ...deps.journal.pending(key)].filter((a) =>
+    a.request.podUid === pod.metadata.uid && a.request.containerId === sandbox.id &&
+    a.id.namespace === op.id.namespace && a.id.network === op.id.network &&
+    a.id.interface === op.id.interface
+  );
+}
+
+/**
+ * The DEL of a remove operation, with the request `made` (the journal's, or one built from the
+ * NAD). In a sandbox that is not ready any more (a pod being deleted), a DEL whose network
+ * namespace path fails is sent once more without one, which still releases the addresses.
+ */
+async function detach(
+  ctx: OperationContext,
+  op: Operation,
+  made: PendingAdd,
+  sandbox: Pick<PodSandbox, "id" | "netnsPath"> & { ready?: boolean },
+  journaled: PendingAdd[],
+): Promise<OperationOutcome> {
+  const { deps, effects } = ctx;
+  try {
+    deps.faultPoint?.("before-delegate", "remove");
+    await releaseWith(effects, made, { withoutNetnsOnFailure: sandbox.ready === false });
+    deps.faultPoint?.("after-delegate", "remove");
+    return { op, ok: true, released: journaled };
+  } catch (err) {
     return failed(op, "delegate", errorText(err));
   }
 }

@@ -29,28 +29,36 @@ export interface NadSource {
   get(namespace: string, name: string): NetworkAttachmentDefinition | undefined;
 }
 
-/** What became of a network-status update. */
+/** What became of a status update. */
 export type StatusUpdate =
-  /** The new text was written. */
+  /** The change was written. */
   | { result: "written" }
-  /** The mutation left the annotation as it was: nothing was written. */
+  /** The mutation left the pod as it was: nothing was written. */
   | { result: "unchanged" }
   /** The pod is gone, or another pod took its name: there is nothing left to record. */
   | { result: "gone"; reason: "NotFound" | "UidChanged" };
 
-/** Writes network-status with optimistic concurrency from a fresh read. */
+/** The parts of a pod the agent writes, all in one `pods/status` update. */
+export interface OwnedStatus {
+  /** The network-status annotation's text; undefined when absent (and to remove it). */
+  networkStatus: string | undefined;
+  /** Whether the agent's finalizer (`RELEASE_FINALIZER`) is on the pod. */
+  finalizer: boolean;
+}
+
+/** Writes the agent's parts of a pod with optimistic concurrency from a fresh read. */
 export interface StatusStore {
   /**
-   * Applies `mutate` to the pod's current network-status annotation (undefined when absent)
-   * and writes the result when it differs (undefined removes the annotation). Never writes to
-   * a pod whose uid is not `uid`. Throws only when the write could not be made (the API
-   * refused it or could not be reached), and whatever `mutate` throws.
+   * Applies `mutate` to the agent's parts of the pod as they are now and writes the result
+   * when it differs, leaving everything else of the pod as it is. Never writes to a pod whose
+   * uid is not `uid`. Throws only when the write could not be made (the API refused it or
+   * could not be reached), and whatever `mutate` throws.
    */
   update(
     namespace: string,
     name: string,
     uid: string,
-    mutate: (current: string | undefined) => string | undefined,
+    mutate: (current: OwnedStatus) => OwnedStatus,
   ): Promise<StatusUpdate>;
 }
 
@@ -131,18 +139,32 @@ export interface PendingAdd {
 }
 
 /**
- * The ADDs started but not yet recorded in network-status, kept on the node so that one cut
- * short by a crash or a timeout is released later.
+ * The agent's own attachments on the node, kept so that each can always be released with a DEL
+ * of the very request that made it. An ADD is journaled *pending* before it is sent; once
+ * network-status records it, it is *attached*, with the sandbox, network namespace and CNI
+ * config it was made with, until it is released. A pending ADD that a crash or a timeout cut
+ * short is released by the next pass; an attached one whose sandbox the runtime replaced (the
+ * pod's network-status then describes the new sandbox only) is released too, and so is every
+ * one of a pod being deleted.
  */
 export interface AttachmentJournal {
   /** The pending ADDs of pod `podKey`, oldest first. */
   pending(podKey: string): readonly PendingAdd[];
+  /** The attached ADDs of pod `podKey`, oldest first. */
+  attached(podKey: string): readonly PendingAdd[];
   /** Pod keys with at least one pending ADD. */
   podKeys(): string[];
-  /** Records `add` before its ADD is sent. Resolves once it is stored. */
+  /** Pod keys with at least one attached ADD. */
+  attachedPodKeys(): string[];
+  /** Records `add` as pending before its ADD is sent. Resolves once it is stored. */
   record(add: PendingAdd): Promise<void>;
-  /** Forgets `adds` (recorded in network-status, or released). */
-  clear(adds: readonly PendingAdd[]): Promise<void>;
+  /**
+   * In one write per pod: `recorded` (network-status now records them) become attached, and
+   * `released` are forgotten, pending or attached.
+   */
+  settle(change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] }): Promise<
+    void
+  >;
 }
 
 /** The pod an Event is about. */

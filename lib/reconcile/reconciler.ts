@@ -38,6 +38,7 @@ import {
   ReconcileError,
   type ReconcileOutcome,
   requeue,
+  requeueAfter,
   waitFor,
 } from "./outcome.ts";
 import { describeOperations } from "./dry_run.ts";
@@ -48,10 +49,27 @@ import {
   planWithReport,
   refuseHostNetworkSandbox,
 } from "./planning.ts";
-import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
-import { releaseUnrecorded } from "./recovery.ts";
+import type { PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import { settleJournal } from "./recovery.ts";
+import { sameAdd as sameEntry } from "./journal_entries.ts";
 
 const NO_PLAN: Plan = { operations: [], refusals: [], desired: [] };
+
+/** How often a deleted pod held by the agent's finalizer is looked at until its sandbox stops. */
+const SANDBOX_STOP_POLL_MS = 1_000;
+
+/**
+ * How long past a deleted pod's deadline (its deletionTimestamp: the end of its grace period)
+ * the agent keeps trying to release its attachments before it removes its finalizer anyway,
+ * so that a release that cannot succeed never keeps a pod from going.
+ */
+export const RELEASE_GIVE_UP_MS = 120_000;
+
+/** What a pass changes in the journal once its status write has landed. */
+interface JournalChange {
+  recorded?: readonly PendingAdd[];
+  released?: readonly PendingAdd[];
+}
 
 function hasWork(plan: Plan | undefined): boolean {
   return plan !== undefined && plan.operations.length > 0;
@@ -78,6 +96,8 @@ export class Reconciler {
   readonly #released = new Set<string>();
   /** Pod key → the network-status text this agent wrote last for it. */
   readonly #ownStatus = new Map<string, string>();
+  /** Pod key → the network-status text of its last pass that knew the pod's sandbox. */
+  readonly #checkedStatus = new Map<string, string>();
 
   /** Creates a reconciler over `deps`. */
   constructor(deps: ReconcilerDeps) {
@@ -96,6 +116,7 @@ export class Reconciler {
     this.#changedAt.delete(key);
     this.#lastSandbox.delete(key);
     this.#ownStatus.delete(key);
+    this.#checkedStatus.delete(key);
     for (const [nad, pods] of this.#waitingForNad) {
       if (pods.delete(key) && pods.size === 0) this.#waitingForNad.delete(nad);
     }
@@ -174,7 +195,7 @@ export class Reconciler {
     const ctx = this.#context(log);
     const cached = this.#deps.pods.cached(key);
     if (!cached) {
-      await releaseUnrecorded(ctx, key, undefined, undefined);
+      await settleJournal(ctx, key, undefined, undefined);
       this.forget(key);
       return DONE;
     }
@@ -182,9 +203,8 @@ export class Reconciler {
       log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
       return waitFor("the pod to run");
     }
-    const unfinished = this.#deps.journal.pending(key).length > 0;
     const first = this.#plan(cached, report);
-    if (!unfinished && !hasWork(first.plan)) {
+    if (!this.#hasWork(cached, first)) {
       this.#changedAt.delete(key);
       return this.#settled(key, first, []);
     }
@@ -203,10 +223,52 @@ export class Reconciler {
     }
     const planned = this.#plan(pod, report);
     if (!hasWork(planned.plan)) this.#changedAt.delete(key);
-    if (!unfinished && !hasWork(planned.plan)) return this.#settled(key, planned, []);
-    // Unfinished ADDs are settled even when the annotation cannot be planned: releasing them
-    // depends only on what network-status records.
+    if (!this.#hasWork(pod, planned)) return this.#settled(key, planned, []);
+    // The journal is settled even when the annotation cannot be planned: releasing what it
+    // holds depends only on what network-status records and on the pod's sandbox.
     return await this.#apply(pod, planned, report, log);
+  }
+
+  /**
+   * True when a pass over `pod` has something to do: operations to run, unfinished ADDs to
+   * settle, attachments of the agent's whose sandbox may have been replaced (network-status
+   * was rewritten since the agent last looked; multus does so for every new sandbox), or the
+   * agent's finalizer to add or remove.
+   */
+  #hasWork(pod: PodSnapshot, planned: PlannedPod): boolean {
+    const key = podKey(pod);
+    if (hasWork(planned.plan) || this.#deps.journal.pending(key).length > 0) return true;
+    if (this.#deps.journal.attached(key).length > 0) {
+      const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
+      if (isFinished(pod) || status !== this.#checkedStatus.get(key)) return true;
+    }
+    return this.#wantsFinalizer(pod) !== (pod.metadata.holdsFinalizer === true);
+  }
+
+  /**
+   * Whether `pod` should carry the agent's finalizer: while the journal holds attachments the
+   * agent made for it. A pod being deleted gets none it does not have (the API server refuses
+   * new finalizers then), and loses it once they are released, or once releasing them has
+   * failed for {@linkcode RELEASE_GIVE_UP_MS} past its deletion deadline.
+   */
+  #wantsFinalizer(pod: PodSnapshot, change: JournalChange = {}): boolean {
+    const key = podKey(pod);
+    const uid = pod.metadata.uid;
+    const gone = (a: PendingAdd) => change.released?.some((r) => sameEntry(a, r)) ?? false;
+    const holds = [
+      ...this.#deps.journal.pending(key),
+      ...this.#deps.journal.attached(key),
+      ...(change.recorded ?? []),
+    ].some((a) => a.request.podUid === uid && !gone(a));
+    if (!holds) return false;
+    if (pod.metadata.deletionTimestamp === undefined) return true;
+    return pod.metadata.holdsFinalizer === true && !this.#pastDeadline(pod, RELEASE_GIVE_UP_MS);
+  }
+
+  /** True once `pod`'s deletion deadline (its deletionTimestamp) is more than `afterMs` past. */
+  #pastDeadline(pod: PodSnapshot, afterMs = 0): boolean {
+    const deadline = Date.parse(pod.metadata.deletionTimestamp ?? "");
+    return !Number.isNaN(deadline) && this.#now() > deadline + afterMs;
   }
 
   async #apply(
@@ -229,7 +291,12 @@ export class Reconciler {
         sandboxId: sandbox.id,
       });
     }
-    if (await releaseUnrecorded(ctx, key, pod, sandbox)) {
+    if (finished && pod.metadata.holdsFinalizer && sandbox?.ready && !this.#pastDeadline(pod)) {
+      // The finalizer keeps the pod until its attachments are released: they serve it until
+      // its sandbox stops, as the ones multus attached do, or until its grace period ends.
+      return requeueAfter(SANDBOX_STOP_POLL_MS);
+    }
+    if (await settleJournal(ctx, key, pod, sandbox)) {
       // The release changed network-status: plan from what it says now.
       const fresh = await this.#fetch(key);
       if (!fresh || fresh.metadata.uid !== uid) return DONE;
@@ -238,8 +305,12 @@ export class Reconciler {
       pod = fresh;
       planned = replanned;
     }
+    if (sandbox) {
+      this.#checkedStatus.set(key, pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "");
+    }
     if (!sandbox) {
       if (finished) {
+        await this.#writeFinalizer(pod, log);
         log.info("sandbox already removed; nothing left to release");
         return DONE;
       }
@@ -271,18 +342,27 @@ export class Reconciler {
 
     const succeeded = outcomes.filter((o) => o.ok);
     if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
-    if (succeeded.length > 0) {
+    const change: JournalChange = {
+      recorded: succeeded.flatMap((o) => o.op.kind === "add" && o.pending ? [o.pending] : []),
+      released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
+    };
+    const finalizer = this.#wantsFinalizer(pod, change);
+    if (succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true)) {
       const kinds = succeeded.map((o) => o.op.kind);
       this.#effects.fault("before-status-write", kinds);
-      if (!await this.#effects.writeStatus(pod, (e) => applyOutcomes(e, succeeded), log)) {
+      const mutate = succeeded.length > 0
+        ? (e: NetworkStatus[]) => applyOutcomes(e, succeeded)
+        : undefined;
+      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer)) {
         return DONE;
       }
       this.#effects.fault("after-status-write", kinds);
+      this.#finalizerChanged(pod, finalizer, log);
       try {
-        await this.#deps.journal.clear(succeeded.flatMap((o) => o.pending ? [o.pending] : []));
+        await this.#deps.journal.settle(change);
       } catch (err) {
-        // Harmless: the next pass finds them recorded in network-status and drops them then.
-        log.warn("clearing recorded ADDs from the journal failed", { err });
+        // Harmless: the next pass finds them recorded in network-status and settles them then.
+        log.warn("writing the attachment journal after the status write failed", { err });
       }
     }
 
@@ -298,6 +378,33 @@ export class Reconciler {
     return this.#settled(key, planned, outcomes);
   }
 
+  /** Writes the finalizer alone when `pod` has it and should not, or lacks it and should. */
+  async #writeFinalizer(pod: PodSnapshot, log: Logger): Promise<void> {
+    const finalizer = this.#wantsFinalizer(pod);
+    if (finalizer === (pod.metadata.holdsFinalizer === true)) return;
+    if (await this.#effects.writeStatus(pod, undefined, log, finalizer)) {
+      this.#finalizerChanged(pod, finalizer, log);
+    }
+  }
+
+  /** Says so when the finalizer went from a deleted pod whose attachments could not all go. */
+  #finalizerChanged(pod: PodSnapshot, finalizer: boolean, log: Logger): void {
+    if (finalizer || !pod.metadata.holdsFinalizer || pod.metadata.deletionTimestamp === undefined) {
+      return;
+    }
+    const left = [
+      ...this.#deps.journal.pending(podKey(pod)),
+      ...this.#deps.journal.attached(podKey(pod)),
+    ]
+      .filter((a) => a.request.podUid === pod.metadata.uid)
+      .map((a) => attachmentKey(a.id));
+    if (left.length === 0) return;
+    log.warn(
+      "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
+      { attachments: left, giveUpAfterMs: RELEASE_GIVE_UP_MS },
+    );
+  }
+
   /**
    * The outcome of a pass that went to its end: a {@linkcode ReconcileError} for every
    * failure and every piece of bad input, else waiting for the NADs it misses, else done.
@@ -308,7 +415,9 @@ export class Reconciler {
     outcomes: readonly OperationOutcome[],
   ): ReconcileOutcome {
     const failures: Failure[] = [];
-    const missing = new Set(planned.missingNads);
+    // Once the operations ran, their outcomes say which NADs are still missing (a removal the
+    // journal could do needed none).
+    const missing = new Set(outcomes.length > 0 ? [] : planned.missingNads);
     for (const o of outcomes) {
       if (o.ok) continue;
       if (o.kind === "missing-nad") {

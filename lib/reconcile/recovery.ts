@@ -1,14 +1,21 @@
 /**
- * Crash recovery from the attachment journal: before a pass does anything else to a pod, it
- * settles the ADDs earlier passes started for it but did not record.
+ * Recovery from the attachment journal: before a pass does anything else to a pod, it settles
+ * what the journal holds for it that the pod no longer describes.
  *
- * An ADD is recorded when network-status holds its attachment, for this pod and sandbox, as
- * it asked for it (its IPs and MAC): then it is simply forgotten. Every other one is undone
- * with a DEL of the very request that was sent, whatever the annotation or the NAD say now.
- * A journaled ADD on an interface was only sent after the pass removed whatever held that
- * interface before, so once it is undone nothing is left on the interface: any entry
- * network-status still shows there is dropped too (it is the one that was removed, or this
- * ADD's own). The journal is cleared only after that status write.
+ * - A *pending* ADD (started, never recorded) is recorded when network-status holds its
+ *   attachment, for this pod and sandbox, as it asked for it (its IPs and MAC): it becomes
+ *   attached. Every other one is undone with a DEL of the very request that was sent,
+ *   whatever the annotation or the NAD say now. A journaled ADD on an interface was only sent
+ *   after the pass removed whatever held that interface before, so once it is undone nothing
+ *   is left on the interface: any entry network-status still shows there is dropped too (it is
+ *   the one that was removed, or this ADD's own).
+ * - An *attached* ADD made in another sandbox than the pod's current one (the runtime replaced
+ *   a dead sandbox, and multus' network-status describes only the new one) is released with a
+ *   DEL of its own request: its sandbox ID and network namespace name the old sandbox only,
+ *   so the new one is left alone. So is every attached ADD of a pod being deleted that
+ *   network-status no longer records, and every ADD of a pod gone from the API server.
+ *
+ * The journal is written once, after the status write.
  *
  * @module
  */
@@ -18,14 +25,14 @@ import { nadKey } from "../core/nad.ts";
 import { entrySatisfies } from "../core/attachment_match.ts";
 import { groupFailures, type InterfaceItem, listSome } from "../core/event_messages.ts";
 import { attachmentKey } from "../core/plan_types.ts";
-import type { PodSnapshot } from "../core/pod.ts";
+import { isFinished, type PodSnapshot } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import { isEntryOf, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import type { Effects } from "./effects.ts";
 import { type Failure, ReconcileError } from "./outcome.ts";
 import type { AttachmentJournal, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
 
-/** What {@linkcode releaseUnrecorded} acts through. */
+/** What {@linkcode settleJournal} acts through. */
 export interface RecoveryContext {
   /** The reconciler's ports. */
   deps: ReconcilerDeps;
@@ -35,15 +42,47 @@ export interface RecoveryContext {
   log: Logger;
 }
 
+/** Why an entry is released. */
+type Why = "unrecorded" | "stale sandbox" | "pod deleted" | "pod gone";
+
+/** One released attachment, as the log names it. */
+interface Released {
+  interfaceName: string;
+  network: string;
+  sandboxId: string;
+  why: Why;
+}
+
+/** The log line of each reason, for one release and for several. */
+const RELEASED: Record<Why, [string, string]> = {
+  "unrecorded": [
+    "released an attachment whose ADD was never recorded",
+    "released attachments whose ADDs were never recorded",
+  ],
+  "stale sandbox": [
+    "released an attachment of a sandbox the runtime replaced",
+    "released attachments of a sandbox the runtime replaced",
+  ],
+  "pod deleted": [
+    "released an attachment of a pod being deleted",
+    "released attachments of a pod being deleted",
+  ],
+  "pod gone": [
+    "released an attachment of a pod that no longer exists",
+    "released attachments of a pod that no longer exists",
+  ],
+};
+
 /**
- * Settles the unrecorded ADDs of pod `key` (see the module documentation). `pod` is its
- * current state (undefined once it is gone from the cache), `sandbox` the one to act in.
+ * Settles the journal's entries of pod `key` (see the module documentation). `pod` is its
+ * current state (undefined once it is gone from the cache), `sandbox` the one to act in
+ * (undefined when the runtime has none).
  *
  * @returns true when network-status was changed, so that the caller plans again.
- * @throws {ReconcileError} when a release failed (`delegate`, retried; the ADD stays
+ * @throws {ReconcileError} when a release failed (`delegate`, retried; the entry stays
  * journaled), the status write failed (`status-write`) or the journal could not be written.
  */
-export async function releaseUnrecorded(
+export async function settleJournal(
   ctx: RecoveryContext,
   key: string,
   pod: PodSnapshot | undefined,
@@ -51,55 +90,74 @@ export async function releaseUnrecorded(
 ): Promise<boolean> {
   const { deps, effects, log } = ctx;
   const pending = deps.journal.pending(key);
-  if (pending.length === 0) return false;
+  const attached = deps.journal.attached(key);
+  if (pending.length === 0 && attached.length === 0) return false;
   let entries: NetworkStatus[] = [];
   try {
     entries = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
   } catch {
     // Without a readable status nothing tells a recorded ADD from a lost one: keep them all
     // until the annotation is repaired (the invalid status has its own Event).
-    log.warn("network-status is invalid; unfinished ADDs stay journaled until it is fixed", {
-      pendingAdds: pending.length,
-    });
+    if (pending.length > 0) {
+      log.warn("network-status is invalid; unfinished ADDs stay journaled until it is fixed", {
+        pendingAdds: pending.length,
+      });
+    }
     return false;
   }
-  const done: PendingAdd[] = [];
-  const emptied = new Set<string>();
-  const failures: Failure[] = [];
-  const released: { interfaceName: string; network: string; sandboxId: string }[] = [];
-  const failedReleases: InterfaceItem[] = [];
-  for (const add of pending) {
-    const ours = add.request.podUid === pod?.metadata.uid &&
-      add.request.containerId === sandbox?.id;
+  const inSandbox = (add: PendingAdd) =>
+    pod !== undefined && add.request.podUid === pod.metadata.uid &&
+    sandbox !== undefined && add.request.containerId === sandbox.id;
+  const held = (add: PendingAdd) => {
     const asked = {
       name: add.id.network,
       namespace: add.id.namespace,
       interface: add.id.interface,
       ...add.request.interfaceAttributes,
     } satisfies NetworkSelectionElement;
-    if (ours && entries.some((e) => isEntryOf(e, add.id) && entrySatisfies(asked, e))) {
-      done.push(add);
-      continue;
-    }
+    return entries.some((e) => isEntryOf(e, add.id) && entrySatisfies(asked, e));
+  };
+
+  const recorded: PendingAdd[] = [];
+  const toRelease: { add: PendingAdd; why: Why }[] = [];
+  for (const add of pending) {
+    if (inSandbox(add) && held(add)) recorded.push(add);
+    else toRelease.push({ add, why: "unrecorded" });
+  }
+  for (const add of attached) {
+    const why = attachedRelease(add, pod, sandbox, inSandbox(add), held);
+    if (why) toRelease.push({ add, why });
+  }
+
+  const released: PendingAdd[] = [];
+  const emptied = new Set<string>();
+  const failures: Failure[] = [];
+  const done: Released[] = [];
+  const failedReleases: InterfaceItem[] = [];
+  for (const { add, why } of toRelease) {
     const fields = {
       interfaceName: add.id.interface,
       network: nadKey({ namespace: add.id.namespace, name: add.id.network }),
       sandboxId: add.request.containerId,
     };
     try {
-      await effects.delegate({ ...add.request, command: "DEL" });
+      // An entry of a sandbox that is gone or going may name a namespace that is no more.
+      // (multus refuses any DEL of a pod that is gone, whatever its namespace.)
+      const live = inSandbox(add) && sandbox?.ready === true;
+      const podGone = add.request.podUid !== pod?.metadata.uid;
+      await releaseWith(effects, add, { withoutNetnsOnFailure: !live && !podGone });
       deps.observer?.unrecordedRelease?.(true);
-      released.push(fields);
+      done.push({ ...fields, why });
     } catch (err) {
       deps.observer?.unrecordedRelease?.(false);
       if (add.request.podUid !== pod?.metadata.uid) {
         // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
         // nothing can release it any more. Its link went with the sandbox.
         log.warn(
-          "cannot release an unrecorded attachment of a pod that no longer exists; its IPAM address may stay allocated",
+          "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
           { ...fields, podUid: add.request.podUid, err },
         );
-        done.push(add);
+        released.push(add);
         continue;
       }
       failedReleases.push({
@@ -110,14 +168,14 @@ export async function releaseUnrecorded(
       });
       failures.push({
         kind: "delegate",
-        text: `release unrecorded ${attachmentKey(add.id)}: ${errorText(err)}`,
+        text: `release ${why} ${attachmentKey(add.id)}: ${errorText(err)}`,
       });
       continue;
     }
-    if (ours) emptied.add(add.id.interface);
-    done.push(add);
+    if (why === "unrecorded" && inSandbox(add)) emptied.add(add.id.interface);
+    released.push(add);
   }
-  logReleases(log, released, failedReleases);
+  logReleases(log, done, failedReleases);
   const holdsEmptied = (e: NetworkStatus) =>
     e.default !== true && typeof e.interface === "string" && emptied.has(e.interface);
   let changed = false;
@@ -125,7 +183,7 @@ export async function releaseUnrecorded(
     log.info("dropping network-status entries of interfaces emptied by the release", {
       interfaces: [...emptied],
     });
-    // A failed write throws before the journal is cleared: the next pass releases them again
+    // A failed write throws before the journal is written: the next pass releases them again
     // (DEL is idempotent) and retries the write.
     changed = await effects.writeStatus(
       pod,
@@ -133,9 +191,46 @@ export async function releaseUnrecorded(
       log,
     );
   }
-  await clearJournal(deps.journal, key, done);
+  await writeJournal(deps.journal, key, { recorded, released });
   if (failures.length > 0) throw new ReconcileError(key, failures);
   return changed;
+}
+
+/** Why an attached entry is released now, or undefined when it stays. */
+function attachedRelease(
+  add: PendingAdd,
+  pod: PodSnapshot | undefined,
+  sandbox: PodSandbox | undefined,
+  inSandbox: boolean,
+  held: (add: PendingAdd) => boolean,
+): Why | undefined {
+  if (pod === undefined || add.request.podUid !== pod.metadata.uid) return "pod gone";
+  // No sandbox known: nothing tells whether it is still the one the entry was made in.
+  if (sandbox === undefined) return isFinished(pod) ? "pod deleted" : undefined;
+  if (!inSandbox) return "stale sandbox";
+  return isFinished(pod) && !held(add) ? "pod deleted" : undefined;
+}
+
+/**
+ * A DEL of the request `add` was made with. With `withoutNetnsOnFailure` (for a sandbox that
+ * is gone or being torn down, which can leave a path that is no namespace any more), a failed
+ * DEL is sent once more with no network namespace: it still releases the addresses, and the
+ * links go with the namespace.
+ */
+export async function releaseWith(
+  effects: Effects,
+  add: PendingAdd,
+  options: { withoutNetnsOnFailure: boolean },
+): Promise<void> {
+  const request = { ...add.request, command: "DEL" as const };
+  try {
+    await effects.delegate(request);
+  } catch (err) {
+    if (!options.withoutNetnsOnFailure || request.netns === "") throw err;
+    await effects.delegate({ ...request, netns: "" }).catch(() => {
+      throw err;
+    });
+  }
 }
 
 /**
@@ -144,19 +239,24 @@ export async function releaseUnrecorded(
  */
 function logReleases(
   log: Logger,
-  released: readonly { interfaceName: string; network: string; sandboxId: string }[],
+  released: readonly Released[],
   failed: readonly InterfaceItem[],
 ): void {
-  if (released.length === 1) {
-    log.info("released an attachment whose ADD was never recorded", released[0]);
-  } else if (released.length > 1) {
-    log.info("released attachments whose ADDs were never recorded", {
-      count: released.length,
-      interfaces: listSome(released.map((r) => `${r.network}/${r.interfaceName}`)),
-    });
+  for (const why of Object.keys(RELEASED) as Why[]) {
+    const these = released.filter((r) => r.why === why);
+    const [one, several] = RELEASED[why];
+    if (these.length === 1) {
+      const { why: _, ...fields } = these[0]!;
+      log.info(one, fields);
+    } else if (these.length > 1) {
+      log.info(several, {
+        count: these.length,
+        interfaces: listSome(these.map((r) => `${r.network}/${r.interfaceName}`)),
+      });
+    }
   }
   for (const group of groupFailures(failed)) {
-    log.warn("releasing an unrecorded attachment failed; retrying", {
+    log.warn("releasing a journaled attachment failed; retrying", {
       count: group.items.length,
       interfaces: listSome(group.items.map((i) => i.iface)),
       network: group.nadKey,
@@ -165,14 +265,19 @@ function logReleases(
   }
 }
 
-/** Forgets settled ADDs; a failure to do so is a `journal` failure of the pass. */
-async function clearJournal(journal: AttachmentJournal, key: string, adds: PendingAdd[]) {
+/** Settles the journal; a failure to do so is a `journal` failure of the pass. */
+export async function writeJournal(
+  journal: AttachmentJournal,
+  key: string,
+  change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] },
+): Promise<void> {
+  if ((change.recorded?.length ?? 0) + (change.released?.length ?? 0) === 0) return;
   try {
-    await journal.clear(adds);
+    await journal.settle(change);
   } catch (err) {
     throw new ReconcileError(key, [{
       kind: "journal",
-      text: `cannot clear the attachment journal (${
+      text: `cannot write the attachment journal (${
         errorText(err)
       }); make the state directory writable`,
     }]);
