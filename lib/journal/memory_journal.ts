@@ -42,7 +42,9 @@ export class MemoryJournal implements AttachmentJournal {
   }
 
   /** {@inheritDoc AttachmentJournal.settle} */
-  settle(change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] }) {
+  settle(
+    change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] },
+  ): Promise<void> {
     const keys = new Set(
       [...(change.recorded ?? []), ...(change.released ?? [])].map((a) => a.podKey),
     );
