@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { ControllerProcess } from "./e2e/controller_process.ts";
-import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
+import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
+import { POD_UID_LABEL, Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
   bridgePorts,
   type ExpectedAttachment,
@@ -122,7 +123,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "deletion: a force-deleted pod's attachments cannot be released through multus; the agent names them once",
+    "deletion: a force-deleted pod stays until the agent has released its attachments, then goes; nothing leaks",
   ...rigTest,
   async fn() {
     const rig = await Rig.start();
@@ -139,48 +140,120 @@ Deno.test({
       await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
       await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
       const linesBefore = ctl.records().length;
+      const path = `/api/v1/namespaces/${NS}/pods/${pod.name}`;
+      const object = () =>
+        rig.api.getOrUndefined<{
+          metadata: { uid: string; deletionTimestamp?: string; finalizers?: string[] };
+        }>(path);
+      assert.deepEqual((await object())?.metadata.finalizers, [RELEASE_FINALIZER]);
 
-      assert.equal(
-        (await ipamAllocations(rig, rig.clusterNetworkName, pod.sandboxId)).size,
-        1,
-        "the cluster network's address",
-      );
-
-      // `kubectl delete --force --grace-period=0`: the object goes at once; the kubelet then
-      // tears the sandbox down on its own. The API server still writes the deletion in two
-      // steps (deletionTimestamp, then the removal, a few ms apart), and an agent that acts in
-      // between releases through multus after all: the agent is held still over the deletion,
-      // as one slower than that gap is, so that it meets the pod only once it is gone.
+      // `kubectl delete --force --grace-period=0`, with the agent held still: the object would
+      // go at once, and the kubelet tear the sandbox down on its own, but the agent's
+      // finalizer keeps it (multus refuses any release for a pod it cannot look up).
       Deno.kill(ctl.pid, "SIGSTOP");
       try {
-        await rig.forceDeletePod(pod);
+        await rig.api.request("DELETE", path, {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          gracePeriodSeconds: 0,
+        });
+        await waitFor(
+          "the kubelet to stop the sandbox",
+          async () => {
+            const sandboxes = await rig.cri.listPodSandbox({ [POD_UID_LABEL]: pod.uid });
+            return sandboxes.every((s) => s.state !== "SANDBOX_READY");
+          },
+          30_000,
+          100,
+        );
+        const held = await object();
+        assert.equal(held?.metadata.uid, pod.uid, "the deleted pod is still there");
+        assert.ok(held?.metadata.deletionTimestamp);
+        assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 1);
       } finally {
         Deno.kill(ctl.pid, "SIGCONT");
       }
-      const reports = () =>
-        ctl!.records().slice(linesBefore).filter((r) =>
-          r.pod === `${NS}/${pod.name}` && String(r.msg).startsWith("pod left the API server")
-        );
-      await waitFor("the agent to report the unreleased attachment", () => reports().length > 0);
-      // multus' CNI DEL at the teardown replays only what it attached at creation: the
-      // cluster network's address is released, the hot-plugged one stays.
+      await waitFor("the pod to be gone", async () => (await object()) === undefined, 60_000);
+      assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 0);
       assert.equal((await ipamAllocations(rig, rig.clusterNetworkName, pod.sandboxId)).size, 0);
-      assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 1);
-
-      // A barrier, then: one report naming the attachment, and nothing else about that pod.
-      const witness = await rig.createPod({ name: "witness-forced", namespace: NS });
-      await setNetworks(rig, witness, [{ name: "blue", interface: "net1" }]);
-      await waitConverged(rig, witness, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
-      assert.equal(reports().length, 1);
-      assert.deepEqual(reports()[0]!.attachments, [`${NS}/blue/net1`]);
-      const other = ctl.records().slice(linesBefore).filter((r) =>
-        r.pod === `${NS}/${pod.name}` && (r.level === "warn" || r.level === "error") &&
-        !String(r.msg).startsWith("pod left the API server")
+      const trouble = ctl.records().slice(linesBefore).filter((r) =>
+        r.pod === `${NS}/${pod.name}` && (r.level === "warn" || r.level === "error")
       );
-      assert.deepEqual(other, []);
+      assert.deepEqual(trouble, []);
+      assert.equal(journalFiles(rig, pod.uid), 0, "nothing left journaled");
     } finally {
       await ctl?.stop();
       await rig.stop();
     }
   },
 });
+
+Deno.test({
+  name:
+    "deletion: a pod removed while the agent is down, its finalizer stripped by hand, is reported once, naming what multus can no longer release",
+  ...rigTest,
+  async fn() {
+    const rig = await Rig.start();
+    let ctl: ControllerProcess | undefined;
+    try {
+      await rig.createNamespace(NS);
+      await rig.createNad(
+        NS,
+        "blue",
+        rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }),
+      );
+      ctl = await ControllerProcess.start(rig);
+      const pod = await rig.createPod({ name: "stripped", namespace: NS });
+      await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
+      await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      await ctl.stop();
+      ctl = undefined;
+      // What an operator does to pods of a node whose agent is gone for good.
+      const path = `/api/v1/namespaces/${NS}/pods/${pod.name}`;
+      await rig.api.request("PATCH", path, { metadata: { finalizers: null } }, {
+        contentType: "application/merge-patch+json",
+      });
+      await rig.forceDeletePod(pod);
+      // multus' teardown replays only what it attached at creation: the cluster network's
+      // address is released, the hot-plugged one stays.
+      assert.equal((await ipamAllocations(rig, rig.clusterNetworkName, pod.sandboxId)).size, 0);
+      assert.equal((await ipamAllocations(rig, BLUE.ipamNetwork, pod.sandboxId)).size, 1);
+
+      ctl = await ControllerProcess.start(rig);
+      const reports = () =>
+        ctl!.records().filter((r) =>
+          r.pod === `${NS}/${pod.name}` && (r.level === "warn" || r.level === "error")
+        );
+      await waitFor(
+        "the agent to report the attachment it cannot release",
+        () => reports().length > 0,
+      );
+      // A barrier, then: one report naming the attachment, and nothing else about that pod.
+      const witness = await rig.createPod({ name: "witness-stripped", namespace: NS });
+      await setNetworks(rig, witness, [{ name: "blue", interface: "net1" }]);
+      await waitConverged(rig, witness, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      assert.deepEqual(
+        reports().map((r) => [r.msg, r.interfaceName, r.network]),
+        [[
+          "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
+          "net1",
+          `${NS}/blue`,
+        ]],
+      );
+      assert.equal(journalFiles(rig, pod.uid), 0, "reported once, then forgotten");
+    } finally {
+      await ctl?.stop();
+      await rig.stop();
+    }
+  },
+});
+
+/** 1 when the agent's journal has a file for pod `uid`, else 0. */
+function journalFiles(rig: Rig, uid: string): number {
+  try {
+    Deno.statSync(`${rig.agentStateDir}/${uid}.json`);
+    return 1;
+  } catch {
+    return 0;
+  }
+}

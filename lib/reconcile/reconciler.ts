@@ -305,7 +305,9 @@ export class Reconciler {
       pod = fresh;
       planned = replanned;
     }
-    if (sandbox) {
+    if (sandbox?.ready) {
+      // Settled against the live sandbox: until network-status changes again, the journal's
+      // attachments need no other look (a sandbox still being replaced is no such look).
       this.#checkedStatus.set(key, pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "");
     }
     if (!sandbox) {
@@ -357,13 +359,13 @@ export class Reconciler {
         return DONE;
       }
       this.#effects.fault("after-status-write", kinds);
-      this.#finalizerChanged(pod, finalizer, log);
       try {
         await this.#deps.journal.settle(change);
       } catch (err) {
         // Harmless: the next pass finds them recorded in network-status and settles them then.
         log.warn("writing the attachment journal after the status write failed", { err });
       }
+      this.#finalizerChanged(pod, finalizer, log, change);
     }
 
     report.about(pod.metadata);
@@ -387,16 +389,25 @@ export class Reconciler {
     }
   }
 
-  /** Says so when the finalizer went from a deleted pod whose attachments could not all go. */
-  #finalizerChanged(pod: PodSnapshot, finalizer: boolean, log: Logger): void {
+  /**
+   * Says so when the finalizer went from a deleted pod whose attachments could not all go
+   * (`change` holds what this pass released, should the journal not have taken it).
+   */
+  #finalizerChanged(
+    pod: PodSnapshot,
+    finalizer: boolean,
+    log: Logger,
+    change: JournalChange = {},
+  ): void {
     if (finalizer || !pod.metadata.holdsFinalizer || pod.metadata.deletionTimestamp === undefined) {
       return;
     }
-    const left = [
-      ...this.#deps.journal.pending(podKey(pod)),
-      ...this.#deps.journal.attached(podKey(pod)),
-    ]
-      .filter((a) => a.request.podUid === pod.metadata.uid)
+    const key = podKey(pod);
+    const left = [...this.#deps.journal.pending(key), ...this.#deps.journal.attached(key)]
+      .filter((a) =>
+        a.request.podUid === pod.metadata.uid &&
+        !(change.released?.some((r) => sameEntry(a, r)) ?? false)
+      )
       .map((a) => attachmentKey(a.id));
     if (left.length === 0) return;
     log.warn(
