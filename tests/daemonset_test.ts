@@ -184,13 +184,12 @@ Deno.test({
         await Deno.writeTextFile(`${rig.cniBinDir}/dnc-gated.open`, "");
         agent = await waitAgentReady(rig, { except: old.metadata.uid });
         const entries = await waitForStatus(rig, pod, (s) => hasInterfaces(s, ["net2"]));
-        await waitFor("the journal to be empty", async () => {
-          try {
-            await Deno.stat(journal);
-            return false;
-          } catch {
-            return true;
-          }
+        await waitFor("no unfinished ADD left in the journal", async () => {
+          const file = JSON.parse(await Deno.readTextFile(journal)) as {
+            adds: unknown[];
+            attached: { ifname: string }[];
+          };
+          return file.adds.length === 0 && file.attached.map((a) => a.ifname).join() === "net2";
         }, 30_000);
         const links = await interfacesByName(rig, pod);
         assert.equal(links.get("net2")?.mac, statusEntry(entries, "net2")!.mac);

@@ -640,7 +640,10 @@ Deno.test({
       }
     }
     assert.deepEqual(problems, []);
-    assert.equal((await delegateCalls(ctl)).DEL - calls.DEL, 60);
+    // Three DELs a pod; one into a namespace the runtime is just tearing down is sent once
+    // more without it (the second one releases the address).
+    const dels = (await delegateCalls(ctl)).DEL - calls.DEL;
+    assert.ok(dels >= 60 && dels <= 80, `${dels} DELs for 20 pods of 3 attachments`);
   },
 });
 
