@@ -13,6 +13,7 @@ import { FLAG_SPECS } from "../lib/config/flags.ts";
 import { helpText } from "../lib/config/help.ts";
 import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { main, type MainIo } from "../main.ts";
+import { runDeno } from "./support/mod.ts";
 
 const SPECS = [
   { name: "node-name", kind: "value" },
@@ -152,14 +153,7 @@ async function runMain(
   const argv = await runCommand(args, { env });
   assert.equal(argv[0], "deno");
   assert.ok(!argv.includes("-A") && !argv.includes("--allow-all"));
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: argv.slice(1),
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), argv };
+  return { ...await runDeno(argv.slice(1), { env }), argv };
 }
 
 Deno.test("deno run <permission flags> main.ts --help exits 0 and lists every key", async () => {
@@ -174,15 +168,9 @@ Deno.test("deno run <permission flags> main.ts --help exits 0 and lists every ke
 
 Deno.test("plain deno run main.ts --help needs no permission at all", async () => {
   // --help must not load the controller's modules: grpc-js reads GRPC_* at import time.
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", MAIN_PATH, "--help"],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, stderr);
-  assert.equal(new TextDecoder().decode(out.stdout), helpText());
+  const out = await runDeno(["run", "--no-prompt", MAIN_PATH, "--help"]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, helpText());
 });
 
 Deno.test("deno run <permission flags> main.ts --config bad.json exits 1 naming the key", async () => {
@@ -237,21 +225,15 @@ console.log(JSON.stringify({ config, origins: from }));
     const argv = await runCommand(args, { env });
     const at = argv.indexOf(MAIN_PATH);
     assert.ok(at > 0);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-        ...argv.slice(2, at),
-        probe,
-        ...argv.slice(at + 1),
-      ],
-      env: { NO_COLOR: "1", ...env },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const { config, origins } = JSON.parse(new TextDecoder().decode(out.stdout));
+    const out = await runDeno([
+      "run",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      ...argv.slice(2, at),
+      probe,
+      ...argv.slice(at + 1),
+    ], { env });
+    assert.equal(out.code, 0, out.stderr);
+    const { config, origins } = JSON.parse(out.stdout);
     assert.equal(config.nodeName, "node-a");
     assert.equal(config.workers, 3);
     assert.equal(config.logLevel, "debug");

@@ -20,6 +20,7 @@ import {
 import { helpText, referenceMarkdown } from "../lib/config/help.ts";
 import { ConfigError } from "../lib/config/load.ts";
 import { UsageError } from "../lib/config/cli.ts";
+import { runDeno } from "./support/mod.ts";
 
 const MAIN_DIR = new URL("..", import.meta.url).pathname;
 
@@ -435,24 +436,18 @@ Deno.test("grantedExists never touches a path without a read grant", async () =>
       `import { grantedExists } from ${JSON.stringify(`${MAIN_DIR}lib/config/load.ts`)};\n` +
         `console.log(JSON.stringify(Deno.args.map((p) => grantedExists(p))));\n`,
     );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--config=${MAIN_DIR}deno.json`,
-        "--no-prompt",
-        `--allow-read=${granted},${missing}`,
-        probe,
-        granted,
-        ungranted,
-        missing,
-      ],
-      cwd: MAIN_DIR,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [true, false, false]);
+    const out = await runDeno([
+      "run",
+      `--config=${MAIN_DIR}deno.json`,
+      "--no-prompt",
+      `--allow-read=${granted},${missing}`,
+      probe,
+      granted,
+      ungranted,
+      missing,
+    ], { cwd: MAIN_DIR });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), [true, false, false]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

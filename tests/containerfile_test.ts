@@ -16,6 +16,7 @@ import {
   RUNTIME_DATA_FILES,
   RUNTIME_FLAGS,
 } from "../lib/process/permissions.ts";
+import { runDeno } from "./support/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -206,14 +207,9 @@ Deno.test("Containerfile: the image and the tests run main.ts under the same kin
 
 /** Local modules of an entry point's module graph, from `deno info --json`. */
 async function localModules(entry: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", entry],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+  const out = await runDeno(["info", "--json", entry], { cwd: ROOT });
+  assert.equal(out.code, 0, out.stderr);
+  const info = JSON.parse(out.stdout) as {
     modules: { specifier: string }[];
   };
   return info.modules.map((m) => m.specifier).filter((s) => s.startsWith("file://")).map((s) =>

@@ -16,6 +16,7 @@ import { CRI_DESCRIPTOR } from "../lib/cri/descriptor.ts";
 import { ProtoCodec, ProtoDecodeError } from "../lib/cri/codec.ts";
 import { renderDescriptor } from "../lib/cri/gen_descriptor.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
+import { rigTest, runDeno } from "./support/mod.ts";
 
 const codec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1");
 const ascii = (s: string) => Array.from(new TextEncoder().encode(s));
@@ -698,30 +699,19 @@ Deno.test({
       const client = new CriClient("${socket}", { timeoutMs: 5000 });
       try { await client.findSandbox("u"); } catch (e) { console.log(e.message); }
       client.close();`;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-        "--allow-env=GRPC_*",
-        "-",
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const w = out.stdin.getWriter();
-    await w.write(new TextEncoder().encode(script));
-    await w.close();
-    const { stdout, stderr } = await out.output();
-    const text = new TextDecoder().decode(stdout);
+    const { stdout: text, stderr } = await runDeno([
+      "run",
+      "--no-prompt",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      "--allow-env=GRPC_*",
+      "-",
+    ], { stdin: script });
     assert.ok(
       text.startsWith(
         `the process has no Deno permission for CRI socket ${socket}; grant --allow-read=${socket} ` +
           `--allow-write=${socket} --allow-net=unix:${socket}`,
       ),
-      text + new TextDecoder().decode(stderr),
+      text + stderr,
     );
   },
 });
@@ -802,9 +792,7 @@ Deno.test("cri client: relative socket paths and bad timeouts are refused up fro
 
 // --- on the node rig: real containerd ------------------------------------------------------------
 
-const isRoot = Deno.uid() === 0;
 /** Rig tests: root only; gRPC and fetch keep handles between tests. */
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 let rig: Rig | undefined;
 function theRig(): Rig {
   if (!rig) throw new Error("the node rig did not start (see the first rig test's failure)");

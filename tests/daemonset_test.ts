@@ -25,13 +25,14 @@ import {
 import {
   hasInterfaces,
   interfacesByName,
+  ipamAllocations,
   networkStatus,
+  rigTest,
   setNetworks,
   statusEntry,
   waitForEvent,
   waitForStatus,
-} from "./e2e/helpers.ts";
-import { ipamAllocations } from "./soak/checks.ts";
+} from "./support/mod.ts";
 
 const NS = "daemonset";
 
@@ -94,9 +95,7 @@ async function exists(rig: Rig, ...what: string[]): Promise<boolean> {
 
 Deno.test({
   name: "DaemonSet: deploy/base runs on the node, hot-plugs, survives a rollout and drains",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let deployment: AgentDeployment | undefined;

@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { load as loadYaml } from "js-yaml";
-import { ControllerProcess } from "./e2e/controller_process.ts";
+import { ControllerProcess, rigTest } from "./support/mod.ts";
 import { DEFAULTS } from "../lib/config/settings.ts";
 import { DEPLOY_GRANTS } from "../lib/process/permissions.ts";
 import {
@@ -26,8 +26,6 @@ import {
 } from "./rig/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 const NAME = "dynamic-networks-controller";
 const NS = "deploy-test";
 const NAD = "tenant";

@@ -7,19 +7,20 @@
  */
 import assert from "node:assert/strict";
 import { type NetworkSelection, Rig, type RigPod } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
   assertAttachments,
+  ControllerProcess,
   hasInterfaces,
   macvlanConfig,
   macvlanIpamConfig,
   networkStatusText,
   poll,
+  rigTest,
   setNetworks,
   waitForEvent,
   waitForLog,
   waitForStatus,
-} from "./e2e/helpers.ts";
+} from "./support/mod.ts";
 
 const NS = "bad-input";
 const NET = "tenant-network";
@@ -38,9 +39,7 @@ interface Snapshot {
 
 Deno.test({
   name: "e2e (bad input): clear events and log lines, nothing else harmed",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

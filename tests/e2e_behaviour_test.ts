@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { Rig, type RigPod, run } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
   annotateNetworks,
   assertAttachments,
+  ControllerProcess,
   hasInterfaces,
   interfacesByName,
   macvlanConfig,
@@ -20,12 +20,13 @@ import {
   networkStatusText,
   poll,
   randomMac,
+  rigTest,
   setNetworks,
   statusEntry,
   waitForEvent,
   waitForLog,
   waitForStatus,
-} from "./e2e/helpers.ts";
+} from "./support/mod.ts";
 
 const NS = "behaviour";
 const NET = "tenant-network";
@@ -33,9 +34,7 @@ const NET_IPAM = "tenant-network-ipam";
 
 Deno.test({
   name: "e2e (behaviour): swaps, changes, unnamed elements, Pending pods, restarts, bursts",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

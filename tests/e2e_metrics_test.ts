@@ -7,15 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { ApiError, NETWORK_STATUS_ANNOTATION, Rig, type RigPod, waitFor } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
+  ControllerProcess,
   getPod,
   hasInterfaces,
   metricValue,
+  rigTest,
   setNetworks,
   waitForEvent,
   waitForStatus,
-} from "./e2e/helpers.ts";
+} from "./support/mod.ts";
 
 const NS = "metrics";
 const README = new URL("../README.md", import.meta.url);
@@ -90,9 +91,7 @@ function raceWrites(rig: Rig, pod: RigPod): { stop: () => Promise<number> } {
 
 Deno.test({
   name: "metrics: every metric in the README is fed by what the agent does",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn() {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

@@ -14,16 +14,17 @@
  */
 import assert from "node:assert/strict";
 import { NETWORK_STATUS_ANNOTATION, Rig, sleep } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
+  ControllerProcess,
   eventsFor,
   getPod,
   hasInterfaces,
   interfacesByName,
   networkStatusText,
+  rigTest,
   setNetworks,
   waitForStatus,
-} from "./e2e/helpers.ts";
+} from "./support/mod.ts";
 
 const NS = "noise";
 
@@ -39,9 +40,7 @@ esac
 Deno.test({
   name:
     "noise: a thousand failing elements stay quiet, a retried failure is bounded per retry; other writers' status entries stay intact",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

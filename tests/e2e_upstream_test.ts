@@ -10,9 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { Rig, type RigPod } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
   assertAttachments,
+  ControllerProcess,
   hasInterfaces,
   interfacesByName,
   macvlanConfig,
@@ -20,12 +20,13 @@ import {
   metricValue,
   networkStatus,
   randomMac,
+  rigTest,
   setNetworks,
   statusEntry,
   waitForEvent,
   waitForInterfaces,
   waitForStatus,
-} from "./e2e/helpers.ts";
+} from "./support/mod.ts";
 
 const NS = "ns1";
 const NET = "tenant-network";
@@ -33,9 +34,7 @@ const NET_IPAM = "tenant-network-ipam";
 
 Deno.test({
   name: "e2e (upstream scenarios): hot-plug and hot-unplug on a running pod",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

@@ -10,16 +10,17 @@
  */
 import assert from "node:assert/strict";
 import { Rig, type RigPod, sleep, waitFor } from "./rig/mod.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
 import {
   assertAttachments,
+  ControllerProcess,
   getPod,
   hasInterfaces,
+  ipamAllocations,
+  rigTest,
   setNetworks,
   waitForEvent,
   waitForStatus,
-} from "./e2e/helpers.ts";
-import { ipamAllocations } from "./soak/checks.ts";
+} from "./support/mod.ts";
 
 const NS = "wakeups";
 const BLUE = "blue";
@@ -57,9 +58,7 @@ async function partialPass(
 
 Deno.test({
   name: "wake-ups: a waiting pod runs at once for a late NAD and for its deletion",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;

@@ -21,9 +21,8 @@ import { kubeListWatch } from "../lib/kube/list_watch.ts";
 import { Reflector } from "../lib/kube/reflector.ts";
 import { type ListWatchTransport, Watcher } from "../lib/kube/watcher.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
+import { rigTest } from "./support/mod.ts";
 
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 const log = new Logger({ level: (Deno.env.get("KUBE_TEST_LOG") ?? "error") as LogLevel });
 /** Short retry pacing, so the restart test does not wait for the production backoff. */
 const fast = { backoff: { initialMs: 100, maxMs: 1000 } };

@@ -19,6 +19,7 @@ import {
   permissionFlags,
   RUNTIME_FLAGS,
 } from "../lib/process/permissions.ts";
+import { runDeno } from "./support/mod.ts";
 
 function files(map: Record<string, string>): (path: string) => Promise<string> {
   return (path) =>
@@ -147,15 +148,7 @@ async function task(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", ...args],
-    cwd: PROJECT_ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return await runDeno(["task", "--quiet", ...args], { cwd: PROJECT_ROOT, env });
 }
 
 Deno.test("deno task start -- --help prints the help and exits 0", async () => {

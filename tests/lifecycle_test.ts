@@ -23,8 +23,21 @@
  */
 import assert from "node:assert/strict";
 import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
-import { CONTROLLER_COMPONENT, eventsFor, metricValue, type PodEvent } from "./e2e/helpers.ts";
+import {
+  bridgePorts,
+  CONTROLLER_COMPONENT,
+  ControllerProcess,
+  type DesiredAttachment,
+  eventsFor,
+  ipamAllocations,
+  metricValue,
+  mismatch,
+  type PodEvent,
+  rigTest,
+  secondaryStatus,
+  setNetworks,
+  waitConverged,
+} from "./support/mod.ts";
 import {
   NETWORK_STATUS_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -33,18 +46,6 @@ import {
   type RigPod,
   waitFor,
 } from "./rig/mod.ts";
-import {
-  bridgePorts,
-  type ExpectedAttachment,
-  ipamAllocations,
-  mismatch,
-  secondaryStatus,
-  setNetworks,
-  waitConverged,
-} from "./soak/checks.ts";
-
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 
 const NS = "lifecycle";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "lifecycle-blue", ipPrefix: "10.85.1." };
@@ -54,7 +55,7 @@ const SECONDARY_IPAM = [BLUE.ipamNetwork, GREEN.ipamNetwork];
 const COLD = { name: "blue", interface: "net0" };
 /** What {@linkcode plugged} hot-plugs beside it. */
 const HOT = [{ name: "blue", interface: "net1" }, { name: "green", interface: "net2" }];
-const THREE: ExpectedAttachment[] = [
+const THREE: DesiredAttachment[] = [
   { ...BLUE, iface: "net0" },
   { ...BLUE, iface: "net1" },
   { ...GREEN, iface: "net2" },

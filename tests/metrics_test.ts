@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CONTENT_TYPE, registerProcessMetrics, Registry } from "../lib/base/metrics.ts";
 import { formatValue, Gauge } from "../lib/base/metric_families.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
+import { runDeno } from "./support/mod.ts";
 
 Deno.test("counters and gauges render byte-exact, families by name and series by labels", () => {
   const r = new Registry();
@@ -190,16 +191,11 @@ Deno.test("process metrics are present and need no permission", async () => {
     const r = new Registry(); registerProcessMetrics(r); console.log(r.render());`;
   const file = await Deno.makeTempFile({ suffix: ".ts" });
   await Deno.writeTextFile(file, script);
-  const out = await new Deno.Command(Deno.execPath(), {
-    // `deno run` without --allow-* flags: every permission is denied.
-    args: ["run", "--no-prompt", "--no-config", file],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output().finally(() => Deno.remove(file));
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, stderr);
-  assert.match(new TextDecoder().decode(out.stdout), /^process_resident_memory_bytes \d+$/m);
+  // `deno run` without --allow-* flags: every permission is denied.
+  const out = await runDeno(["run", "--no-prompt", "--no-config", file])
+    .finally(() => Deno.remove(file));
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /^process_resident_memory_bytes \d+$/m);
 });
 
 Deno.test("the controller's metric set: names, labels and the observer methods", () => {

@@ -12,6 +12,7 @@ import {
 import { CriClient } from "../lib/cri/client.ts";
 import { delegateConfig, type NetworkAttachmentDefinition } from "../lib/core/nad.ts";
 import { Rig } from "./rig/mod.ts";
+import { rigTest, runDeno } from "./support/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -392,29 +393,18 @@ Deno.test("multus client: a missing Deno permission names the exact flags to gra
     const req = { command: "DEL", containerId: "c", netns: "/n", ifname: "net1",
       podNamespace: "ns1", podName: "pod1", podUid: "u", config: new Uint8Array() };
     try { await client.delegate(req); } catch (e) { console.log(e.message); }`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      "-",
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(script));
-  await w.close();
-  const { stdout, stderr } = await child.output();
-  const text = new TextDecoder().decode(stdout);
+  const { stdout: text, stderr } = await runDeno([
+    "run",
+    "--no-prompt",
+    `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+    "-",
+  ], { stdin: script });
   assert.ok(
     text.startsWith(
       `the process has no Deno permission for multus socket ${socket}; grant ` +
         `--allow-read=${socket} --allow-write=${socket} --allow-net=unix:${socket}`,
     ),
-    text + new TextDecoder().decode(stderr),
+    text + stderr,
   );
 });
 
@@ -447,9 +437,7 @@ Deno.test("multus client: a restarted daemon on a recreated socket is reached on
 
 // --- on the node rig: the real multus thick daemon and CNI plugins ------------------------------
 
-const isRoot = Deno.uid() === 0;
 /** Rig tests: root only; gRPC and fetch keep handles between tests. */
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 let rig: Rig | undefined;
 function theRig(): Rig {
   if (!rig) throw new Error("the node rig did not start (see the first rig test's failure)");

@@ -21,6 +21,7 @@ import {
   permissionFlags,
   RUNTIME_DATA_FILES,
 } from "../lib/process/permissions.ts";
+import { runDeno } from "./support/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -335,27 +336,21 @@ console.log(JSON.stringify(results));
       apiServers: [`127.0.0.1:${api.addr.port}`],
       metricsAddress: `127.0.0.1:${metricsPort}`,
     });
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        ...flags,
-        probe,
-        criSock,
-        otherSock,
-        String(api.addr.port),
-        String(other.addr.port),
-        String(metricsPort),
-        config,
-        secret,
-      ],
-      env: { NODE_NAME: "node-a", HOME: "/root", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    const out = await runDeno([
+      "run",
+      "--no-config",
+      ...flags,
+      probe,
+      criSock,
+      otherSock,
+      String(api.addr.port),
+      String(other.addr.port),
+      String(metricsPort),
+      config,
+      secret,
+    ], { env: { NODE_NAME: "node-a", HOME: "/root" } });
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout);
     assert.deepEqual(r, {
       readConfig: "ok",
       readSecret: "NotCapable",
@@ -399,13 +394,15 @@ console.log(JSON.stringify(out));
       "0.0.0.0:9091": "granted",
       "0.0.0.0:9090": "prompt",
     };
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", ...permissionFlags(DEPLOY_GRANTS), probe, ...Object.keys(hosts)],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), hosts);
+    const out = await runDeno([
+      "run",
+      "--no-config",
+      ...permissionFlags(DEPLOY_GRANTS),
+      probe,
+      ...Object.keys(hosts),
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), hosts);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -12,25 +12,16 @@ import {
   INVALID_SELECTION_REASON,
   INVALID_STATUS_REASON,
 } from "../lib/core/event_messages.ts";
+import { runDeno } from "./support/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const readme = await Deno.readTextFile(`${ROOT}README.md`);
 
 /** `text` formatted as `deno fmt` formats Markdown in this project. */
 async function formatMarkdown(text: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext", "md", "-"],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const out = await child.output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
+  const out = await runDeno(["fmt", "--ext", "md", "-"], { cwd: ROOT, stdin: text });
+  assert.equal(out.code, 0, out.stderr);
+  return out.stdout;
 }
 
 /** The lines of the README section whose heading is `title`. */

@@ -12,21 +12,19 @@
  * further edits between kills and a single restart at the end; both must converge.
  */
 import assert from "node:assert/strict";
-import { ControllerProcess } from "./e2e/controller_process.ts";
-import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
   bridgePorts,
-  type ExpectedAttachment,
+  ControllerProcess,
+  type DesiredAttachment,
   mismatch,
   podEvents,
+  rigTest,
   secondaryLinks,
   secondaryStatus,
   setNetworks,
   waitConverged,
-} from "./soak/checks.ts";
-
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+} from "./support/mod.ts";
+import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 
 const NS = "crash";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "crash-blue", ipPrefix: "10.77.1." };
@@ -139,7 +137,7 @@ Deno.test({
           const green = { name: "green", interface: "net1" };
           const initial = c.kind === "add" ? [] : [blue];
           const desired = c.kind === "add" ? [blue] : c.kind === "remove" ? [] : [green];
-          const expected: ExpectedAttachment[] = c.abandon
+          const expected: DesiredAttachment[] = c.abandon
             ? []
             : c.revert
             ? [{ ...BLUE, iface: "net1" }]
@@ -150,7 +148,7 @@ Deno.test({
             : [{ ...GREEN, iface: "net1" }];
           const pod = await rig.createPod({ name, namespace: NS, networks: initial });
           pods.push(pod);
-          const before: ExpectedAttachment[] = initial.length ? [{ ...BLUE, iface: "net1" }] : [];
+          const before: DesiredAttachment[] = initial.length ? [{ ...BLUE, iface: "net1" }] : [];
           assert.equal(await mismatch(rig, pod, before, IPAM_NETWORKS), undefined);
 
           // 1. The armed controller dies at the point.
@@ -217,7 +215,7 @@ Deno.test({
         }
         series++;
         pods.push(...churn);
-        const desired = new Map<string, ExpectedAttachment[]>();
+        const desired = new Map<string, DesiredAttachment[]>();
         const random = (n: number) => Math.floor(Math.random() * n);
         const converge = async () => {
           const ctl = await ControllerProcess.start(rig);
@@ -233,7 +231,7 @@ Deno.test({
           const ctl = await ControllerProcess.start(rig);
           for (const pod of churn) {
             const list: { name: string; interface: string }[] = [];
-            const want: ExpectedAttachment[] = [];
+            const want: DesiredAttachment[] = [];
             for (const iface of ["net1", "net2"]) {
               const pick = random(3);
               if (pick === 0) continue;

@@ -9,20 +9,18 @@
  * agent reports once, while the kubelet's teardown still releases the cluster network's.
  */
 import assert from "node:assert/strict";
-import { ControllerProcess } from "./e2e/controller_process.ts";
-import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
-import { POD_UID_LABEL, Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
   bridgePorts,
-  type ExpectedAttachment,
+  ControllerProcess,
+  type DesiredAttachment,
   ipamAllocations,
   podEvents,
+  rigTest,
   setNetworks,
   waitConverged,
-} from "./soak/checks.ts";
-
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+} from "./support/mod.ts";
+import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
+import { POD_UID_LABEL, Rig, type RigPod, waitFor } from "./rig/mod.ts";
 
 const NS = "deletion";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "deletion-blue", ipPrefix: "10.79.1." };
@@ -57,7 +55,7 @@ Deno.test({
       for (let i = 0; i < PODS; i++) {
         pods.push(await rig.createPod({ name: `doomed-${i}`, namespace: NS, networks: [cold] }));
       }
-      const expected: ExpectedAttachment[] = [
+      const expected: DesiredAttachment[] = [
         { ...BLUE, iface: "net0" },
         { ...BLUE, iface: "net1" },
         { ...GREEN, iface: "net2" },

@@ -14,26 +14,24 @@
  *   the pod; recreating the definition lets the unplug finish and release the address.
  */
 import assert from "node:assert/strict";
-import { ControllerProcess } from "./e2e/controller_process.ts";
-import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
-  type ExpectedAttachment,
+  ControllerProcess,
+  type DesiredAttachment,
   ipamAllocations,
   podEvents,
+  rigTest,
   secondaryLinks,
   secondaryStatus,
   setNetworks,
   waitConverged,
-} from "./soak/checks.ts";
-
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+} from "./support/mod.ts";
+import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 
 const NS = "faults";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "faults-blue", ipPrefix: "10.78.1." };
 const TEMP = { network: `${NS}/temp`, ipamNetwork: "faults-temp", ipPrefix: "10.78.3." };
 const IPAM = [BLUE.ipamNetwork, TEMP.ipamNetwork];
-const blue = (iface: string): ExpectedAttachment => ({ ...BLUE, iface });
+const blue = (iface: string): DesiredAttachment => ({ ...BLUE, iface });
 
 /** A CNI plugin whose ADD records its pid and hangs; other commands succeed at once. */
 const HANG_PLUGIN = `#!/bin/sh

@@ -13,24 +13,22 @@
  * - a multus that answers garbage (a fake daemon on a unix socket).
  */
 import assert from "node:assert/strict";
-import { ControllerProcess } from "./e2e/controller_process.ts";
-import { ApiError, NETWORKS_ANNOTATION, Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
-  type EventObject,
-  type ExpectedAttachment,
+  ControllerProcess,
+  type DesiredAttachment,
+  type PodEvent,
   podEvents,
+  rigTest,
   setNetworks,
   waitConverged,
-} from "./soak/checks.ts";
-
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
+} from "./support/mod.ts";
+import { ApiError, NETWORKS_ANNOTATION, Rig, type RigPod, waitFor } from "./rig/mod.ts";
 
 const NS = "hostile";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "hostile-blue", ipPrefix: "10.80.1." };
 const IPAM = [BLUE.ipamNetwork];
 const good = { name: "blue", interface: "net1" };
-const kept: ExpectedAttachment[] = [{ ...BLUE, iface: "net1" }];
+const kept: DesiredAttachment[] = [{ ...BLUE, iface: "net1" }];
 
 interface HostileCase {
   name: string;
@@ -102,7 +100,7 @@ async function warningEvent(
   rig: Rig,
   pod: string,
   reason: string,
-): Promise<EventObject> {
+): Promise<PodEvent> {
   return await waitFor(
     `a ${reason} event on ${pod}`,
     async () =>

@@ -20,13 +20,10 @@
  */
 import assert from "node:assert/strict";
 import { MAIN_PATH, runCommand } from "../lib/launch.ts";
-import { ControllerProcess } from "./e2e/controller_process.ts";
+import { ControllerProcess, rigTest, setNetworks, waitConverged } from "./support/mod.ts";
 import { freePort } from "./rig/ports.ts";
 import { ApiError, KubeApi, Rig, waitFor } from "./rig/mod.ts";
-import { setNetworks, waitConverged } from "./soak/checks.ts";
 
-const isRoot = Deno.uid() === 0;
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 const ROOT = new URL("..", import.meta.url).pathname;
 
 function probeSource(targets: Record<string, string | number>): string {

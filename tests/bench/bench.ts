@@ -28,7 +28,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ControllerProcess } from "../e2e/controller_process.ts";
+import { ControllerProcess } from "../support/mod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
 import { FileJournal } from "../../lib/journal/file_journal.ts";
 import { Logger } from "../../lib/base/log.ts";

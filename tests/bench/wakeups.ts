@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ControllerProcess } from "../e2e/controller_process.ts";
+import { ControllerProcess } from "../support/mod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, type Rig, sleep } from "../rig/mod.ts";
 import type { PodWatch, WatchedPod } from "./pod_watch.ts";
 import { summarize, type Summary } from "./stats.ts";

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { ControllerProcess } from "../e2e/controller_process.ts";
+import { ControllerProcess } from "../support/mod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, waitFor } from "../rig/mod.ts";
 
 const NAMESPACE = "demo";

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RIG_BASE_DIR } from "../rig/mod.ts";
+import { rigTest, runDeno } from "../support/mod.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -20,19 +21,11 @@ async function runDirs(): Promise<string[]> {
 
 Deno.test({
   name: "deno task demo hot-plugs and unplugs an interface, tears down and exits 0",
-  ignore: Deno.uid() !== 0,
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...rigTest,
   async fn() {
     const before = await runDirs();
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["task", "demo"],
-      cwd: ROOT,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    const out = await runDeno(["task", "demo"], { cwd: ROOT });
+    const text = out.stdout + out.stderr;
     assert.equal(out.code, 0, text);
     for (
       const expected of [

@@ -24,12 +24,12 @@ import {
   unixRequest,
   waitFor,
 } from "./mod.ts";
+import { rigTest } from "../support/rig_test.ts";
 
 const isRoot = Deno.uid() === 0;
 if (!isRoot) console.warn("tests/rig: skipped, the node rig needs root");
 
 /** Test options shared by every rig test: gRPC and fetch keep handles between tests. */
-const rigTest = { ignore: !isRoot, sanitizeResources: false, sanitizeOps: false };
 
 let rig: Rig | undefined;
 function theRig(): Rig {

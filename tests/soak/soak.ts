@@ -20,16 +20,16 @@
  *
  * @module
  */
-import { ControllerProcess } from "../e2e/controller_process.ts";
-import { Rig, type RigPod } from "../rig/mod.ts";
 import {
   bridgePorts,
-  type ExpectedAttachment,
+  ControllerProcess,
+  type DesiredAttachment,
   ipamAllocations,
   mismatch,
   rssKiB,
   setNetworks,
-} from "./checks.ts";
+} from "../support/mod.ts";
+import { Rig, type RigPod } from "../rig/mod.ts";
 
 interface Options {
   minutes: number;
@@ -72,7 +72,7 @@ const SLOTS = ["net1", "net2", "net3"];
 
 interface Tracked {
   pod: RigPod;
-  desired: ExpectedAttachment[];
+  desired: DesiredAttachment[];
 }
 
 function randomInt(n: number): number {
@@ -81,10 +81,10 @@ function randomInt(n: number): number {
 
 function randomDesired(): {
   annotation: { name: string; interface: string }[];
-  expected: ExpectedAttachment[];
+  expected: DesiredAttachment[];
 } {
   const annotation: { name: string; interface: string }[] = [];
-  const expected: ExpectedAttachment[] = [];
+  const expected: DesiredAttachment[] = [];
   for (const iface of SLOTS) {
     const pick = randomInt(3);
     if (pick === 0) continue;

@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the end-to-end tests: reading and editing a pod's network annotations,
+ * Pods as the tests see them through the API server: reading and editing a pod's network annotations,
  * polling for convergence (never a fixed sleep), the controller's Events on a pod and the
  * interfaces inside a pod's network namespace. Pods themselves are the rig's, run by its
  * kubelet (`Rig.createPod`, with `pending: true` for one that stays Pending until
@@ -11,7 +11,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  ApiError,
   type NetnsInterface,
   NETWORK_STATUS_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -58,7 +57,7 @@ export interface PodEvent {
   count?: number;
   source?: { component?: string };
   reportingComponent?: string;
-  involvedObject: { uid?: string; name?: string };
+  involvedObject: { uid?: string; name?: string; namespace?: string };
 }
 
 function podPath(pod: { name: string; namespace: string }): string {
@@ -102,6 +101,14 @@ export async function getPod(rig: Rig, pod: RigPod): Promise<PodObject> {
   return await rig.api.request<PodObject>("GET", podPath(pod));
 }
 
+/** The Pod object, or `undefined` once the API server no longer has it. */
+export async function findPod(
+  rig: Rig,
+  pod: { name: string; namespace: string },
+): Promise<PodObject | undefined> {
+  return await rig.api.getOrUndefined<PodObject>(podPath(pod));
+}
+
 /** The pod's network-status entries (empty when the annotation is absent). */
 export async function networkStatus(rig: Rig, pod: RigPod): Promise<StatusEntry[]> {
   const obj = await getPod(rig, pod);
@@ -128,30 +135,25 @@ export function statusEntry(
 }
 
 /**
- * Writes the pod's networks annotation with a full-object update (GET, change, PUT; retried on
- * 409), as upstream's e2e tests do. `undefined` removes the annotation; a list is JSON-encoded.
+ * Replaces the pod's networks annotation with a merge patch: a list is JSON-encoded, a string
+ * (raw text, e.g. the short form) is written as is, `undefined` removes the annotation.
  */
 export async function setNetworks(
   rig: Rig,
-  pod: RigPod,
-  value: string | NetworkSelection[] | undefined,
+  pod: { name: string; namespace: string },
+  value: string | readonly unknown[] | undefined,
 ): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    const obj = await getPod(rig, pod);
-    const annotations = { ...obj.metadata.annotations };
-    if (value === undefined) delete annotations[NETWORKS_ANNOTATION];
-    else {
-      annotations[NETWORKS_ANNOTATION] = typeof value === "string" ? value : JSON.stringify(value);
-    }
-    obj.metadata.annotations = annotations;
-    try {
-      await rig.api.request("PUT", podPath(pod), obj);
-      return;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 409 && attempt < 20) continue;
-      throw err;
-    }
-  }
+  const text = value === undefined
+    ? null
+    : typeof value === "string"
+    ? value
+    : JSON.stringify(value);
+  await rig.api.request(
+    "PATCH",
+    podPath(pod),
+    { metadata: { annotations: { [NETWORKS_ANNOTATION]: text } } },
+    { contentType: "application/merge-patch+json" },
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Runs the controller as the product runs it: `main.ts` under `deno run` with exactly the
- * permission flags of `lib/permissions.ts` (through the launcher's `runCommand`), against
+ * permission flags of `lib/process/permissions.ts` (through the launcher's `runCommand`), against
  * a started node rig. Collects its log lines for assertions.
  *
  * @module

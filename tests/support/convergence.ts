@@ -1,16 +1,16 @@
 /**
- * Observations of a rig pod's attachments from three independent places — the pod's
- * network-status, the links in its network namespace, and host-local's allocation files — and a
- * comparison with what the networks annotation asks for. Shared by the reliability tests and
- * the soak.
+ * Convergence of a rig pod's attachments, observed from three independent places — the pod's
+ * network-status, the links in its network namespace, and host-local's allocation files — and
+ * compared with what the networks annotation asks for.
  *
  * @module
  */
 import { type Rig, type RigPod, run, waitFor } from "../rig/mod.ts";
-import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../rig/mod.ts";
+import { findPod, nonDefaultStatus, type PodEvent, type StatusEntry } from "./pods.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../rig/mod.ts";
 
 /** One requested attachment and where to find its IPAM allocation. */
-export interface ExpectedAttachment {
+export interface DesiredAttachment {
   /** `"<nad namespace>/<nad name>"`, as network-status names it. */
   network: string;
   /** Interface name inside the pod. */
@@ -21,47 +21,10 @@ export interface ExpectedAttachment {
   ipPrefix?: string;
 }
 
-/** A network-status entry as the tests read it. */
-export interface StatusEntry {
-  name: string;
-  interface?: string;
-  ips?: string[];
-  mac?: string;
-  default?: boolean;
-}
-
-interface PodObject {
-  metadata: { uid: string; annotations?: Record<string, string>; resourceVersion?: string };
-}
-
-/** The pod object, or undefined when gone. */
-export async function getPod(rig: Rig, pod: RigPod): Promise<PodObject | undefined> {
-  return await rig.api.getOrUndefined<PodObject>(
-    `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
-  );
-}
-
 /** The pod's network-status entries that are not the default network. */
 export async function secondaryStatus(rig: Rig, pod: RigPod): Promise<StatusEntry[]> {
-  const obj = await getPod(rig, pod);
-  const text = obj?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
-  if (!text) return [];
-  return (JSON.parse(text) as StatusEntry[]).filter((e) => e.default !== true);
-}
-
-/** Replaces the pod's networks annotation (a JSON list or raw text) with a merge patch. */
-export async function setNetworks(
-  rig: Rig,
-  pod: { name: string; namespace: string },
-  networks: unknown[] | string,
-): Promise<void> {
-  const value = typeof networks === "string" ? networks : JSON.stringify(networks);
-  await rig.api.request(
-    "PATCH",
-    `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
-    { metadata: { annotations: { [NETWORKS_ANNOTATION]: value } } },
-    { contentType: "application/merge-patch+json" },
-  );
+  const text = (await findPod(rig, pod))?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
+  return text ? nonDefaultStatus(JSON.parse(text) as StatusEntry[]) : [];
 }
 
 /**
@@ -109,7 +72,7 @@ export async function secondaryLinks(
 export async function mismatch(
   rig: Rig,
   pod: RigPod,
-  expected: readonly ExpectedAttachment[],
+  expected: readonly DesiredAttachment[],
   ipamNetworks: readonly string[] = [],
 ): Promise<string | undefined> {
   const problems: string[] = [];
@@ -167,7 +130,7 @@ export async function mismatch(
 export async function waitConverged(
   rig: Rig,
   pod: RigPod,
-  expected: readonly ExpectedAttachment[],
+  expected: readonly DesiredAttachment[],
   ipamNetworks: readonly string[] = [],
   timeoutMs = 60_000,
 ): Promise<void> {
@@ -187,23 +150,13 @@ export async function waitConverged(
   }
 }
 
-/** An Event as the tests read it. */
-export interface EventObject {
-  type: string;
-  reason: string;
-  message: string;
-  count?: number;
-  involvedObject: { name: string; namespace?: string; uid?: string };
-  source?: { component?: string };
-}
-
 /** Events about pod `name` in `namespace` (all sources). */
 export async function podEvents(
   rig: Rig,
   namespace: string,
   name: string,
-): Promise<EventObject[]> {
-  const list = await rig.api.request<{ items: EventObject[] }>(
+): Promise<PodEvent[]> {
+  const list = await rig.api.request<{ items: PodEvent[] }>(
     "GET",
     `/api/v1/namespaces/${namespace}/events`,
     undefined,
