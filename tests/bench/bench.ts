@@ -903,13 +903,17 @@ async function main(): Promise<void> {
     console.log(render(output, targets));
     console.log(`\nreport: ${options.out}`);
   } finally {
-    progress("stopping the controllers and the pod watch");
-    for (const ctl of controllers) await ctl.stop().catch(() => undefined);
-    // The rig must stop whatever the watch does: a bench that hangs here leaves a node behind.
-    const watchStopped = watch?.stop().then(() => true, () => true);
-    if (watchStopped && !await Promise.race([watchStopped, sleep(10_000).then(() => false)])) {
-      progress("the pod watch did not stop within 10 s; stopping the rig anyway");
-    }
+    // The rig must stop whatever happens before it: a bench that hangs here leaves a node behind.
+    const within = async (what: string, stopping: Promise<unknown> | undefined) => {
+      if (stopping === undefined) return;
+      const stopped = stopping.then(() => true, () => true);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000));
+      if (!await Promise.race([stopped, late])) progress(`${what} did not stop within 10 s`);
+      clearTimeout(timer);
+    };
+    for (const ctl of controllers) await within(`controller ${ctl.pid}`, ctl.stop());
+    await within("the pod watch", watch?.stop());
     progress("stopping the rig");
     await rig.stop();
     progress("done");
