@@ -22,7 +22,7 @@ export const PARTS: readonly { label: string; specifier?: string }[] = [
   { label: "client-node config parts", specifier: "@kubernetes/client-node/dist/config_types.js" },
   { label: "js-yaml", specifier: "js-yaml" },
   { label: "config loading (main.ts's imports)", specifier: `${ROOT}lib/config/load.ts` },
-  { label: "the CRI client (grpc-js + codec)", specifier: `${ROOT}lib/cri/client.ts` },
+  { label: "the CRI client (lib/cri/client.ts)", specifier: `${ROOT}lib/cri/client.ts` },
   { label: "the journal", specifier: `${ROOT}lib/journal/file_journal.ts` },
   { label: "the whole controller", specifier: `${ROOT}lib/controller.ts` },
 ];
