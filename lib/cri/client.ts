@@ -4,9 +4,11 @@
  * (`grpc.ts`, over `node:http2`) and the codec of our own proto subset
  * (`lib/cri/runtime_v1.proto`, compiled into `lib/cri/descriptor.ts`).
  *
- * One lookup is exactly two calls: `ListPodSandbox` filtered by the `io.kubernetes.pod.uid` label,
- * then `PodSandboxStatus(verbose=true)` of the chosen sandbox, whose `info["info"]` JSON holds the
- * OCI runtime spec with the network namespace path.
+ * A first lookup is exactly two calls: `ListPodSandbox` filtered by the `io.kubernetes.pod.uid`
+ * label, then `PodSandboxStatus(verbose=true)` of the chosen sandbox, whose `info["info"]` JSON
+ * holds the OCI runtime spec with the network namespace path. A sandbox's network namespace is
+ * made with it and never changes, so once a sandbox was seen ready with an open namespace, a
+ * later lookup that lists the same sandbox READY again needs only the first call.
  *
  * @module
  */
@@ -46,6 +48,9 @@ export const criCodec: ProtoCodec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1")
 
 const SERVICE = "/runtime.v1.RuntimeService/";
 
+/** Sandboxes whose namespace the client remembers (a node runs at most a few hundred pods). */
+const KNOWN_SANDBOXES = 512;
+
 /**
  * CRI v1 client over a unix socket. One long-lived gRPC channel; when a call fails with
  * `UNAVAILABLE` (runtime stopped, socket recreated) it is retried once on a fresh channel, so a
@@ -55,6 +60,8 @@ export class CriClient implements SandboxLocator {
   readonly #socketPath: string;
   readonly #options: CriClientOptions;
   #client: UnaryChannel | undefined;
+  /** Sandbox ID → its namespace, for sandboxes last seen READY with an open namespace. */
+  readonly #known = new Map<string, Pick<PodSandbox, "netnsPath" | "hostNetwork">>();
 
   /**
    * A client of the runtime on `socketPath`; the channel opens on the first call.
@@ -187,8 +194,33 @@ export class CriClient implements SandboxLocator {
       state: s["state"] as number,
       createdAt: s["created_at"] as bigint,
     }));
+    // A sandbox not READY now may be stopping: its namespace is asked for again.
+    for (const item of items) if (item.state !== SandboxState.READY) this.#known.delete(item.id);
     const chosen = pickSandbox(items);
     if (chosen === undefined) return undefined;
+    const known = chosen.state === SandboxState.READY ? this.#known.get(chosen.id) : undefined;
+    if (known) return { id: chosen.id, ...known, ready: true, createdAt: chosen.createdAt };
+    const found = await this.#status(chosen, signal);
+    if (found?.ready) {
+      this.#known.delete(found.id);
+      this.#known.set(found.id, {
+        netnsPath: found.netnsPath,
+        ...(found.hostNetwork ? { hostNetwork: true } : {}),
+      });
+      // Sandboxes of pods long gone are never listed again: keep only the latest ones.
+      for (const oldest of this.#known.keys()) {
+        if (this.#known.size <= KNOWN_SANDBOXES) break;
+        this.#known.delete(oldest);
+      }
+    }
+    return found;
+  }
+
+  /** `PodSandboxStatus(verbose)` of a listed sandbox, as a {@linkcode PodSandbox}. */
+  async #status(
+    chosen: { id: string; state: number; createdAt: bigint },
+    signal?: AbortSignal,
+  ): Promise<PodSandbox | undefined> {
     let status: ProtoMessage;
     try {
       status = await this.#call(
