@@ -215,6 +215,10 @@ export class Reconciler {
       return DONE;
     }
 
+    // The sandbox lookup needs only the pod's uid: it runs while the pod is read. Its failure
+    // is the pass's only when the pass gets to use it.
+    const found = this.#findSandbox(key, cached.metadata.uid);
+    found.catch(() => {});
     // The cache may lag behind our own last status write; plan again from a fresh read.
     const pod = await this.#fetch(key);
     if (!pod || pod.metadata.uid !== cached.metadata.uid) {
@@ -226,7 +230,7 @@ export class Reconciler {
     if (!this.#hasWork(pod, planned)) return this.#settled(key, planned, []);
     // The journal is settled even when the annotation cannot be planned: releasing what it
     // holds depends only on what network-status records and on the pod's sandbox.
-    return await this.#apply(pod, planned, report, log);
+    return await this.#apply(pod, planned, report, log, found);
   }
 
   /**
@@ -276,12 +280,13 @@ export class Reconciler {
     planned: PlannedPod,
     report: PassReport,
     log: Logger,
+    found: Promise<PodSandbox | undefined>,
   ): Promise<ReconcileOutcome> {
     const key = podKey(pod);
     const ctx = this.#context(log);
     const finished = isFinished(pod);
     const uid = pod.metadata.uid;
-    let sandbox = await this.#findSandbox(key, uid);
+    let sandbox = await found;
     if (sandbox) this.#lastSandbox.set(key, { uid, sandbox });
     else if (finished && this.#lastSandbox.get(key)?.uid === uid) {
       // The runtime removed the sandbox before we released its attachments: DEL still frees
