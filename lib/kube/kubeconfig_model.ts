@@ -9,35 +9,55 @@
 
 /** One `clusters[]` entry. */
 export interface KubeCluster {
+  /** The entry's name. */
   name: string;
   /** The server URL, without a trailing slash. */
   server: string;
+  /** `certificate-authority-data` (base64 PEM). */
   caData?: string;
+  /** `certificate-authority` (a file). */
   caFile?: string;
+  /** `insecure-skip-tls-verify`. */
   skipTLSVerify: boolean;
+  /** `tls-server-name`. */
   tlsServerName?: string;
+  /** `proxy-url`. */
   proxyUrl?: string;
 }
 
 /** One `users[]` entry. */
 export interface KubeUser {
+  /** The entry's name. */
   name: string;
+  /** `client-certificate-data` (base64 PEM). */
   certData?: string;
+  /** `client-certificate` (a file). */
   certFile?: string;
+  /** `client-key-data` (base64 PEM). */
   keyData?: string;
+  /** `client-key` (a file). */
   keyFile?: string;
+  /** `token`. */
   token?: string;
+  /** `username` (basic auth). */
   username?: string;
+  /** `password` (basic auth). */
   password?: string;
+  /** `exec`: a credential plugin. */
   exec?: unknown;
+  /** `auth-provider`. */
   authProvider?: unknown;
 }
 
 /** One `contexts[]` entry. */
 export interface KubeContext {
+  /** The entry's name. */
   name: string;
+  /** The cluster it names. */
   cluster: string;
+  /** The user it names. */
   user?: string;
+  /** Its default namespace. */
   namespace?: string;
 }
 
