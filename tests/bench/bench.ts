@@ -107,6 +107,16 @@ function parseOptions(args: string[]): BenchOptions {
 // ------------------------------------------------------------------------------- helpers
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for `work` at most `ms`, ignoring its failure. */
+async function within(ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    (work ?? Promise.resolve()).catch(() => undefined),
+    new Promise((r) => timer = setTimeout(r, ms)),
+  ]);
+  clearTimeout(timer);
+}
 const started = performance.now();
 
 function progress(message: string): void {
@@ -1044,8 +1054,9 @@ async function main(): Promise<void> {
     console.log(render(output, targets));
     console.log(`\nreport: ${options.out}`);
   } finally {
-    for (const ctl of controllers) await ctl.stop().catch(() => undefined);
-    await watch?.stop().catch(() => undefined);
+    // The rig is stopped whatever hangs before it: its daemons would outlive the bench.
+    for (const ctl of controllers) await within(30_000, ctl.stop());
+    await within(10_000, watch?.stop());
     progress("stopping the rig");
     await rig.stop();
     progress("done");
