@@ -1063,4 +1063,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main();
+  // A watch that would not stop must not keep the process (and the lock it runs under) alive.
+  Deno.exit(0);
+}
