@@ -66,7 +66,7 @@ export function main(args: readonly string[], io: MainIo = processIo): Promise<n
       origins: from,
     });
     // Loaded only now: --help, --version and configuration errors need no permission, and
-    // grpc-js reads GRPC_* variables as soon as it is imported.
+    // load none of the controller's modules.
     return import("./lib/controller.ts")
       .then(({ runController }) => runController(config, log, { version: VERSION }))
       .catch((err) => fail(io, err));

@@ -21,6 +21,7 @@ import { KubeEventRecorder } from "./kube/events.ts";
 import { nadInformer, nadSource } from "./kube/nads.ts";
 import { podInformer, podSource } from "./kube/pods.ts";
 import { KubeStatusStore } from "./kube/status_store.ts";
+import { FreshPodReads } from "./kube/fresh_reads.ts";
 import { MultusClient } from "./multus/client.ts";
 import { ControllerMetrics } from "./observe/controller_metrics.ts";
 import { healthChecks } from "./observe/health_checks.ts";
@@ -141,6 +142,8 @@ export async function runController(
   const multus = new MultusClient(config.multusSocketPath, {
     timeoutMs: config.delegateTimeoutMs,
   });
+  // A pass's fresh read of a pod is the read its status write starts from (one GET, not two).
+  const reads = new FreshPodReads();
   const events = new KubeEventRecorder(kube, {
     nodeName: config.nodeName,
     log,
@@ -150,11 +153,11 @@ export async function runController(
     pods,
     nads,
     deps: {
-      pods: podSource(kube, pods),
+      pods: podSource(kube, pods, reads),
       nads: nadSource(nads),
       sandboxes: cri,
       delegator: multus,
-      status: new KubeStatusStore(kube, { onConflict: () => metrics.statusConflict() }),
+      status: new KubeStatusStore(kube, { onConflict: () => metrics.statusConflict(), reads }),
       journal,
       events,
       log,

@@ -782,6 +782,46 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "cri client: a sandbox seen ready is looked up again with ListPodSandbox alone; one not READY is asked for its status",
+  ...grpcTest,
+  async fn() {
+    const { dir, socket } = await tempSocket();
+    const fake = await startFake(socket, {
+      sandboxes: [
+        { id: "live", uid: UID, state: 0, createdAt: "1", info: containerdInfo("/run/netns/l") },
+        { id: "down", uid: "u2", state: 1, createdAt: "1", info: containerdInfo("/run/netns/d") },
+      ],
+    });
+    const client = new CriClient(socket, { timeoutMs: 5000 });
+    try {
+      const first = await client.findSandbox(UID);
+      const again = await client.findSandbox(UID);
+      assert.deepEqual(again, first);
+      await client.findSandbox("u2");
+      await client.findSandbox("u2");
+      // The fake prints each call as it answers it; the last line may still be on its way.
+      for (let i = 0; i < 100 && fake.calls().length < 7; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.deepEqual(fake.calls().map((c) => c.split(" ")[1]), [
+        "ListPodSandbox",
+        "PodSandboxStatus",
+        "ListPodSandbox",
+        "ListPodSandbox",
+        "PodSandboxStatus",
+        "ListPodSandbox",
+        "PodSandboxStatus",
+      ]);
+    } finally {
+      client.close();
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("cri client: relative socket paths and bad timeouts are refused up front", () => {
   assert.throws(
     () => new CriClient("run/containerd.sock", { timeoutMs: 1 }),

@@ -899,3 +899,64 @@ Deno.test("a deleted pod without the agent's finalizer is released at once, as b
   assert.deepEqual(world.delegateCalls, ["DEL net1 a"]);
   assert.deepEqual(world.recorded(), {});
 });
+
+/** `world`'s ports, counting the fresh reads and sandbox lookups. */
+function counted(world: World): { deps: ReconcilerDeps; reads: number[]; lookups: number[] } {
+  const deps = world.deps();
+  const reads: number[] = [];
+  const lookups: number[] = [];
+  const { fetch } = deps.pods;
+  const { findSandbox } = deps.sandboxes;
+  deps.pods = { ...deps.pods, fetch: (ns, name) => (reads.push(1), fetch(ns, name)) };
+  deps.sandboxes = { findSandbox: (uid) => (lookups.push(1), findSandbox(uid)) };
+  return { deps, reads, lookups };
+}
+
+Deno.test("the echo of the agent's own status write needs no pass; a new sandbox's network-status does", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const { deps, reads, lookups } = counted(world);
+  const reconciler = new Reconciler(deps);
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(reads.length, 1);
+  // The resync the echo brings: nothing to read, nothing to look up.
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.equal(reads.length, 1);
+  assert.equal(lookups.length, 1);
+  // The kubelet replaced the sandbox and multus described the new one: the pass looks again.
+  world.sandboxId = "sb2";
+  world.netns.clear();
+  world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = formatNetworkStatus([DEFAULT_ENTRY]);
+  await world.converge(reconciler);
+  assert.ok(reads.length > 1);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a", "ADD net1 a"]);
+});
+
+Deno.test("a status write re-read after a conflict marks nothing as settled", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const { deps, reads } = counted(world);
+  const update = deps.status.update;
+  let raced = false;
+  deps.status = {
+    update(namespace, name, uid, mutate) {
+      if (!raced) {
+        // Someone else's entry lands between the pass's read and its write.
+        raced = true;
+        world.pod.metadata.annotations![NETWORK_STATUS_ANNOTATION] = formatNetworkStatus([
+          DEFAULT_ENTRY,
+          { name: "other/tool", interface: "tool0", dns: {} },
+        ]);
+      }
+      return update(namespace, name, uid, mutate);
+    },
+  };
+  const reconciler = new Reconciler(deps);
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.equal(reads.length, 1);
+  await reconciler.reconcile("ns1/p");
+  assert.equal(reads.length, 2, "the network-status the write landed on was not the settled one");
+});

@@ -1,20 +1,22 @@
 /**
  * CRI v1 client: finds a pod's sandbox and its network namespace path through the container
- * runtime (containerd or CRI-O) on its unix socket, with `@grpc/grpc-js` and the codec of our own
- * proto subset (`lib/cri/runtime_v1.proto`, compiled into `lib/cri/descriptor.ts`).
+ * runtime (containerd or CRI-O) on its unix socket, with a unary gRPC client of our own
+ * (`grpc.ts`, over `node:http2`) and the codec of our own proto subset
+ * (`lib/cri/runtime_v1.proto`, compiled into `lib/cri/descriptor.ts`).
  *
- * One lookup is exactly two calls: `ListPodSandbox` filtered by the `io.kubernetes.pod.uid` label,
- * then `PodSandboxStatus(verbose=true)` of the chosen sandbox, whose `info["info"]` JSON holds the
- * OCI runtime spec with the network namespace path.
+ * A first lookup is exactly two calls: `ListPodSandbox` filtered by the `io.kubernetes.pod.uid`
+ * label, then `PodSandboxStatus(verbose=true)` of the chosen sandbox, whose `info["info"]` JSON
+ * holds the OCI runtime spec with the network namespace path. A sandbox's network namespace is
+ * made with it and never changes, so once a sandbox was seen ready with an open namespace, a
+ * later lookup that lists the same sandbox READY again needs only the first call.
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import * as grpc from "@grpc/grpc-js";
 import type { PodSandbox, SandboxLocator } from "../reconcile/ports.ts";
 import { ProtoCodec, type ProtoMessage } from "./codec.ts";
 import { CRI_DESCRIPTOR } from "./descriptor.ts";
-import { CriError, grpcCodeName } from "./errors.ts";
+import { CriError } from "./errors.ts";
+import { GrpcCallError, grpcCodeName, GrpcStatus, UnaryChannel } from "./grpc.ts";
 import {
   listPodSandboxRequest,
   parseSandboxInfo,
@@ -46,6 +48,9 @@ export const criCodec: ProtoCodec = new ProtoCodec(CRI_DESCRIPTOR, "runtime.v1")
 
 const SERVICE = "/runtime.v1.RuntimeService/";
 
+/** Sandboxes whose namespace the client remembers (a node runs at most a few hundred pods). */
+const KNOWN_SANDBOXES = 512;
+
 /**
  * CRI v1 client over a unix socket. One long-lived gRPC channel; when a call fails with
  * `UNAVAILABLE` (runtime stopped, socket recreated) it is retried once on a fresh channel, so a
@@ -54,7 +59,9 @@ const SERVICE = "/runtime.v1.RuntimeService/";
 export class CriClient implements SandboxLocator {
   readonly #socketPath: string;
   readonly #options: CriClientOptions;
-  #client: grpc.Client | undefined;
+  #client: UnaryChannel | undefined;
+  /** Sandbox ID → its namespace, for sandboxes last seen READY with an open namespace. */
+  readonly #known = new Map<string, Pick<PodSandbox, "netnsPath" | "hostNetwork">>();
 
   /**
    * A client of the runtime on `socketPath`; the channel opens on the first call.
@@ -82,17 +89,8 @@ export class CriClient implements SandboxLocator {
     return this.#socketPath;
   }
 
-  #channel(): grpc.Client {
-    this.#client ??= new grpc.Client(
-      `unix://${this.#socketPath}`,
-      grpc.credentials.createInsecure(),
-      {
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1000,
-        "grpc.max_receive_message_length": 16 * 1024 * 1024,
-        "grpc.enable_retries": 0,
-      },
-    );
+  #channel(): UnaryChannel {
+    this.#client ??= new UnaryChannel(this.#socketPath);
     return this.#client;
   }
 
@@ -113,7 +111,7 @@ export class CriClient implements SandboxLocator {
       return await this.#callOnce(method, reqType, resType, req, deadline, signal);
     } catch (e) {
       if (
-        !(e instanceof CriError && e.code === grpc.status.UNAVAILABLE) || Date.now() >= deadline
+        !(e instanceof CriError && e.code === GrpcStatus.UNAVAILABLE) || Date.now() >= deadline
       ) {
         throw e;
       }
@@ -121,7 +119,7 @@ export class CriClient implements SandboxLocator {
     }
   }
 
-  #callOnce(
+  async #callOnce(
     method: string,
     reqType: string,
     resType: string,
@@ -129,48 +127,34 @@ export class CriClient implements SandboxLocator {
     deadline: number,
     signal?: AbortSignal,
   ): Promise<ProtoMessage> {
-    signal?.throwIfAborted();
     const client = this.#channel();
     const started = performance.now();
-    return new Promise((resolve, reject) => {
-      const onAbort = () => call.cancel();
-      const call = client.makeUnaryRequest<ProtoMessage, ProtoMessage>(
-        SERVICE + method,
-        (v) => Buffer.from(criCodec.encode(reqType, v)),
-        (b) => criCodec.decode(resType, b),
-        req,
-        new grpc.Metadata(),
-        { deadline },
-        (err, res) => {
-          signal?.removeEventListener("abort", onAbort);
-          const code = err ? err.code : grpc.status.OK;
-          this.#options.observe?.(method, (performance.now() - started) / 1000, grpcCodeName(code));
-          if (err) {
-            if (signal?.aborted) return reject(signal.reason);
-            if (err.code === grpc.status.UNAVAILABLE && this.#client === client) {
-              // Start over with a new channel on the next call: the runtime may come back on a
-              // recreated socket, and a fresh channel connects at once instead of backing off.
-              this.#client = undefined;
-              client.close();
-            }
-            return reject(
-              CriError.fromGrpc(err, this.#socketPath, method, this.#options.timeoutMs),
-            );
-          }
-          if (res === undefined) {
-            return reject(
-              new CriError(
-                `CRI ${method} on ${this.#socketPath} returned no message`,
-                this.#socketPath,
-                method,
-              ),
-            );
-          }
-          resolve(res);
-        },
+    let answer: Uint8Array;
+    try {
+      answer = await client.call(SERVICE + method, criCodec.encode(reqType, req), deadline, signal);
+    } catch (err) {
+      const code = err instanceof GrpcCallError ? err.code : GrpcStatus.UNKNOWN;
+      this.#options.observe?.(method, (performance.now() - started) / 1000, grpcCodeName(code));
+      if (signal?.aborted) throw signal.reason;
+      if (code === GrpcStatus.UNAVAILABLE && this.#client === client) {
+        // Start over with a new channel on the next call: the runtime may come back on a
+        // recreated socket, and a fresh channel connects at once.
+        this.#client = undefined;
+        client.close();
+      }
+      throw CriError.fromGrpc(err as Error, this.#socketPath, method, this.#options.timeoutMs);
+    }
+    this.#options.observe?.(method, (performance.now() - started) / 1000, "OK");
+    try {
+      return criCodec.decode(resType, answer);
+    } catch (err) {
+      throw CriError.fromGrpc(
+        new GrpcCallError(GrpcStatus.INTERNAL, `Failed to parse server response: ${err}`),
+        this.#socketPath,
+        method,
+        this.#options.timeoutMs,
       );
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    }
   }
 
   /** CRI `Version`: which runtime serves the socket and which CRI API version it speaks. */
@@ -210,8 +194,33 @@ export class CriClient implements SandboxLocator {
       state: s["state"] as number,
       createdAt: s["created_at"] as bigint,
     }));
+    // A sandbox not READY now may be stopping: its namespace is asked for again.
+    for (const item of items) if (item.state !== SandboxState.READY) this.#known.delete(item.id);
     const chosen = pickSandbox(items);
     if (chosen === undefined) return undefined;
+    const known = chosen.state === SandboxState.READY ? this.#known.get(chosen.id) : undefined;
+    if (known) return { id: chosen.id, ...known, ready: true, createdAt: chosen.createdAt };
+    const found = await this.#status(chosen, signal);
+    if (found?.ready) {
+      this.#known.delete(found.id);
+      this.#known.set(found.id, {
+        netnsPath: found.netnsPath,
+        ...(found.hostNetwork ? { hostNetwork: true } : {}),
+      });
+      // Sandboxes of pods long gone are never listed again: keep only the latest ones.
+      for (const oldest of this.#known.keys()) {
+        if (this.#known.size <= KNOWN_SANDBOXES) break;
+        this.#known.delete(oldest);
+      }
+    }
+    return found;
+  }
+
+  /** `PodSandboxStatus(verbose)` of a listed sandbox, as a {@linkcode PodSandbox}. */
+  async #status(
+    chosen: { id: string; state: number; createdAt: bigint },
+    signal?: AbortSignal,
+  ): Promise<PodSandbox | undefined> {
     let status: ProtoMessage;
     try {
       status = await this.#call(
@@ -222,7 +231,7 @@ export class CriClient implements SandboxLocator {
         signal,
       );
     } catch (e) {
-      if (e instanceof CriError && e.code === grpc.status.NOT_FOUND) return undefined;
+      if (e instanceof CriError && e.code === GrpcStatus.NOT_FOUND) return undefined;
       throw e;
     }
     const sandboxStatus = status["status"] as ProtoMessage | undefined;

@@ -4,12 +4,9 @@
  *
  * @module
  */
-import * as grpc from "@grpc/grpc-js";
+import { grpcCodeName, GrpcStatus } from "./grpc.ts";
 
-/** Name of a gRPC status code, e.g. `UNAVAILABLE`. */
-export function grpcCodeName(code: number): string {
-  return grpc.status[code] ?? String(code);
-}
+export { grpcCodeName };
 
 /**
  * A failed CRI call. The message names the socket, the call and the gRPC code, and says what to
@@ -43,9 +40,9 @@ export class CriError extends Error {
     return this.code === undefined ? undefined : grpcCodeName(this.code);
   }
 
-  /** Turns a grpc-js error into a CriError with advice for the usual causes. */
+  /** Turns a failed gRPC call into a CriError with advice for the usual causes. */
   static fromGrpc(
-    err: grpc.ServiceError | Error,
+    err: Error,
     socketPath: string,
     call: string,
     timeoutMs: number,
@@ -69,7 +66,7 @@ export class CriError extends Error {
     } else if (/\bECONNREFUSED\b/.test(details)) {
       advice = `nothing listens on CRI socket ${socketPath} (a stale socket?); ` +
         "is the container runtime running?";
-    } else if (code === grpc.status.UNIMPLEMENTED) {
+    } else if (code === GrpcStatus.UNIMPLEMENTED) {
       advice =
         `the server on ${socketPath} does not implement runtime.v1.RuntimeService/${call}; ` +
         "it is not a CRI v1 runtime (CRI v1 needs containerd >= 1.6 or CRI-O >= 1.20); " +
@@ -81,7 +78,7 @@ export class CriError extends Error {
     ) {
       advice = `the server on ${socketPath} is not a gRPC server, so not a CRI runtime; ` +
         "check criSocketPath";
-    } else if (code === grpc.status.DEADLINE_EXCEEDED) {
+    } else if (code === GrpcStatus.DEADLINE_EXCEEDED) {
       advice =
         `the runtime did not answer ${call} within ${timeoutMs} ms; it is overloaded or hung`;
     } else {

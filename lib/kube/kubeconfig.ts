@@ -2,13 +2,12 @@
  * Where the API server is and how to authenticate: from a kubeconfig file or from the
  * in-cluster ServiceAccount.
  *
- * A kubeconfig is parsed with client-node's own YAML parser (`js-yaml`, the exact version
- * client-node resolves to) and normalised by client-node's kubeconfig model
- * (`dist/config_types.js`: `newClusters`/`newUsers`/`newContexts`, the same validation and
- * field names as `KubeConfig`). Both load lazily and cost about 10 MB of RSS; the full
- * `KubeConfig` (about 75 MB, it pulls in the generated API) is loaded only for users with an
- * exec plugin or an auth provider. Tokens, token files, basic auth and client certificates
- * are handled here.
+ * A kubeconfig in JSON is read with `JSON.parse`; one in YAML with client-node's own YAML parser
+ * (`js-yaml`, the exact version client-node resolves to, loaded only then: about 3 MiB of RSS
+ * for the agent's life). Either is normalised by `kubeconfig_model.ts`, with the field names
+ * and checks of client-node's `KubeConfig`. The full `KubeConfig` (about 75 MB, it pulls in the
+ * generated API) is loaded only for users with an exec plugin or an auth provider. Tokens,
+ * token files, basic auth and client certificates are handled here.
  *
  * @module
  */
@@ -20,6 +19,7 @@ import {
   StaticToken,
   TokenFile,
 } from "./credentials.ts";
+import { kubeClusters, kubeContexts, kubeUsers } from "./kubeconfig_model.ts";
 
 /** Everything needed to talk to one API server. */
 export interface ClusterConfig {
@@ -104,15 +104,17 @@ export async function loadKubeconfig(
       { cause: err },
     );
   }
-  const [{ load }, model] = await Promise.all([
-    import("js-yaml"),
-    import("@kubernetes/client-node/dist/config_types.js"),
-  ]);
   let doc: unknown;
   try {
-    doc = load(text);
-  } catch (err) {
-    throw new Error(`kubeconfig ${path} is not valid YAML: fix the file`, { cause: err });
+    // JSON is YAML too; only a kubeconfig that is not JSON needs the YAML parser.
+    doc = JSON.parse(text);
+  } catch {
+    const { load } = await import("js-yaml");
+    try {
+      doc = load(text);
+    } catch (err) {
+      throw new Error(`kubeconfig ${path} is not valid YAML: fix the file`, { cause: err });
+    }
   }
   if (doc === null || typeof doc !== "object") {
     throw new Error(`kubeconfig ${path} is empty or not a mapping: write a kubeconfig into it`);
@@ -120,19 +122,28 @@ export async function loadKubeconfig(
   // deno-lint-ignore no-explicit-any
   const raw = doc as Record<string, any>;
   const root = dirname(path);
-  // client-node reads a token-file while parsing, relative to the working directory:
-  // resolve it against the kubeconfig's directory first, as kubectl does.
+  // A token-file is relative to the kubeconfig's directory, as kubectl has it; like
+  // client-node's KubeConfig, loading fails when it cannot be read.
   if (Array.isArray(raw.users)) {
     for (const u of raw.users) {
       const tf = u?.user?.["token-file"];
-      if (typeof tf === "string" && tf !== "") u.user["token-file"] = absolute(root, tf);
+      if (typeof tf !== "string" || tf === "") continue;
+      u.user["token-file"] = absolute(root, tf);
+      try {
+        await readFile(u.user["token-file"]);
+      } catch (err) {
+        throw new Error(
+          `kubeconfig ${path} is invalid: cannot read token-file ${u.user["token-file"]}`,
+          { cause: err },
+        );
+      }
     }
   }
   let clusters, users, contexts;
   try {
-    clusters = model.newClusters(raw.clusters);
-    users = model.newUsers(raw.users);
-    contexts = model.newContexts(raw.contexts);
+    clusters = kubeClusters(raw.clusters);
+    users = kubeUsers(raw.users);
+    contexts = kubeContexts(raw.contexts);
   } catch (err) {
     throw new Error(`kubeconfig ${path} is invalid: ${(err as Error).message}`, { cause: err });
   }

@@ -18,6 +18,7 @@ import {
 import type { PodSnapshot } from "../core/pod.ts";
 import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
+import type { FreshPodReads } from "./fresh_reads.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
@@ -140,10 +141,22 @@ export function podPath(namespace: string, name: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
 }
 
-/** The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike. */
-export function podSource(client: KubeClient, informer: Reflector<Pod>): PodSource {
+/**
+ * The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike.
+ * With `reads`, each fresh read is also kept whole there, for the status write that follows.
+ */
+export function podSource(
+  client: KubeClient,
+  informer: Reflector<Pod>,
+  reads?: FreshPodReads,
+): PodSource {
   return {
     cached: (key) => informer.get(key),
-    fetch: async (namespace, name) => slimPod(await getPod(client, namespace, name)),
+    fetch: async (namespace, name) => {
+      const pod = await getPod(client, namespace, name);
+      if (pod) reads?.put(namespace, name, pod);
+      else reads?.forget(namespace, name);
+      return slimPod(pod);
+    },
   };
 }

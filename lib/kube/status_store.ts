@@ -1,7 +1,7 @@
 /**
  * Writes a pod's `k8s.v1.cni.cncf.io/network-status` annotation the way upstream does (and
- * its RBAC allows), with the agent's finalizer in the same write: a fresh GET of the pod,
- * then a PUT of the whole object to `/api/v1/namespaces/{ns}/pods/{name}/status` (which
+ * its RBAC allows), with the agent's finalizer in the same write: a fresh GET of the pod (or
+ * the pass's own fresh read of it, when one is kept in `fresh_reads.ts`), then a PUT of the whole object to `/api/v1/namespaces/{ns}/pods/{name}/status` (which
  * keeps spec, deletionTimestamp and ownerReferences as they are, and takes the rest of
  * metadata). The resourceVersion from the GET makes the
  * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
@@ -16,6 +16,7 @@ import type { OwnedStatus, StatusStore, StatusUpdate } from "../reconcile/ports.
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { NETWORK_STATUS_ANNOTATION, RELEASE_FINALIZER } from "../core/annotations.ts";
 import { podPath } from "./pods.ts";
+import type { FreshPodReads } from "./fresh_reads.ts";
 
 /** Options of {@linkcode updateNetworkStatus}. */
 export interface StatusWriteOptions {
@@ -29,6 +30,12 @@ export interface StatusWriteOptions {
   beforeWrite?: (attempt: number) => Promise<void> | void;
   /** Called for every PUT refused with 409 Conflict (whether or not it is retried). */
   onConflict?: () => void;
+  /**
+   * Fresh reads to start from: the first attempt uses the pod's kept read instead of a GET
+   * when it leads to a write (a read that finds nothing to write, or another uid, is made
+   * again, so that those outcomes always come from a read of the pod as it is now).
+   */
+  reads?: FreshPodReads;
 }
 
 /** The outcome of {@linkcode updateNetworkStatus}: the port's outcome, and how it went. */
@@ -66,18 +73,31 @@ export async function updateNetworkStatus(
   const maxAttempts = options.maxAttempts ?? 5;
   const delay = options.retryDelayMs ?? 10;
   const path = podPath(namespace, name);
+  let kept = options.reads?.take(namespace, name) as PodObject | undefined;
   for (let attempt = 1;; attempt++) {
     let pod: PodObject;
-    try {
-      pod = await client.json<PodObject>("GET", path, { signal: options.signal });
-    } catch (err) {
-      if (err instanceof KubeApiError && err.status === 404) {
-        return { result: "gone", reason: "NotFound", attempts: attempt };
+    const reused = kept !== undefined;
+    if (kept) {
+      pod = kept;
+      kept = undefined;
+    } else {
+      try {
+        pod = await client.json<PodObject>("GET", path, { signal: options.signal });
+      } catch (err) {
+        if (err instanceof KubeApiError && err.status === 404) {
+          return { result: "gone", reason: "NotFound", attempts: attempt };
+        }
+        throw err;
       }
-      throw err;
     }
     const meta = pod.metadata ??= {};
-    if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
+    if (meta.uid !== uid) {
+      if (reused) {
+        attempt--;
+        continue;
+      }
+      return { result: "gone", reason: "UidChanged", attempts: attempt };
+    }
     const finalizers = meta.finalizers ?? [];
     const current: OwnedStatus = {
       networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
@@ -85,6 +105,10 @@ export async function updateNetworkStatus(
     };
     const next = mutate(current);
     if (next.networkStatus === current.networkStatus && next.finalizer === current.finalizer) {
+      if (reused) {
+        attempt--;
+        continue;
+      }
       return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
     }
     if (next.networkStatus !== current.networkStatus) {

@@ -50,9 +50,7 @@ export interface Grants {
 
 /**
  * Environment variables the controller may read: the settings' variables (`NODE_NAME`,
- * `KUBECONFIG`, every `DNC_*`), the in-cluster API server address, and grpc-js's debug
- * switches (`GRPC_TRACE`, `GRPC_VERBOSITY` and their `GRPC_NODE_` forms). grpc-js reads a
- * few more `GRPC_*` names; they stay unset, which is what we want.
+ * `KUBECONFIG`, every `DNC_*`) and the in-cluster API server address.
  */
 export const ALLOWED_ENV: readonly string[] = [
   ...new Set([
@@ -60,10 +58,6 @@ export const ALLOWED_ENV: readonly string[] = [
     "DNC_*",
     "KUBERNETES_SERVICE_HOST",
     "KUBERNETES_SERVICE_PORT",
-    "GRPC_TRACE",
-    "GRPC_VERBOSITY",
-    "GRPC_NODE_TRACE",
-    "GRPC_NODE_VERBOSITY",
   ]),
 ];
 

@@ -22,7 +22,7 @@ import { splitObjectKey } from "../core/names.ts";
 import { attachmentKey, type Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
-import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
+import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { Effects } from "./effects.ts";
 import {
   applyOutcomes,
@@ -69,6 +69,15 @@ export const RELEASE_GIVE_UP_MS = 120_000;
 interface JournalChange {
   recorded?: readonly PendingAdd[];
   released?: readonly PendingAdd[];
+}
+
+/** A network-status text as the agent would write it back; undefined when it cannot be read. */
+function formattedOrUndefined(text: string): string | undefined {
+  try {
+    return formatNetworkStatus(parseNetworkStatus(text));
+  } catch {
+    return undefined;
+  }
 }
 
 function hasWork(plan: Plan | undefined): boolean {
@@ -215,6 +224,10 @@ export class Reconciler {
       return DONE;
     }
 
+    // The sandbox lookup needs only the pod's uid: it runs while the pod is read. Its failure
+    // is the pass's only when the pass gets to use it.
+    const found = this.#findSandbox(key, cached.metadata.uid);
+    found.catch(() => {});
     // The cache may lag behind our own last status write; plan again from a fresh read.
     const pod = await this.#fetch(key);
     if (!pod || pod.metadata.uid !== cached.metadata.uid) {
@@ -226,7 +239,7 @@ export class Reconciler {
     if (!this.#hasWork(pod, planned)) return this.#settled(key, planned, []);
     // The journal is settled even when the annotation cannot be planned: releasing what it
     // holds depends only on what network-status records and on the pod's sandbox.
-    return await this.#apply(pod, planned, report, log);
+    return await this.#apply(pod, planned, report, log, found);
   }
 
   /**
@@ -276,12 +289,13 @@ export class Reconciler {
     planned: PlannedPod,
     report: PassReport,
     log: Logger,
+    found: Promise<PodSandbox | undefined>,
   ): Promise<ReconcileOutcome> {
     const key = podKey(pod);
     const ctx = this.#context(log);
     const finished = isFinished(pod);
     const uid = pod.metadata.uid;
-    let sandbox = await this.#findSandbox(key, uid);
+    let sandbox = await found;
     if (sandbox) this.#lastSandbox.set(key, { uid, sandbox });
     else if (finished && this.#lastSandbox.get(key)?.uid === uid) {
       // The runtime removed the sandbox before we released its attachments: DEL still frees
@@ -305,10 +319,13 @@ export class Reconciler {
       pod = fresh;
       planned = replanned;
     }
+    let settledAs: string | undefined;
     if (sandbox?.ready) {
       // Settled against the live sandbox: until network-status changes again, the journal's
       // attachments need no other look (a sandbox still being replaced is no such look).
-      this.#checkedStatus.set(key, pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "");
+      const text = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "";
+      this.#checkedStatus.set(key, text);
+      settledAs = formattedOrUndefined(text);
     }
     if (!sandbox) {
       if (finished) {
@@ -352,11 +369,24 @@ export class Reconciler {
     if (succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true)) {
       const kinds = succeeded.map((o) => o.op.kind);
       this.#effects.fault("before-status-write", kinds);
+      let basedOn: string | undefined;
+      let written: string | undefined;
       const mutate = succeeded.length > 0
-        ? (e: NetworkStatus[]) => applyOutcomes(e, succeeded)
+        ? (e: NetworkStatus[]) => {
+          basedOn = formatNetworkStatus(e);
+          const next = applyOutcomes(e, succeeded);
+          const text = formatNetworkStatus(next);
+          written = text === basedOn ? undefined : text;
+          return next;
+        }
         : undefined;
       if (!await this.#effects.writeStatus(pod, mutate, log, finalizer)) {
         return DONE;
+      }
+      if (written !== undefined && settledAs !== undefined && basedOn === settledAs) {
+        // Written onto the very network-status the journal was settled against (no newer one,
+        // such as a new sandbox's, came in between): the echo of this write needs no pass.
+        this.#checkedStatus.set(key, written);
       }
       this.#effects.fault("after-status-write", kinds);
       try {

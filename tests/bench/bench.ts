@@ -14,7 +14,10 @@
  * 4. Start-up with all pods present: process start → caches synced → first reconcile → all.
  * 5. API economy: requests per hot-plug and per idle hour from `rest_client_requests_total`,
  *    and the writes while nothing changes (resync every 10 s during that window).
- * 6. Wake-ups (`--wakeups` rounds): a pod in a ten-minute backoff after a partial pass, and
+ * 6. Start-up with an edit waiting on every pod (`--startups` runs): process start → config
+ *    loaded → caches synced → first and last network-status written.
+ * 7. What each loaded part costs (RSS, load time), each in a process of its own (`parts.ts`).
+ * 8. Wake-ups (`--wakeups` rounds): a pod in a ten-minute backoff after a partial pass, and
  *    the time from a late NAD's creation to its interface recorded, and from a graceful
  *    deletion to the hot-plugged attachment released (see `wakeups.ts`).
  *
@@ -38,6 +41,7 @@ import { procMemory, RssSampler } from "./proc.ts";
 import { deltaBy, Scrape } from "./prom.ts";
 import { round, summarize, type Summary } from "./stats.ts";
 import { wakeupPhase, type WakeupResult } from "./wakeups.ts";
+import { type PartCost, partCosts } from "./parts.ts";
 
 const NAMESPACE = "bench";
 const NAD = "bench-macvlan";
@@ -103,6 +107,16 @@ function parseOptions(args: string[]): BenchOptions {
 // ------------------------------------------------------------------------------- helpers
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for `work` at most `ms`, ignoring its failure. */
+async function within(ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    (work ?? Promise.resolve()).catch(() => undefined),
+    new Promise((r) => timer = setTimeout(r, ms)),
+  ]);
+  clearTimeout(timer);
+}
 const started = performance.now();
 
 function progress(message: string): void {
@@ -313,6 +327,60 @@ async function startupRun(
       rssAfterMiB: procMemory(ctl.pid).rssMiB,
     },
   };
+}
+
+/** A start-up with an edit waiting on every pod, in ms from the spawn of the process. */
+interface PendingStartupSample {
+  /** The log line after the configuration is loaded: runtime start, main.ts's imports, config. */
+  configLoadedMs: number;
+  /** Caches synced: the controller's import, journal, API client, first list of pods and NADs. */
+  cachesSyncedMs: number;
+  /** The first pod's network-status written with its edit (pod watch). */
+  firstWriteMs: number;
+  /** The last one. */
+  lastWriteMs: number;
+  rssAfterMiB: number;
+}
+
+/** True when a pod's network-status records exactly `names`. */
+function hasExactly(pod: WatchedPod, names: readonly string[]): boolean {
+  const have = statusInterfaces(pod);
+  return have.length === names.length && hasAll(pod, names);
+}
+
+/**
+ * Edits every pod to `want` while no agent runs, then starts one and times, from its spawn,
+ * its log phases and the first and the last network-status written.
+ */
+async function pendingStartup(
+  rig: Rig,
+  watch: PodWatch,
+  pods: RigPod[],
+  want: string[],
+): Promise<PendingStartupSample> {
+  await pool(pods, 8, (p) => watch.annotate(p.name, { [NETWORKS_ANNOTATION]: networks(want) }));
+  const waits = pods.map((p) => watch.until(p.name, (w) => hasExactly(w, want), 120_000));
+  const ctl = await startController(rig);
+  const origin = performance.now();
+  const originDate = Date.now();
+  try {
+    const done = await Promise.all(waits);
+    await waitIdle(ctl);
+    const at = (msg: string) => {
+      const r = ctl.records().find((r) => r.msg === msg);
+      if (!r) throw new Error(`pending start-up: no "${msg}" log line`);
+      return Date.parse(String(r.ts)) - originDate;
+    };
+    return {
+      configLoadedMs: at("Loaded configuration"),
+      cachesSyncedMs: at("Caches synced"),
+      firstWriteMs: Math.min(...done) - origin,
+      lastWriteMs: Math.max(...done) - origin,
+      rssAfterMiB: procMemory(ctl.pid).rssMiB,
+    };
+  } finally {
+    await ctl.stop();
+  }
 }
 
 /**
@@ -537,7 +605,13 @@ function machine() {
     kernel: Deno.osRelease(),
     deno: Deno.version.deno,
     date: new Date().toISOString(),
+    loadavg: loadavg(),
   };
+}
+
+/** The 1, 5 and 15 minute load averages (/proc/loadavg). */
+function loadavg(): number[] {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
 }
 
 function ms(v: number): string {
@@ -581,6 +655,7 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
       ["  of which CRI sandbox lookup", "criMs"],
       ["  of which API GETs (fresh reads)", "apiGetMs"],
       ["  of which API PUT (status write)", "apiPutMs"],
+      ["  of which the rest (watch, JS)", "restMs"],
       ["  of which journal write + clear", "journalMs"],
     ] as const
   ) {
@@ -637,6 +712,33 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
     lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.max)], w));
   }
   lines.push("");
+  const pend = report.pendingStartup as Record<string, Summary>;
+  lines.push(row(["start-up, an edit on every pod (ms)", "n", "median", "p90", "max"], w));
+  for (
+    const [label, key] of [
+      ["process start → config loaded", "configLoadedMs"],
+      ["process start → caches synced", "cachesSyncedMs"],
+      ["process start → first write", "firstWriteMs"],
+      ["process start → last write", "lastWriteMs"],
+    ] as const
+  ) {
+    const s = pend[key]!;
+    lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.max)], w));
+  }
+  lines.push("");
+  const pw = [38, 5, 10, 10, 10, 10];
+  lines.push(
+    row(["loaded part (own process)", "runs", "start ms", "load ms", "RSS MiB", "+MiB"], pw),
+  );
+  for (const p of report.parts as PartCost[]) {
+    lines.push(
+      row(
+        [p.label, p.runs, ms(p.runtimeStartMs), ms(p.importMs), ms(p.rssMiB), ms(p.extraMiB)],
+        pw,
+      ),
+    );
+  }
+  lines.push("");
   const mem = report.memory as Record<string, number>;
   lines.push(
     `memory (MiB): idle 0 pods ${ms(mem.idle0PodsMiB!)} · idle ${report.pods} pods ${
@@ -676,6 +778,7 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
 
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
+  const loadAtStart = loadavg();
   progress(`starting the rig (${options.pods} pods, ${options.samples} samples)`);
   const rig = await Rig.start();
   const controllers: ControllerProcess[] = [];
@@ -751,6 +854,18 @@ async function main(): Promise<void> {
       waitingBursts.push(waitingOne);
       await d.stop();
     } else await c.stop();
+    progress(`start-up × ${options.startups} with an edit waiting on each of ${pods.length} pods`);
+    const settled = options.pluginWaitMs > 0
+      ? ["ba1", "ba2", "bc1", "bc2", "wc1", "wc2", "wa1", "wa2"]
+      : ["ba1", "ba2", "bc1", "bc2"];
+    const pendingStartups: PendingStartupSample[] = [];
+    for (let i = 0; i < options.startups; i++) {
+      // Alternately one ADD and one DEL per pod, so that the pods end as they began.
+      const want = i % 2 === 0 ? [...settled, "sp1"] : settled;
+      pendingStartups.push(await pendingStartup(rig, watch, pods, want));
+    }
+    progress("what each loaded part costs, in processes of their own");
+    const parts = await partCosts(5);
     const wakeups = options.wakeups > 0
       ? await wakeupPhase(rig, watch, NAMESPACE, options.wakeups, progress)
       : undefined;
@@ -782,6 +897,13 @@ async function main(): Promise<void> {
       criMs: summarize(samples.map((s) => s.criMs)),
       apiGetMs: summarize(samples.map((s) => s.apiMs.GET ?? 0)),
       apiPutMs: summarize(samples.map((s) => s.apiMs.PUT ?? 0)),
+      // What is neither the delegate call nor a CRI call nor the pod's reads and status write
+      // (Events are written after the status, off the path): the watch delivering the edit to
+      // the agent and the write back to the bench, the journal, planning, JSON. The CRI lookup
+      // may overlap the fresh read, so this is a lower bound.
+      restMs: summarize(
+        samples.map((s) => s.overheadMs - s.criMs - (s.apiMs.GET ?? 0) - (s.apiMs.PUT ?? 0)),
+      ),
       journalMs: await journalCost(500),
     };
     const startupSummary = Object.fromEntries(
@@ -795,10 +917,22 @@ async function main(): Promise<void> {
       burstHwmMiB: burstMany.hwmMiB,
       burstOnePeakMiB: burstOne.peakRssMiB,
       afterStartupMiB: summarize(startups.map((s) => s.rssAfterMiB)).median,
+      /** Idle RSS after each start-up with all pods (several processes). */
+      idleAfterStartupsMiB: summarize([
+        ...startups.map((s) => s.rssAfterMiB),
+        startupOne.rssAfterMiB,
+        ...pendingStartups.map((s) => s.rssAfterMiB),
+      ]),
+      /** The peak of every burst (one process each, or two bursts in one). */
+      burstPeaksMiB: [burstMany, burstOne, ...waitingBursts].map((b) => b.peakRssMiB),
     };
+    const pendingSummary = Object.fromEntries(
+      (["configLoadedMs", "cachesSyncedMs", "firstWriteMs", "lastWriteMs"] as const)
+        .map((k) => [k, summarize(pendingStartups.map((s) => s[k]))]),
+    );
     const speedup = burstOne.allStatusMs / burstMany.allStatusMs;
     const report = {
-      machine: machine(),
+      machine: { ...machine(), loadavgAtStart: loadAtStart },
       options,
       pods: pods.length,
       podCreateMs: createMs,
@@ -812,6 +946,9 @@ async function main(): Promise<void> {
         : undefined,
       startup: startupSummary,
       startupSamples: [...startups, startupOne],
+      pendingStartup: pendingSummary,
+      pendingStartupSamples: pendingStartups,
+      parts,
       memory,
       api: { perPlug: perOp("add"), perUnplug: perOp("remove"), idle },
       wakeups,
@@ -820,18 +957,32 @@ async function main(): Promise<void> {
     const burstOk = burstMany.netnsMissing.length === 0 && burstOne.netnsMissing.length === 0;
     // The status write is the one PUT; Events are POSTed (or PATCHed when repeated).
     const writesPerPlug = report.api.perPlug.PUT ?? 0;
+    const readsPerPlug = report.api.perPlug.GET ?? 0;
+    const pend = pendingSummary as Record<string, Summary>;
     const targets: Target[] = [
       {
-        name: "overhead median",
-        target: "≤ 25 ms",
-        measured: `${ms(over.median)} ms (n ${over.n})`,
-        ok: over.median <= 25,
+        name: "overhead median / p90",
+        target: "≤ 12 / ≤ 25 ms",
+        measured: `${ms(over.median)} / ${ms(over.p90)} ms (n ${over.n})`,
+        ok: over.median <= 12 && over.p90 <= 25,
       },
       {
-        name: "overhead p99",
-        target: "≤ 100 ms",
-        measured: `${ms(over.p99)} ms`,
-        ok: over.p99 <= 100,
+        name: "plug → interface up",
+        target: "≤ 14 ms median",
+        measured: `${ms(latency.addNetns.median)} ms (n ${latency.addNetns.n})`,
+        ok: latency.addNetns.median <= 14,
+      },
+      {
+        name: "start → first write",
+        target: "≤ 150 ms median",
+        measured: `${ms(pend.firstWriteMs!.median)} ms (n ${pend.firstWriteMs!.n})`,
+        ok: pend.firstWriteMs!.median <= 150,
+      },
+      {
+        name: `start → all ${pods.length} written`,
+        target: "≤ 3500 ms median",
+        measured: `${ms(pend.lastWriteMs!.median)} ms`,
+        ok: pend.lastWriteMs!.median <= 3500,
       },
       {
         name: "burst all correct",
@@ -840,32 +991,26 @@ async function main(): Promise<void> {
         ok: burstOk,
       },
       {
-        name: "burst speed-up vs workers 1",
-        target: "≥ 4×",
-        measured: `${speedup.toFixed(2)}× (${ms(burstMany.allStatusMs)} vs ${
-          ms(burstOne.allStatusMs)
-        } ms)`,
-        ok: speedup >= 4,
+        name: "burst, default workers",
+        target: "≤ 5000 ms",
+        measured: `${ms(burstMany.allStatusMs)} ms (workers 1: ${ms(burstOne.allStatusMs)} ms)`,
+        ok: burstMany.allStatusMs <= 5000,
       },
       {
         name: `RSS idle, ${pods.length} pods`,
-        target: "≤ 80 MiB",
-        measured: `${ms(memory.idleAllPodsMiB)} MiB`,
-        ok: memory.idleAllPodsMiB <= 80,
+        target: "≤ 60 MiB",
+        measured: `${ms(memory.idleAllPodsMiB)} MiB (after start-ups: median ${
+          ms(memory.idleAfterStartupsMiB.median)
+        }, n ${memory.idleAfterStartupsMiB.n})`,
+        ok: memory.idleAllPodsMiB <= 60,
       },
       {
         name: "RSS peak in burst",
-        target: "≤ 128 MiB",
-        measured: `${ms(memory.burstPeakMiB)} MiB (HWM ${ms(memory.burstHwmMiB)})`,
-        ok: memory.burstPeakMiB <= 128,
-      },
-      {
-        name: "start-up to first reconcile",
-        target: "≤ 1500 ms",
-        measured: `${ms(startupSummary.firstReconcileMs!.median)} ms median, max ${
-          ms(startupSummary.firstReconcileMs!.max)
-        }`,
-        ok: startupSummary.firstReconcileMs!.max <= 1500,
+        target: "≤ 70 MiB",
+        measured: `${ms(memory.burstPeakMiB)} MiB (all bursts: ${
+          memory.burstPeaksMiB.map(ms).join(", ")
+        })`,
+        ok: memory.burstPeakMiB <= 70,
       },
       {
         name: "API writes while idle",
@@ -878,6 +1023,12 @@ async function main(): Promise<void> {
         target: "1",
         measured: `${writesPerPlug}`,
         ok: writesPerPlug === 1,
+      },
+      {
+        name: "API reads per hot-plug",
+        target: "1",
+        measured: `${readsPerPlug}`,
+        ok: readsPerPlug <= 1,
       },
       ...(wakeups
         ? [{
@@ -898,26 +1049,23 @@ async function main(): Promise<void> {
     const m = report.machine;
     console.log(
       `\ndynamic-networks-controller bench · ${m.cpus} × ${m.cpu} · ${m.memoryGiB} GiB · ` +
-        `Linux ${m.kernel} · Deno ${m.deno} · ${m.date}\n`,
+        `Linux ${m.kernel} · Deno ${m.deno} · ${m.date}\n` +
+        `load average at start ${m.loadavgAtStart.join(" ")}, at end ${m.loadavg.join(" ")}\n`,
     );
     console.log(render(output, targets));
     console.log(`\nreport: ${options.out}`);
   } finally {
-    // The rig must stop whatever happens before it: a bench that hangs here leaves a node behind.
-    const within = async (what: string, stopping: Promise<unknown> | undefined) => {
-      if (stopping === undefined) return;
-      const stopped = stopping.then(() => true, () => true);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000));
-      if (!await Promise.race([stopped, late])) progress(`${what} did not stop within 10 s`);
-      clearTimeout(timer);
-    };
-    for (const ctl of controllers) await within(`controller ${ctl.pid}`, ctl.stop());
-    await within("the pod watch", watch?.stop());
+    // The rig is stopped whatever hangs before it: its daemons would outlive the bench.
+    for (const ctl of controllers) await within(30_000, ctl.stop());
+    await within(10_000, watch?.stop());
     progress("stopping the rig");
     await rig.stop();
     progress("done");
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main();
+  // A watch that would not stop must not keep the process (and the lock it runs under) alive.
+  Deno.exit(0);
+}
