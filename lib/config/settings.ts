@@ -1,7 +1,7 @@
 /**
  * The table of settings ({@linkcode CONFIG_KEYS}): for each one its config-file key, flag,
- * environment variable, default and documentation, and the check every value goes through
- * ({@linkcode ConfigSchema}). The JSON config file, the environment, the command line
+ * environment variable, default and documentation, and the zod schema every value is checked
+ * with ({@linkcode ConfigSchema}). The JSON config file, the environment, the command line
  * (`load.ts`), `--help` and the README reference (`help.ts`) are all driven by it.
  *
  * The config file keeps the original controller's keys (`criSocketPath`, `multusSocketPath`),
@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { boolean, integer, listOf, oneOf, strictObject, text } from "../base/checks.ts";
+import { z } from "zod";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../base/log.ts";
 import { isDnsSubdomain, isNamespaceName } from "../core/names.ts";
 
@@ -58,6 +58,8 @@ export function isListenAddress(s: string): boolean {
   const port = Number(m[2]);
   return port >= 1 && port <= 65535;
 }
+
+const absolutePath = z.string().regex(/^\/[^\0]*$/);
 
 /** A configuration key (a key of the JSON config file). */
 export type ConfigKey = keyof Config;
@@ -123,32 +125,30 @@ export interface ConfigChecks {
   parse(value: unknown): Config;
 }
 
-const ABSOLUTE_PATH = /^\/[^\0]*$/;
-const absolutePath = (ok: (s: string) => boolean = () => true) =>
-  text((s) => ABSOLUTE_PATH.test(s) && ok(s));
-
-/** The checks of a complete, validated configuration (strict: no unknown key). */
-export const ConfigSchema: ConfigChecks = strictObject<Config>({
-  nodeName: text((name) => isDnsSubdomain(name, 63)),
-  kubeconfig: text((s) => !s.includes("\0")),
-  criSocketPath: absolutePath(),
-  multusSocketPath: absolutePath(),
-  stateDir: absolutePath((p) => !p.includes(",")),
-  workers: integer(1, 256),
-  criTimeoutMs: integer(1, 600_000),
-  delegateTimeoutMs: integer(1, 3_600_000),
-  resyncPeriodSeconds: integer(0, 86_400),
-  retryBaseDelayMs: integer(1, 3_600_000),
-  retryMaxDelayMs: integer(1, 86_400_000),
-  shutdownTimeoutSeconds: integer(0, 3_600),
-  metricsAddress: text(isListenAddress),
-  logLevel: oneOf(LOG_LEVELS),
-  logFormat: oneOf(LOG_FORMATS),
-  namespaceIsolation: boolean,
-  allowedNadNamespaces: listOf(isNamespaceName),
-  dryRun: boolean,
-  once: boolean,
-});
+/** The schema of a complete, validated configuration (zod, strict: no unknown key). */
+export const ConfigSchema: ConfigChecks = z.strictObject(
+  {
+    nodeName: z.string().refine((name) => isDnsSubdomain(name, 63)),
+    kubeconfig: z.string().regex(/^[^\0]*$/),
+    criSocketPath: absolutePath,
+    multusSocketPath: absolutePath,
+    stateDir: absolutePath.refine((p) => !p.includes(","), "no commas"),
+    workers: z.int().min(1).max(256),
+    criTimeoutMs: z.int().min(1).max(600_000),
+    delegateTimeoutMs: z.int().min(1).max(3_600_000),
+    resyncPeriodSeconds: z.int().min(0).max(86_400),
+    retryBaseDelayMs: z.int().min(1).max(3_600_000),
+    retryMaxDelayMs: z.int().min(1).max(86_400_000),
+    shutdownTimeoutSeconds: z.int().min(0).max(3_600),
+    metricsAddress: z.string().refine(isListenAddress),
+    logLevel: z.enum(LOG_LEVELS),
+    logFormat: z.enum(LOG_FORMATS),
+    namespaceIsolation: z.boolean(),
+    allowedNadNamespaces: z.array(z.string().refine(isNamespaceName)),
+    dryRun: z.boolean(),
+    once: z.boolean(),
+  },
+);
 
 /** How a raw string from a flag or the environment becomes a value. */
 export type ValueKind = "string" | "integer" | "boolean" | "list";

@@ -21,128 +21,39 @@
  *
  * @module
  */
+import { z } from "zod";
 import type { Logger } from "../base/log.ts";
 import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
 import { type PodEntries, sameAdd, settled } from "../reconcile/journal_entries.ts";
 
 const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
-/** Standard base64 with its padding, as `Uint8Array.prototype.toBase64` writes it. */
-const BASE64 = /^(?:[0-9a-zA-Z+/]{4})*(?:[0-9a-zA-Z+/]{2}==|[0-9a-zA-Z+/]{3}=)?$/;
 
-/** One journaled ADD as the file holds it. */
-interface SavedAdd {
-  namespace: string;
-  network: string;
-  containerId: string;
-  netns: string;
-  ifname: string;
-  podNamespace: string;
-  podName: string;
-  /** The delegate config, base64. */
-  config: string;
-  interfaceAttributes?: {
-    ips?: string[];
-    mac?: string;
-    "cni-args"?: Record<string, unknown> | null;
-  };
-}
+const AddSchema = z.strictObject({
+  namespace: z.string(),
+  network: z.string(),
+  containerId: z.string(),
+  netns: z.string(),
+  ifname: z.string(),
+  podNamespace: z.string(),
+  podName: z.string(),
+  config: z.base64(),
+  interfaceAttributes: z.strictObject({
+    ips: z.array(z.string()).optional(),
+    mac: z.string().optional(),
+    "cni-args": z.record(z.string(), z.unknown()).nullable().optional(),
+  }).optional(),
+});
 
-/** A journal file. Version 1 files (pending ADDs only) are read too, as left by an earlier release. */
-interface JournalFile {
-  version: 1 | 2;
-  podKey: string;
-  podUid: string;
-  adds: SavedAdd[];
-  attached?: SavedAdd[];
-}
+/** Version 1 files (pending ADDs only) are read too, as left by an earlier release. */
+const FileSchema = z.strictObject({
+  version: z.union([z.literal(1), z.literal(2)]),
+  podKey: z.string(),
+  podUid: z.string().regex(UID),
+  adds: z.array(AddSchema),
+  attached: z.array(AddSchema).optional(),
+});
 
-// The checks below are written out rather than declared with a schema library: the journal
-// is on the agent's path for its whole life, and such a library would stay loaded with it.
-
-type Doc = Record<string, unknown>;
-
-function object(value: unknown, where: string, keys: readonly string[]): Doc {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${where} is not an object`);
-  }
-  for (const key of Object.keys(value)) {
-    if (!keys.includes(key)) throw new Error(`${where} has an unknown key ${JSON.stringify(key)}`);
-  }
-  return value as Doc;
-}
-
-function text(doc: Doc, key: string, where: string, pattern?: RegExp): string {
-  const value = doc[key];
-  if (typeof value !== "string" || (pattern && !pattern.test(value))) {
-    throw new Error(`${where}.${key} is not a valid string`);
-  }
-  return value;
-}
-
-function list<T>(value: unknown, where: string, item: (v: unknown, where: string) => T): T[] {
-  if (!Array.isArray(value)) throw new Error(`${where} is not an array`);
-  return value.map((v, i) => item(v, `${where}[${i}]`));
-}
-
-const ADD_KEYS = [
-  "namespace",
-  "network",
-  "containerId",
-  "netns",
-  "ifname",
-  "podNamespace",
-  "podName",
-  "config",
-  "interfaceAttributes",
-] as const;
-
-function savedAdd(value: unknown, where: string): SavedAdd {
-  const doc = object(value, where, ADD_KEYS);
-  const add: SavedAdd = {
-    namespace: text(doc, "namespace", where),
-    network: text(doc, "network", where),
-    containerId: text(doc, "containerId", where),
-    netns: text(doc, "netns", where),
-    ifname: text(doc, "ifname", where),
-    podNamespace: text(doc, "podNamespace", where),
-    podName: text(doc, "podName", where),
-    config: text(doc, "config", where, BASE64),
-  };
-  if (doc.interfaceAttributes !== undefined) {
-    const at = `${where}.interfaceAttributes`;
-    const attrs = object(doc.interfaceAttributes, at, ["ips", "mac", "cni-args"]);
-    const out: NonNullable<SavedAdd["interfaceAttributes"]> = {};
-    if (attrs.ips !== undefined) {
-      out.ips = list(attrs.ips, `${at}.ips`, (v, w) => {
-        if (typeof v !== "string") throw new Error(`${w} is not a string`);
-        return v;
-      });
-    }
-    if (attrs.mac !== undefined) out.mac = text(attrs, "mac", at);
-    const args = attrs["cni-args"];
-    if (args === null) out["cni-args"] = null;
-    else if (args !== undefined) {
-      const record = object(args, `${at}.cni-args`, Object.keys(args as object));
-      out["cni-args"] = { ...record };
-    }
-    add.interfaceAttributes = out;
-  }
-  return add;
-}
-
-/** Checks a parsed journal file; throws an Error naming the first thing wrong. */
-function journalFile(value: unknown): JournalFile {
-  const doc = object(value, "the file", ["version", "podKey", "podUid", "adds", "attached"]);
-  if (doc.version !== 1 && doc.version !== 2) throw new Error("the file's version is not 1 or 2");
-  const file: JournalFile = {
-    version: doc.version,
-    podKey: text(doc, "podKey", "the file"),
-    podUid: text(doc, "podUid", "the file", UID),
-    adds: list(doc.adds, "adds", savedAdd),
-  };
-  if (doc.attached !== undefined) file.attached = list(doc.attached, "attached", savedAdd);
-  return file;
-}
+type JournalFile = z.infer<typeof FileSchema>;
 
 /** Options of {@linkcode FileJournal.open}. */
 export interface FileJournalOptions {
@@ -182,11 +93,11 @@ export class FileJournal implements AttachmentJournal {
       if (!entry.isFile || !entry.name.endsWith(".json")) continue;
       const path = `${dir}/${entry.name}`;
       try {
-        const file = journalFile(JSON.parse(await Deno.readTextFile(path)));
+        const file = FileSchema.parse(JSON.parse(await Deno.readTextFile(path)));
         if (`${file.podUid}.json` !== entry.name) {
           throw new Error(`it holds pod UID ${file.podUid}, not the one its name says`);
         }
-        const load = (add: SavedAdd): PendingAdd => {
+        const load = (add: z.infer<typeof AddSchema>): PendingAdd => {
           const { namespace, network, config, ...rest } = add;
           return {
             podKey: file.podKey,
