@@ -29,6 +29,7 @@ import {
   removedInterfacesMessage,
 } from "../core/event_messages.ts";
 import { objectKey } from "../core/names.ts";
+import { eventAttributes, type OperationOutcome } from "./operation.ts";
 import type { EventRecorder, InvolvedPod } from "./ports.ts";
 
 function nadKey(item: InterfaceItem): string {
@@ -97,6 +98,23 @@ export class PassReport {
   /** An interface could not be removed; `item.error` says why. */
   removeFailed(item: InterfaceItem): void {
     this.#removeFailed.push(item);
+  }
+
+  /** Files one operation's outcome under added, removed or failed. */
+  operationEnded(outcome: OperationOutcome): void {
+    const { op } = outcome;
+    const item: InterfaceItem = {
+      iface: op.id.interface,
+      network: op.id.network,
+      namespace: op.id.namespace,
+      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    };
+    if (op.kind === "add") {
+      if (outcome.ok) this.added(item);
+      else this.addFailed(item);
+    } else if (outcome.ok) this.removed(item);
+    else this.removeFailed(item);
   }
 
   /**

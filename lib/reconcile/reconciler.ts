@@ -22,15 +22,13 @@ import { splitObjectKey } from "../core/names.ts";
 import { attachmentKey, type Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
-import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
+import type { NetworkStatus } from "../core/status.ts";
 import { Effects } from "./effects.ts";
 import {
   applyOutcomes,
-  eventAttributes,
-  failed,
   type OperationContext,
   type OperationOutcome,
-  runOperation,
+  runOperations,
 } from "./operation.ts";
 import {
   DONE,
@@ -49,27 +47,18 @@ import {
   planWithReport,
   refuseHostNetworkSandbox,
 } from "./planning.ts";
-import type { PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
 import { settleJournal } from "./recovery.ts";
-import { sameAdd as sameEntry } from "./journal_entries.ts";
+import {
+  type JournalChange,
+  keepsAttachments,
+  SANDBOX_STOP_POLL_MS,
+  wantsFinalizer,
+  warnIfGaveUp,
+  warnIfUnreleased,
+} from "./deletion.ts";
 
 const NO_PLAN: Plan = { operations: [], refusals: [], desired: [] };
-
-/** How often a deleted pod held by the agent's finalizer is looked at until its sandbox stops. */
-const SANDBOX_STOP_POLL_MS = 1_000;
-
-/**
- * How long past a deleted pod's deadline (its deletionTimestamp: the end of its grace period)
- * the agent keeps trying to release its attachments before it removes its finalizer anyway,
- * so that a release that cannot succeed never keeps a pod from going.
- */
-export const RELEASE_GIVE_UP_MS = 120_000;
-
-/** What a pass changes in the journal once its status write has landed. */
-interface JournalChange {
-  recorded?: readonly PendingAdd[];
-  released?: readonly PendingAdd[];
-}
 
 function hasWork(plan: Plan | undefined): boolean {
   return plan !== undefined && plan.operations.length > 0;
@@ -132,20 +121,7 @@ export class Reconciler {
   podRemoved(pod: PodSnapshot): void {
     this.forget(podKey(pod));
     if (this.#released.delete(pod.metadata.uid)) return;
-    let entries: NetworkStatus[];
-    try {
-      entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
-    } catch {
-      return;
-    }
-    const left = entries.filter((e) => e.default !== true && e.interface).map((e) =>
-      `${e.name}/${e.interface}`
-    );
-    if (left.length === 0) return;
-    this.#deps.log.warn(
-      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated (those multus attached at pod creation it releases itself)",
-      { pod: podKey(pod), podUid: pod.metadata.uid, attachments: left },
-    );
+    warnIfUnreleased(pod, this.#deps.log);
   }
 
   /**
@@ -242,33 +218,8 @@ export class Reconciler {
       const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
       if (isFinished(pod) || status !== this.#checkedStatus.get(key)) return true;
     }
-    return this.#wantsFinalizer(pod) !== (pod.metadata.holdsFinalizer === true);
-  }
-
-  /**
-   * Whether `pod` should carry the agent's finalizer: while the journal holds attachments the
-   * agent made for it. A pod being deleted gets none it does not have (the API server refuses
-   * new finalizers then), and loses it once they are released, or once releasing them has
-   * failed for {@linkcode RELEASE_GIVE_UP_MS} past its deletion deadline.
-   */
-  #wantsFinalizer(pod: PodSnapshot, change: JournalChange = {}): boolean {
-    const key = podKey(pod);
-    const uid = pod.metadata.uid;
-    const gone = (a: PendingAdd) => change.released?.some((r) => sameEntry(a, r)) ?? false;
-    const holds = [
-      ...this.#deps.journal.pending(key),
-      ...this.#deps.journal.attached(key),
-      ...(change.recorded ?? []),
-    ].some((a) => a.request.podUid === uid && !gone(a));
-    if (!holds) return false;
-    if (pod.metadata.deletionTimestamp === undefined) return true;
-    return pod.metadata.holdsFinalizer === true && !this.#pastDeadline(pod, RELEASE_GIVE_UP_MS);
-  }
-
-  /** True once `pod`'s deletion deadline (its deletionTimestamp) is more than `afterMs` past. */
-  #pastDeadline(pod: PodSnapshot, afterMs = 0): boolean {
-    const deadline = Date.parse(pod.metadata.deletionTimestamp ?? "");
-    return !Number.isNaN(deadline) && this.#now() > deadline + afterMs;
+    return wantsFinalizer(this.#deps.journal, pod, this.#now()) !==
+      (pod.metadata.holdsFinalizer === true);
   }
 
   async #apply(
@@ -291,9 +242,7 @@ export class Reconciler {
         sandboxId: sandbox.id,
       });
     }
-    if (finished && pod.metadata.holdsFinalizer && sandbox?.ready && !this.#pastDeadline(pod)) {
-      // The finalizer keeps the pod until its attachments are released: they serve it until
-      // its sandbox stops, as the ones multus attached do, or until its grace period ends.
+    if (finished && keepsAttachments(pod, sandbox, this.#now())) {
       return requeueAfter(SANDBOX_STOP_POLL_MS);
     }
     if (await settleJournal(ctx, key, pod, sandbox)) {
@@ -323,24 +272,8 @@ export class Reconciler {
       throw refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
     }
 
-    const outcomes: OperationOutcome[] = [];
-    /** Interface → the failed removal that still holds it. */
-    const held = new Map<string, OperationOutcome>();
-    for (const op of (planned.plan ?? NO_PLAN).operations) {
-      const holder = op.kind === "add" ? held.get(op.id.interface) : undefined;
-      if (holder) {
-        outcomes.push(failed(
-          op,
-          holder.kind ?? "delegate",
-          `interface ${op.id.interface} is still held by an attachment that failed to detach`,
-          holder.waitsFor,
-        ));
-        continue;
-      }
-      const outcome = await runOperation(ctx, pod, sandbox, op);
-      if (op.kind === "remove" && !outcome.ok) held.set(op.id.interface, outcome);
-      outcomes.push(outcome);
-    }
+    const operations = (planned.plan ?? NO_PLAN).operations;
+    const outcomes = await runOperations(ctx, pod, sandbox, operations);
 
     const succeeded = outcomes.filter((o) => o.ok);
     if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
@@ -348,7 +281,7 @@ export class Reconciler {
       recorded: succeeded.flatMap((o) => o.op.kind === "add" && o.pending ? [o.pending] : []),
       released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
     };
-    const finalizer = this.#wantsFinalizer(pod, change);
+    const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now(), change);
     if (succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true)) {
       const kinds = succeeded.map((o) => o.op.kind);
       this.#effects.fault("before-status-write", kinds);
@@ -365,11 +298,14 @@ export class Reconciler {
         // Harmless: the next pass finds them recorded in network-status and settles them then.
         log.warn("writing the attachment journal after the status write failed", { err });
       }
-      this.#finalizerChanged(pod, finalizer, log, change);
+      warnIfGaveUp(this.#deps.journal, pod, finalizer, log, change);
     }
 
     report.about(pod.metadata);
-    for (const outcome of outcomes) this.#report(outcome, report);
+    for (const outcome of outcomes) {
+      this.#deps.observer?.attachmentOperation?.(outcome.op.kind, outcome.ok);
+      report.operationEnded(outcome);
+    }
     this.#alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
     const changedAt = this.#changedAt.get(key);
     if (changedAt !== undefined && succeeded.length === outcomes.length) {
@@ -382,38 +318,11 @@ export class Reconciler {
 
   /** Writes the finalizer alone when `pod` has it and should not, or lacks it and should. */
   async #writeFinalizer(pod: PodSnapshot, log: Logger): Promise<void> {
-    const finalizer = this.#wantsFinalizer(pod);
+    const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now());
     if (finalizer === (pod.metadata.holdsFinalizer === true)) return;
     if (await this.#effects.writeStatus(pod, undefined, log, finalizer)) {
-      this.#finalizerChanged(pod, finalizer, log);
+      warnIfGaveUp(this.#deps.journal, pod, finalizer, log);
     }
-  }
-
-  /**
-   * Says so when the finalizer went from a deleted pod whose attachments could not all go
-   * (`change` holds what this pass released, should the journal not have taken it).
-   */
-  #finalizerChanged(
-    pod: PodSnapshot,
-    finalizer: boolean,
-    log: Logger,
-    change: JournalChange = {},
-  ): void {
-    if (finalizer || !pod.metadata.holdsFinalizer || pod.metadata.deletionTimestamp === undefined) {
-      return;
-    }
-    const key = podKey(pod);
-    const left = [...this.#deps.journal.pending(key), ...this.#deps.journal.attached(key)]
-      .filter((a) =>
-        a.request.podUid === pod.metadata.uid &&
-        !(change.released?.some((r) => sameEntry(a, r)) ?? false)
-      )
-      .map((a) => attachmentKey(a.id));
-    if (left.length === 0) return;
-    log.warn(
-      "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
-      { attachments: left, giveUpAfterMs: RELEASE_GIVE_UP_MS },
-    );
   }
 
   /**
@@ -480,24 +389,6 @@ export class Reconciler {
     const planned = planWithReport(pod, this.#deps.nads, report);
     this.#awaitNads(podKey(pod), planned.missingNads);
     return planned;
-  }
-
-  /** Hands one operation's outcome to the pass's report and the metrics. */
-  #report(outcome: OperationOutcome, report: PassReport): void {
-    const { op } = outcome;
-    this.#deps.observer?.attachmentOperation?.(op.kind, outcome.ok);
-    const item = {
-      iface: op.id.interface,
-      network: op.id.network,
-      namespace: op.id.namespace,
-      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
-      ...(outcome.ok ? {} : { error: outcome.error }),
-    };
-    if (op.kind === "add") {
-      if (outcome.ok) report.added(item);
-      else report.addFailed(item);
-    } else if (outcome.ok) report.removed(item);
-    else report.removeFailed(item);
   }
 
   /** Remembers that pod `podKey` needs the NADs `nadKeys`, instead of those it needed before. */
