@@ -5,6 +5,7 @@
  * @module
  */
 import { objectKey } from "./names.ts";
+import type { NetworksCondition } from "./networks_condition.ts";
 
 /** The parts of a Pod the reconciler reads. */
 export interface PodSnapshot {
@@ -27,8 +28,11 @@ export interface PodSnapshot {
   };
   /** Where the pod runs and whether it has a network namespace of its own. */
   spec: { nodeName?: string; hostNetwork?: boolean };
-  /** The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`). */
-  status?: { phase?: string };
+  /**
+   * The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`), and the agent's own
+   * condition (`NETWORKS_READY_CONDITION`) when the pod has it.
+   */
+  status?: { phase?: string; networksCondition?: NetworksCondition };
 }
 
 /** The pod's key, `"<namespace>/<name>"`: its work-queue key and cache key. */

@@ -15,6 +15,7 @@ import {
   NETWORKS_ANNOTATION,
   RELEASE_FINALIZER,
 } from "../core/annotations.ts";
+import { findNetworksCondition } from "../core/networks_condition.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
@@ -50,7 +51,7 @@ type RawPod = {
     finalizers?: unknown;
   };
   spec?: { nodeName?: unknown; hostNetwork?: unknown };
-  status?: { phase?: unknown };
+  status?: { phase?: unknown; conditions?: unknown };
 };
 
 const str = (v: unknown): string | undefined => typeof v === "string" ? v : undefined;
@@ -88,6 +89,8 @@ export function slimPod(raw: unknown): Pod | undefined {
   const pod: Pod = { metadata, spec };
   const phase = str(p?.status?.phase);
   if (phase !== undefined) pod.status = { phase };
+  const condition = findNetworksCondition(p?.status?.conditions);
+  if (condition !== undefined) (pod.status ??= {}).networksCondition = condition;
   return pod;
 }
 

@@ -56,6 +56,18 @@ export interface PlanProblems {
   notices: readonly PodNotice[];
 }
 
+/** One operation's outcome as its Event shows it. */
+export function interfaceItem(outcome: OperationOutcome): InterfaceItem {
+  const { op } = outcome;
+  return {
+    iface: op.id.interface,
+    network: op.id.network,
+    namespace: op.id.namespace,
+    ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
+    ...(outcome.ok ? {} : { error: outcome.error }),
+  };
+}
+
 /** Collects one pass's outcomes for one pod, then reports them with {@linkcode flush}. */
 export class PassReport {
   readonly #key: string;
@@ -103,13 +115,7 @@ export class PassReport {
   /** Files one operation's outcome under added, removed or failed. */
   operationEnded(outcome: OperationOutcome): void {
     const { op } = outcome;
-    const item: InterfaceItem = {
-      iface: op.id.interface,
-      network: op.id.network,
-      namespace: op.id.namespace,
-      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
-      ...(outcome.ok ? {} : { error: outcome.error }),
-    };
+    const item = interfaceItem(outcome);
     if (op.kind === "add") {
       if (outcome.ok) this.added(item);
       else this.addFailed(item);
@@ -123,6 +129,11 @@ export class PassReport {
    */
   planned(problems: PlanProblems): void {
     this.#problems = problems;
+  }
+
+  /** What planning found wrong, as the last plan of the pass found it. */
+  get problems(): PlanProblems {
+    return this.#problems;
   }
 
   /** Writes the log lines and Events of the pass. Call once, at its end. */

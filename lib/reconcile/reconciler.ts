@@ -17,22 +17,16 @@
  */
 import { errorText, type Logger } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
-import { listSome } from "../core/event_messages.ts";
 import { splitObjectKey } from "../core/names.ts";
-import { attachmentKey, type Plan } from "../core/plan_types.ts";
+import type { Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
+import type { NetworksCondition } from "../core/networks_condition.ts";
 import type { NetworkStatus } from "../core/status.ts";
 import { Effects } from "./effects.ts";
-import {
-  applyOutcomes,
-  type OperationContext,
-  type OperationOutcome,
-  runOperations,
-} from "./operation.ts";
+import { applyOutcomes, type OperationContext, runOperations } from "./operation.ts";
 import {
   DONE,
-  type Failure,
   ReconcileError,
   type ReconcileOutcome,
   requeue,
@@ -49,6 +43,8 @@ import {
 } from "./planning.ts";
 import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
 import { settleJournal } from "./recovery.ts";
+import { NadWaiters } from "./nad_waiters.ts";
+import { conditionChanged, passCondition, settledOutcome } from "./pass_end.ts";
 import {
   type JournalChange,
   keepsAttachments,
@@ -57,6 +53,9 @@ import {
   warnIfGaveUp,
   warnIfUnreleased,
 } from "./deletion.ts";
+
+/** What a pass that cannot act yet waits for, as the condition says it. */
+const SANDBOX = "the pod sandbox";
 
 const NO_PLAN: Plan = { operations: [], refusals: [], desired: [] };
 
@@ -76,7 +75,7 @@ export class Reconciler {
   readonly #now: () => number;
   readonly #effects: Effects;
   /** NAD key "ns/name" → pod keys whose last pass needed it and did not find it usable. */
-  readonly #waitingForNad = new Map<string, Set<string>>();
+  readonly #waitingForNad = new NadWaiters();
   /** Pod key → time its networks annotation was seen to change (for the latency metric). */
   readonly #changedAt = new Map<string, number>();
   /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
@@ -106,9 +105,7 @@ export class Reconciler {
     this.#lastSandbox.delete(key);
     this.#ownStatus.delete(key);
     this.#checkedStatus.delete(key);
-    for (const [nad, pods] of this.#waitingForNad) {
-      if (pods.delete(key) && pods.size === 0) this.#waitingForNad.delete(nad);
-    }
+    this.#waitingForNad.forget(key);
   }
 
   /**
@@ -138,7 +135,7 @@ export class Reconciler {
    * config unusable: its creation or change is the event they wait for.
    */
   podsWaitingFor(nadKey: string): string[] {
-    return [...(this.#waitingForNad.get(nadKey) ?? [])];
+    return this.#waitingForNad.podsWaitingFor(nadKey);
   }
 
   /** Plans one pod from the cache without acting: for `--dry-run` and diagnostics. */
@@ -182,7 +179,8 @@ export class Reconciler {
     const first = this.#plan(cached, report);
     if (!this.#hasWork(cached, first)) {
       this.#changedAt.delete(key);
-      return this.#settled(key, first, []);
+      await this.#keepCondition(cached, passCondition(cached, first, report.problems), log);
+      return settledOutcome(key, first, []);
     }
     if (this.#deps.options.dryRun) {
       if (first.plan) {
@@ -199,7 +197,10 @@ export class Reconciler {
     }
     const planned = this.#plan(pod, report);
     if (!hasWork(planned.plan)) this.#changedAt.delete(key);
-    if (!this.#hasWork(pod, planned)) return this.#settled(key, planned, []);
+    if (!this.#hasWork(pod, planned)) {
+      await this.#keepCondition(pod, passCondition(pod, planned, report.problems), log);
+      return settledOutcome(key, planned, []);
+    }
     // The journal is settled even when the annotation cannot be planned: releasing what it
     // holds depends only on what network-status records and on the pod's sandbox.
     return await this.#apply(pod, planned, report, log);
@@ -250,7 +251,10 @@ export class Reconciler {
       const fresh = await this.#fetch(key);
       if (!fresh || fresh.metadata.uid !== uid) return DONE;
       const replanned = this.#plan(fresh, report);
-      if (!replanned.plan) return this.#settled(key, replanned, []);
+      if (!replanned.plan) {
+        await this.#keepCondition(fresh, passCondition(fresh, replanned, report.problems), log);
+        return settledOutcome(key, replanned, []);
+      }
       pod = fresh;
       planned = replanned;
     }
@@ -265,11 +269,25 @@ export class Reconciler {
         log.info("sandbox already removed; nothing left to release");
         return DONE;
       }
+      await this.#keepCondition(
+        pod,
+        passCondition(pod, planned, report.problems, [], SANDBOX),
+        log,
+      );
       return requeue(`a pod sandbox for uid ${uid}`);
     }
-    if (!sandbox.ready && !finished) return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    if (!sandbox.ready && !finished) {
+      await this.#keepCondition(
+        pod,
+        passCondition(pod, planned, report.problems, [], SANDBOX),
+        log,
+      );
+      return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    }
     if (sandbox.hostNetwork) {
-      throw refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+      const refusal = refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+      await this.#keepCondition(pod, passCondition(pod, planned, report.problems), log);
+      throw refusal;
     }
 
     const operations = (planned.plan ?? NO_PLAN).operations;
@@ -282,13 +300,17 @@ export class Reconciler {
       released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
     };
     const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now(), change);
-    if (succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true)) {
+    const condition = passCondition(pod, planned, report.problems, outcomes);
+    if (
+      succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true) ||
+      conditionChanged(pod, condition)
+    ) {
       const kinds = succeeded.map((o) => o.op.kind);
       this.#effects.fault("before-status-write", kinds);
       const mutate = succeeded.length > 0
         ? (e: NetworkStatus[]) => applyOutcomes(e, succeeded)
         : undefined;
-      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer)) {
+      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer, condition)) {
         return DONE;
       }
       this.#effects.fault("after-status-write", kinds);
@@ -306,14 +328,24 @@ export class Reconciler {
       this.#deps.observer?.attachmentOperation?.(outcome.op.kind, outcome.ok);
       report.operationEnded(outcome);
     }
-    this.#alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
+    this.#waitingForNad.alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
     const changedAt = this.#changedAt.get(key);
     if (changedAt !== undefined && succeeded.length === outcomes.length) {
       const seconds = (this.#now() - changedAt) / 1000;
       for (const o of succeeded) this.#deps.observer?.hotplugCompleted?.(o.op.kind, seconds);
       this.#changedAt.delete(key);
     }
-    return this.#settled(key, planned, outcomes);
+    return settledOutcome(key, planned, outcomes);
+  }
+
+  /** Writes `condition` alone, when it says something else than the one `pod` has. */
+  async #keepCondition(
+    pod: PodSnapshot,
+    condition: NetworksCondition | undefined,
+    log: Logger,
+  ): Promise<void> {
+    if (this.#deps.options.dryRun || !conditionChanged(pod, condition)) return;
+    await this.#effects.writeStatus(pod, undefined, log, undefined, condition);
   }
 
   /** Writes the finalizer alone when `pod` has it and should not, or lacks it and should. */
@@ -323,36 +355,6 @@ export class Reconciler {
     if (await this.#effects.writeStatus(pod, undefined, log, finalizer)) {
       warnIfGaveUp(this.#deps.journal, pod, finalizer, log);
     }
-  }
-
-  /**
-   * The outcome of a pass that went to its end: a {@linkcode ReconcileError} for every
-   * failure and every piece of bad input, else waiting for the NADs it misses, else done.
-   */
-  #settled(
-    key: string,
-    planned: PlannedPod,
-    outcomes: readonly OperationOutcome[],
-  ): ReconcileOutcome {
-    const failures: Failure[] = [];
-    // Once the operations ran, their outcomes say which NADs are still missing (a removal the
-    // journal could do needed none).
-    const missing = new Set(outcomes.length > 0 ? [] : planned.missingNads);
-    for (const o of outcomes) {
-      if (o.ok) continue;
-      if (o.kind === "missing-nad") {
-        if (o.waitsFor) missing.add(o.waitsFor);
-        continue;
-      }
-      failures.push({
-        kind: o.kind ?? "delegate",
-        text: `${o.op.kind} ${attachmentKey(o.op.id)}: ${o.error}`,
-      });
-    }
-    failures.push(...planned.badInput);
-    if (failures.length > 0) throw new ReconcileError(key, failures);
-    if (missing.size > 0) return waitFor(`NetworkAttachmentDefinition ${listSome([...missing])}`);
-    return DONE;
   }
 
   #context(log: Logger): OperationContext {
@@ -387,24 +389,7 @@ export class Reconciler {
   /** Plans `pod` into the pass's report and remembers the NADs the plan misses. */
   #plan(pod: PodSnapshot, report: PassReport): PlannedPod {
     const planned = planWithReport(pod, this.#deps.nads, report);
-    this.#awaitNads(podKey(pod), planned.missingNads);
+    this.#waitingForNad.await(podKey(pod), planned.missingNads);
     return planned;
-  }
-
-  /** Remembers that pod `podKey` needs the NADs `nadKeys`, instead of those it needed before. */
-  #awaitNads(podKey: string, nadKeys: readonly string[]): void {
-    for (const [nad, pods] of this.#waitingForNad) {
-      if (pods.delete(podKey) && pods.size === 0) this.#waitingForNad.delete(nad);
-    }
-    this.#alsoAwait(podKey, nadKeys);
-  }
-
-  /** Remembers that pod `podKey` also needs the NADs `nadKeys`. */
-  #alsoAwait(podKey: string, nadKeys: readonly string[]): void {
-    for (const nad of nadKeys) {
-      let pods = this.#waitingForNad.get(nad);
-      if (!pods) this.#waitingForNad.set(nad, pods = new Set());
-      pods.add(podKey);
-    }
   }
 }
