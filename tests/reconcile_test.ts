@@ -1058,3 +1058,12 @@ Deno.test("condition: Pending while the pod sandbox is not ready; none in a dry 
   assert.deepEqual(await dry.reconciler({ dryRun: true }).reconcile("ns1/p"), DONE);
   assert.equal(dry.pod.status?.networksCondition, undefined);
 });
+
+Deno.test("condition: a pod whose readiness gate is the condition gets it without asking for networks", async () => {
+  const world = new World([]);
+  delete world.pod.metadata.annotations![NETWORKS_ANNOTATION];
+  world.pod.spec.networksGate = true;
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+  assert.equal(world.pod.status?.networksCondition?.message, "pod [ns1/p]: no networks requested");
+});

@@ -148,14 +148,16 @@ export function networksCondition(findings: NetworksFindings): NetworksCondition
 
 /**
  * True when the agent keeps the condition on a pod: it asks for networks (`annotation` holds
- * anything but an empty list), or it has the condition already (it asked before; the condition
- * then says what became of that).
+ * anything but an empty list), it has the condition already (it asked before; the condition
+ * then says what became of that), or it waits for it (`gated`: one of its readiness gates is
+ * the condition, which it must get to be Ready at all).
  */
 export function keepsCondition(
   annotation: string | undefined,
   current: NetworksCondition | undefined,
+  gated = false,
 ): boolean {
-  if (current !== undefined) return true;
+  if (current !== undefined || gated) return true;
   const text = annotation?.trim() ?? "";
   return text !== "" && !/^\[\s*\]$/.test(text);
 }

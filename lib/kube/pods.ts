@@ -15,7 +15,7 @@ import {
   NETWORKS_ANNOTATION,
   RELEASE_FINALIZER,
 } from "../core/annotations.ts";
-import { findNetworksCondition } from "../core/networks_condition.ts";
+import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
@@ -50,7 +50,7 @@ type RawPod = {
     generation?: unknown;
     finalizers?: unknown;
   };
-  spec?: { nodeName?: unknown; hostNetwork?: unknown };
+  spec?: { nodeName?: unknown; hostNetwork?: unknown; readinessGates?: unknown };
   status?: { phase?: unknown; conditions?: unknown };
 };
 
@@ -86,6 +86,12 @@ export function slimPod(raw: unknown): Pod | undefined {
   const nodeName = str(p?.spec?.nodeName);
   if (nodeName !== undefined) spec.nodeName = nodeName;
   if (p?.spec?.hostNetwork === true) spec.hostNetwork = true;
+  const gates = p?.spec?.readinessGates;
+  if (
+    Array.isArray(gates) && gates.some((g) => g?.conditionType === NETWORKS_READY_CONDITION)
+  ) {
+    spec.networksGate = true;
+  }
   const pod: Pod = { metadata, spec };
   const phase = str(p?.status?.phase);
   if (phase !== undefined) pod.status = { phase };

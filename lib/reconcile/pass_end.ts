@@ -65,7 +65,8 @@ export function passCondition(
 ): NetworksCondition | undefined {
   if (isFinished(pod)) return undefined;
   const annotation = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
-  if (!keepsCondition(annotation, pod.status?.networksCondition)) return undefined;
+  const gated = pod.spec.networksGate === true;
+  if (!keepsCondition(annotation, pod.status?.networksCondition, gated)) return undefined;
   const failed = outcomes.filter((o) => !o.ok);
   const adds = failed.filter((o) => o.op.kind === "add");
   return networksCondition({
