@@ -70,11 +70,10 @@ Deno.test({
       await t.step(
         "False NetworkNotFound, then True once the NAD exists; kubectl wait",
         async () => {
-          const pod = await rig.createPod({
-            name: "late",
-            namespace: NS,
-            networks: [{ name: "late-red", interface: "net1" }],
-          });
+          // multus refuses to start a sandbox whose annotation names a missing NAD: the pod
+          // asks for it once it runs.
+          const pod = await rig.createPod({ name: "late", namespace: NS });
+          await setNetworks(rig, pod, [{ name: "late-red", interface: "net1" }]);
           const missing = await waitCondition(
             rig,
             pod,
@@ -114,12 +113,16 @@ Deno.test({
       );
 
       await t.step("a readiness-gated pod turns Ready only after its hot-plug", async () => {
+        // The annotation is written while the pod is Pending (its sandbox runs, an init
+        // container waits), so that the interface can only come from a hot-plug once it runs.
         const pod = await rig.createPod({
           name: "gated",
           namespace: NS,
-          networks: [{ name: "gate-green", interface: "net1" }],
+          pending: true,
           readinessGates: [NETWORKS_READY_CONDITION],
         });
+        await setNetworks(rig, pod, [{ name: "gate-green", interface: "net1" }]);
+        await rig.releasePending(pod);
         await waitCondition(rig, pod, "NetworkNotFound", (c) => c.status === "False");
         await sleep(2_000);
         const before = await ready(rig, pod);
