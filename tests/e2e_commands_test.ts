@@ -56,7 +56,16 @@ Deno.test({
   async fn(t) {
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;
-    const cli = (...args: string[]) => runCli(rig.kubeconfig, args);
+    const transcript: string[] = [];
+    const cli = async (...args: string[]) => {
+      const r = await runCli(rig.kubeconfig, args);
+      transcript.push(
+        `$ dynamic-networks-controller ${args.join(" ")}`,
+        r.stdout + r.stderr,
+        `(exit ${r.code})`,
+      );
+      return r;
+    };
     const timings: string[] = [];
     try {
       await rig.createNamespace(NS);
@@ -222,6 +231,7 @@ Deno.test({
         );
       });
       console.log(timings.join("\n"));
+      console.log(`transcript:\n${transcript.join("\n")}`);
     } finally {
       await ctl?.stop();
       await rig.stop();

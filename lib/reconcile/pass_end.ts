@@ -80,7 +80,8 @@ export function passCondition(
     addFailed: adds.filter((o) => o.kind !== "missing-nad").map(interfaceItem),
     missingNad: adds.filter((o) => o.kind === "missing-nad").map(interfaceItem),
     removeFailed: failed.filter((o) => o.op.kind === "remove").map(interfaceItem),
-    waitingFor,
+    // Waiting matters only while something the annotation asks for is still to be done.
+    waitingFor: planned.plan?.operations.length ? waitingFor : undefined,
   });
 }
 
