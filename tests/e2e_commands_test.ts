@@ -7,10 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
-import { Rig, type RigPod } from "./rig/mod.ts";
+import { Logger } from "../lib/base/log.ts";
+import { KubeClient } from "../lib/kube/client.ts";
+import { editNetworksAnnotation } from "../lib/kube/pod_editor.ts";
+import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import { ControllerProcess } from "./e2e/controller_process.ts";
 import { type CliResult, describeRun, runCli } from "./e2e/cli_process.ts";
-import { getPod, hasInterfaces, networkStatus } from "./e2e/helpers.ts";
+import { getPod, hasInterfaces, networkStatus, setNetworks } from "./e2e/helpers.ts";
 
 const NS = "commands";
 
@@ -170,6 +173,36 @@ Deno.test({
           } s (${retried} met a conflict)`,
         );
         await rig.deletePod(json);
+      });
+
+      await t.step("an edit that meets a concurrent one is made again on it (409)", async () => {
+        const client = await KubeClient.create(
+          { kubeconfig: rig.kubeconfig },
+          new Logger({ level: "error" }),
+        );
+        try {
+          const result = await editNetworksAnnotation(client, NS, "short", (p) => {
+            const text = p.metadata?.annotations?.[NETWORKS_ANNOTATION];
+            return { text: `${text},red@net5` };
+          }, {
+            beforeWrite: async (attempt) => {
+              // Someone else's edit lands between this edit's read and its write.
+              if (attempt === 1) await setNetworks(rig, pod, "blue@net1,green@net4");
+            },
+          });
+          assert.equal(result.conflicts, 1);
+          assert.equal(await annotation(rig, pod), "blue@net1,green@net4,red@net5");
+        } finally {
+          client.close();
+        }
+        await setNetworks(rig, pod, "blue@net1");
+        await waitFor(
+          "net4 and net5 to come and go",
+          async () =>
+            (await links(rig, pod)).join(",") === "eth0,lo,net1" &&
+            (await networkStatus(rig, pod)).length === 2,
+          30_000,
+        );
       });
 
       await t.step("clear errors: missing pod, taken interface, no node, 403", async () => {
