@@ -103,10 +103,10 @@ export async function attach(ctx: CommandContext): Promise<number> {
   const result = await editNetworksAnnotation(client, namespace, name, (pod) => {
     checkPod(pod, key);
     const current = pod.metadata?.annotations?.[NETWORKS_ANNOTATION];
-    const pod2 = editedPod(pod, namespace, name);
-    const edited = withElement(current, element, pod2);
+    const target = editedPod(pod, namespace, name);
+    const edited = withElement(current, element, target);
     const elements = parseNetworkSelection(edited.text, namespace);
-    iface = assignedInterfaces(pod2, elements).at(-1);
+    iface = assignedInterfaces(target, elements).at(-1);
     if (iface === undefined) {
       throw new EditError(
         `the agent would refuse ${spec} on pod ${key}: name its interface with ${parsed.name}@<interface>`,
