@@ -176,3 +176,17 @@ Deno.test("networks: desired and actual side by side, with the last error of eac
   assert.match(broken.problem!, /networks annotation cannot be read/);
   assert.equal(broken.rows.length, 3);
 });
+
+Deno.test("main runs a command for a word that names one: its help, and a usage error exits 2", async () => {
+  const { main } = await import("../main.ts");
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+  assert.equal(await main(["detach", "--help"], io), 0);
+  assert.match(out.join(""), /^Usage: dynamic-networks-controller detach POD INTERFACE/);
+  assert.equal(await main(["attach", "only-a-pod"], io), 2);
+  assert.match(
+    err.join(""),
+    /attach: expected POD \[NAMESPACE\/\]NAD\[@INTERFACE\], got "only-a-pod"/,
+  );
+});
