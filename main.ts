@@ -1,12 +1,14 @@
 /**
  * dynamic-networks-controller: hot-plugs secondary network interfaces into running pods.
  *
- * Exit codes: 0 success, 1 invalid configuration, 2 unusable command line.
+ * Exit codes: 0 success, 1 invalid configuration, 2 unusable command line. The commands for
+ * people (`networks`, `attach`, `detach`; `lib/commands/`) also use 3: timed out waiting.
  *
  * @module
  */
 import { PROGRAM, UsageError, VERSION } from "./lib/config/cli.ts";
 import { CONFIG_KEYS } from "./lib/config/settings.ts";
+import { isCommand } from "./lib/config/commands.ts";
 import { ConfigError, describeOrigin, loadConfig, readEnvironment } from "./lib/config/load.ts";
 import { helpText } from "./lib/config/help.ts";
 import { parseCommandLine } from "./lib/config/flags.ts";
@@ -38,8 +40,15 @@ function fail(io: MainIo, err: unknown): number {
   return 1;
 }
 
-/** Runs the program with `args` (without the program name) and returns its exit code. */
+/**
+ * Runs the program with `args` (without the program name) and returns its exit code. A first
+ * argument that names a command (`networks`, `attach`, `detach`) runs that command for a
+ * person instead of the agent.
+ */
 export function main(args: readonly string[], io: MainIo = processIo): Promise<number> {
+  if (isCommand(args[0])) {
+    return import("./lib/commands/run.ts").then(({ runCommand }) => runCommand(args, io));
+  }
   try {
     const commandLine = parseCommandLine(args);
     if (commandLine.help) {

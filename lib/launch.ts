@@ -25,7 +25,9 @@
 import { UsageError } from "./config/cli.ts";
 import { ConfigError, configFileOf, loadConfig } from "./config/load.ts";
 import { parseCommandLine } from "./config/flags.ts";
+import { isCommand } from "./config/commands.ts";
 import {
+  commandGrants,
   COMPILE_TARGETS,
   compileArgs,
   DEPLOY_GRANTS,
@@ -104,11 +106,25 @@ export async function grantsForArgs(
   return await grantsFor(loaded, { env: options.env, readFile });
 }
 
-/** The full command (`deno run <permission flags> <main.ts> <programArgs>`). */
+/**
+ * The full command (`deno run <permission flags> <main.ts> <programArgs>`). A command for
+ * people (`networks`, `attach`, `detach`) gets its own smaller list (`commandGrants`); a
+ * command line it cannot parse gets none, so that it reports the problem itself.
+ */
 export async function runCommand(
   programArgs: readonly string[],
   options: RunCommandOptions,
 ): Promise<string[]> {
+  if (isCommand(programArgs[0])) {
+    let flags: string[];
+    try {
+      flags = await commandGrants(programArgs, options.env, options.readFile);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      flags = ["--no-prompt", "--ignore-env"];
+    }
+    return ["deno", "run", ...flags, MAIN_PATH, ...programArgs];
+  }
   const grants = await grantsForArgs(programArgs, options);
   return ["deno", "run", ...permissionFlags(grants), ...RUNTIME_FLAGS, MAIN_PATH, ...programArgs];
 }

@@ -135,6 +135,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   observe: ["base", "core", "reconcile"],
   config: ["base", "core"],
   process: ["base", "core", "reconcile", "config", "kube"],
+  commands: ["base", "core", "config", "kube"],
 };
 
 /** The folder of a module under `lib/`, or `.` for `lib/controller.ts`. */

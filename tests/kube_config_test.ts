@@ -300,3 +300,41 @@ Deno.test("kubeconfig: an exec credential plugin runs through client-node's auth
     assert.equal(await cfg.credentials.authorization(), "Bearer from-exec-plugin");
   });
 });
+
+Deno.test("slimPod keeps the agent's condition and whether a readiness gate waits for it", () => {
+  const raw = {
+    metadata: { name: "p", namespace: "ns", uid: "u" },
+    spec: {
+      nodeName: "n",
+      readinessGates: [{ conditionType: "dynamic-networks-controller.io/NetworksReady" }],
+    },
+    status: {
+      phase: "Running",
+      conditions: [
+        { type: "Ready", status: "False" },
+        {
+          type: "dynamic-networks-controller.io/NetworksReady",
+          status: "False",
+          reason: "NetworkNotFound",
+          message: "m",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+          lastProbeTime: null,
+        },
+      ],
+    },
+  };
+  const pod = slimPod(raw)!;
+  assert.equal(pod.spec.networksGate, true);
+  assert.deepEqual(pod.status, {
+    phase: "Running",
+    networksCondition: {
+      status: "False",
+      reason: "NetworkNotFound",
+      message: "m",
+      lastTransitionTime: "2026-01-01T00:00:00Z",
+    },
+  });
+  const plain = slimPod({ ...raw, spec: { nodeName: "n" }, status: { phase: "Running" } })!;
+  assert.equal(plain.spec.networksGate, undefined);
+  assert.deepEqual(plain.status, { phase: "Running" });
+});

@@ -23,6 +23,7 @@
  */
 import assert from "node:assert/strict";
 import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
+import { NETWORKS_READY_CONDITION } from "../lib/core/networks_condition.ts";
 import {
   bridgePorts,
   CONTROLLER_COMPONENT,
@@ -430,15 +431,26 @@ class PodHistory {
   }
 }
 
-/** The parts of a pod its writers own: each write should change exactly one. */
+/**
+ * The parts of a pod its writers own: each write should change exactly one. The agent's part
+ * is network-status with its own condition (`NETWORKS_READY_CONDITION`), which it writes in
+ * the same update; the kubelet's is the rest of the status.
+ */
 function parts(v: PodVersion): Record<string, string> {
   const { [NETWORKS_ANNOTATION]: networks, [NETWORK_STATUS_ANNOTATION]: status, ...others } =
     v.metadata.annotations ?? {};
+  const conditions = v.status?.conditions ?? [];
+  const ours = conditions.filter((c) => c.type === NETWORKS_READY_CONDITION);
+  const kubelet = v.status
+    ? { ...v.status, conditions: conditions.filter((c) => c.type !== NETWORKS_READY_CONDITION) }
+    : {};
   return {
     "networks annotation (the test)": networks ?? "",
-    "network-status (the agent)": status ?? "",
+    "network-status (the agent)": ours.length === 0
+      ? status ?? ""
+      : JSON.stringify([status ?? "", ours]),
     "other annotations": JSON.stringify(others),
-    "status (the kubelet)": JSON.stringify(v.status ?? {}),
+    "status (the kubelet)": JSON.stringify(kubelet),
   };
 }
 

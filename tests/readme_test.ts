@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { referenceMarkdown } from "../lib/config/help.ts";
+import { COMMAND_NAMES, commandFlags, commandHelp } from "../lib/config/commands.ts";
+import { NETWORKS_READY_CONDITION, NetworksReadyReason } from "../lib/core/networks_condition.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 import {
   EventReason,
@@ -81,4 +83,24 @@ Deno.test("README: the kustomizations and files it names exist", async () => {
   ) {
     await Deno.stat(`${ROOT}${path[1]}`);
   }
+});
+
+Deno.test("README: From the command line names every flag of every command's --help", () => {
+  const text = section("From the command line");
+  for (const command of COMMAND_NAMES) {
+    assert.match(text, new RegExp(`\`${command} POD`), `README does not show ${command}`);
+    for (const flag of commandFlags(command)) {
+      assert.ok(text.includes(flag), `README's From the command line omits ${command} ${flag}`);
+      assert.ok(commandHelp(command).includes(flag));
+    }
+  }
+});
+
+Deno.test("README: Waiting for networks names the condition and exactly its reasons", () => {
+  const text = section("Waiting for networks");
+  assert.ok(text.includes(NETWORKS_READY_CONDITION));
+  const reasons = text.split("\n").filter((l) => /^\| `(True|False)`/.test(l)).map((l) =>
+    l.split("|")[2]!.trim().replace(/`/g, "")
+  );
+  assert.deepEqual(reasons.sort(), Object.values(NetworksReadyReason).sort());
 });

@@ -68,6 +68,8 @@ class World {
   podGoneOnWrite = false;
   /** Warning and error log records. */
   warnings: Record<string, unknown>[] = [];
+  /** Status updates that changed the agent's condition. */
+  conditionWrites = 0;
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
     this.pod = {
@@ -96,12 +98,12 @@ class World {
     this.pod.metadata.annotations![NETWORKS_ANNOTATION] = JSON.stringify(networks);
   }
 
-  reconciler(options: { namespaceIsolation?: boolean } = {}): Reconciler {
+  reconciler(options: { namespaceIsolation?: boolean; dryRun?: boolean } = {}): Reconciler {
     return new Reconciler(this.deps(options));
   }
 
   /** In-memory ports over this world. */
-  deps(options: { namespaceIsolation?: boolean } = {}): ReconcilerDeps {
+  deps(options: { namespaceIsolation?: boolean; dryRun?: boolean } = {}): ReconcilerDeps {
     // The stand-ins below close over the world they change.
     // deno-lint-ignore no-this-alias
     const world = this;
@@ -170,10 +172,16 @@ class World {
             return Promise.reject(new Error("apiserver unavailable"));
           }
           const annotations = world.pod.metadata.annotations!;
+          const condition = world.pod.status?.networksCondition;
           const next = mutate({
             networkStatus: annotations[NETWORK_STATUS_ANNOTATION],
             finalizer: world.pod.metadata.holdsFinalizer === true,
+            ...(condition ? { condition } : {}),
           });
+          if (next.condition !== undefined && next.condition !== condition) {
+            world.pod.status = { ...world.pod.status, networksCondition: next.condition };
+            world.conditionWrites++;
+          }
           if (next.networkStatus === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
           else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
           if (next.finalizer) world.pod.metadata.holdsFinalizer = true;
@@ -193,7 +201,7 @@ class World {
       options: {
         namespaceIsolation: options.namespaceIsolation ?? false,
         allowedNadNamespaces: [],
-        dryRun: false,
+        dryRun: options.dryRun ?? false,
       },
       now: () => world.now,
     };
@@ -959,4 +967,164 @@ Deno.test("a status write re-read after a conflict marks nothing as settled", as
   assert.equal(reads.length, 1);
   await reconciler.reconcile("ns1/p");
   assert.equal(reads.length, 2, "the network-status the write landed on was not the settled one");
+});
+
+// The agent's condition (NETWORKS_READY_CONDITION), as the passes leave it.
+
+Deno.test("condition: True once every element is attached, and no write when it stays so", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  const condition = world.pod.status?.networksCondition;
+  assert.equal(condition?.status, "True");
+  assert.equal(condition?.reason, "Attached");
+  assert.equal(condition?.message, "pod [ns1/p]: 1 of 1 networks attached: net1 to network: a");
+  assert.equal(condition?.lastTransitionTime, "2026-12-01T12:00:00Z");
+  assert.equal(world.conditionWrites, 1);
+  world.now += 60_000;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.equal(world.conditionWrites, 1);
+});
+
+Deno.test("condition: a pod whose annotation multus already honoured gets True without operations", async () => {
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, []);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+});
+
+Deno.test("condition: untouched on a pod that never asked for networks", async () => {
+  const world = new World([]);
+  delete world.pod.metadata.annotations![NETWORKS_ANNOTATION];
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  const empty = new World([]);
+  assert.deepEqual(await empty.reconciler().reconcile("ns1/p"), DONE);
+  assert.equal(world.pod.status?.networksCondition, undefined);
+  assert.equal(empty.pod.status?.networksCondition, undefined);
+  assert.equal(world.conditionWrites + empty.conditionWrites, 0);
+});
+
+Deno.test("condition: False NetworkNotFound with the Event's words, then True when the NAD appears", async () => {
+  const world = new World([{ name: "late", interface: "net1" }]);
+  const reconciler = world.reconciler();
+  assert.deepEqual(
+    await reconciler.reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/late"),
+  );
+  const missing = world.pod.status?.networksCondition;
+  assert.equal(missing?.status, "False");
+  assert.equal(missing?.reason, "NetworkNotFound");
+  const event = world.events.find((e) => e.reason === "FailedAddingInterface");
+  assert.equal(missing?.message, event?.message);
+  assert.match(
+    missing!.message,
+    /net1 to network: late: NetworkAttachmentDefinition ns1\/late not found/,
+  );
+  const failedAt = missing?.lastTransitionTime;
+  world.now += 5_000;
+  world.nads.set("ns1/late", macvlan("late"));
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  const ready = world.pod.status?.networksCondition;
+  assert.equal(ready?.status, "True");
+  assert.notEqual(ready?.lastTransitionTime, failedAt);
+  assert.equal(ready?.lastTransitionTime, "2026-12-01T12:00:05Z");
+});
+
+Deno.test("condition: lastTransitionTime stays while the status does not change", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.failDelegate = (req) => req.command === "ADD" ? "plugin says no" : undefined;
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["delegate"]));
+  const first = world.pod.status?.networksCondition;
+  assert.equal(first?.reason, "AttachFailed");
+  assert.match(first!.message, /failed adding interface net1 to network: a: plugin says no/);
+  world.now += 10_000;
+  world.failDelegate = (req) => req.command === "ADD" ? "plugin still says no" : undefined;
+  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["delegate"]));
+  const second = world.pod.status?.networksCondition;
+  assert.match(second!.message, /plugin still says no/);
+  assert.equal(second?.lastTransitionTime, first?.lastTransitionTime);
+  assert.equal(world.conditionWrites, 2);
+});
+
+Deno.test("condition: a failed removal is DetachFailed, and the annotation emptied ends True", async () => {
+  const world = new World([], [DEFAULT_ENTRY, { name: "ns1/a", interface: "net1", dns: {} }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.status = {
+    phase: "Running",
+    networksCondition: {
+      status: "True",
+      reason: "Attached",
+      message: "pod [ns1/p]: 1 of 1 networks attached: net1 to network: a",
+      lastTransitionTime: "2026-12-01T11:00:00Z",
+    },
+  };
+  world.failDelegate = (req) => req.command === "DEL" ? "DEL refused" : undefined;
+  const reconciler = world.reconciler();
+  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["delegate"]));
+  const failed = world.pod.status?.networksCondition;
+  assert.equal(failed?.status, "False");
+  assert.equal(failed?.reason, "DetachFailed");
+  assert.match(failed!.message, /failed removing interface net1 from network: a: DEL refused/);
+  world.failDelegate = undefined;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+  assert.equal(world.pod.status?.networksCondition?.message, "pod [ns1/p]: no networks requested");
+});
+
+Deno.test("condition: an invalid annotation and a duplicate interface are InvalidNetworkSelection", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.pod.metadata.annotations![NETWORKS_ANNOTATION] = '[{"name": "a", "mac": "zz"}]';
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), isTerminal);
+  const invalid = world.pod.status?.networksCondition;
+  assert.equal(invalid?.reason, "InvalidNetworkSelection");
+  assert.equal(invalid?.message, world.events[0]!.message);
+
+  const dup = new World([{ name: "a", interface: "net1" }, { name: "b", interface: "net1" }]);
+  dup.nads.set("ns1/a", macvlan("a"));
+  dup.nads.set("ns1/b", macvlan("b"));
+  await assert.rejects(dup.reconciler().reconcile("ns1/p"), isTerminal);
+  const refused = dup.pod.status?.networksCondition;
+  assert.equal(refused?.status, "False");
+  assert.equal(refused?.reason, "InvalidNetworkSelection");
+  assert.match(refused!.message, /net1/);
+});
+
+Deno.test("condition: Pending while the pod sandbox is not ready; none in a dry run", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.sandboxReady = false;
+  assert.deepEqual(
+    await world.reconciler().reconcile("ns1/p"),
+    requeue("pod sandbox sb1 to be ready"),
+  );
+  const pending = world.pod.status?.networksCondition;
+  assert.equal(pending?.reason, "Pending");
+  assert.equal(
+    pending?.message,
+    "pod [ns1/p]: waiting for the pod sandbox to attach net1 to network: a",
+  );
+
+  const dry = new World([{ name: "a", interface: "net1" }]);
+  dry.nads.set("ns1/a", macvlan("a"));
+  assert.deepEqual(await dry.reconciler({ dryRun: true }).reconcile("ns1/p"), DONE);
+  assert.equal(dry.pod.status?.networksCondition, undefined);
+});
+
+Deno.test("condition: a pod whose readiness gate is the condition gets it without asking for networks", async () => {
+  const world = new World([]);
+  delete world.pod.metadata.annotations![NETWORKS_ANNOTATION];
+  world.pod.spec.networksGate = true;
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+  assert.equal(world.pod.status?.networksCondition?.message, "pod [ns1/p]: no networks requested");
 });

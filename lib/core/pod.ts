@@ -5,6 +5,7 @@
  * @module
  */
 import { objectKey } from "./names.ts";
+import type { NetworksCondition } from "./networks_condition.ts";
 
 /** The parts of a Pod the reconciler reads. */
 export interface PodSnapshot {
@@ -25,10 +26,16 @@ export interface PodSnapshot {
     /** True when the agent's own finalizer (`RELEASE_FINALIZER`) is on the pod. */
     holdsFinalizer?: boolean;
   };
-  /** Where the pod runs and whether it has a network namespace of its own. */
-  spec: { nodeName?: string; hostNetwork?: boolean };
-  /** The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`). */
-  status?: { phase?: string };
+  /**
+   * Where the pod runs, whether it has a network namespace of its own, and whether one of its
+   * `readinessGates` is the agent's condition (`NETWORKS_READY_CONDITION`).
+   */
+  spec: { nodeName?: string; hostNetwork?: boolean; networksGate?: boolean };
+  /**
+   * The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`), and the agent's own
+   * condition (`NETWORKS_READY_CONDITION`) when the pod has it.
+   */
+  status?: { phase?: string; networksCondition?: NetworksCondition };
 }
 
 /** The pod's key, `"<namespace>/<name>"`: its work-queue key and cache key. */

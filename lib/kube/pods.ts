@@ -15,6 +15,7 @@ import {
   NETWORKS_ANNOTATION,
   RELEASE_FINALIZER,
 } from "../core/annotations.ts";
+import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
@@ -50,8 +51,8 @@ type RawPod = {
     generation?: unknown;
     finalizers?: unknown;
   };
-  spec?: { nodeName?: unknown; hostNetwork?: unknown };
-  status?: { phase?: unknown };
+  spec?: { nodeName?: unknown; hostNetwork?: unknown; readinessGates?: unknown };
+  status?: { phase?: unknown; conditions?: unknown };
 };
 
 const str = (v: unknown): string | undefined => typeof v === "string" ? v : undefined;
@@ -86,9 +87,17 @@ export function slimPod(raw: unknown): Pod | undefined {
   const nodeName = str(p?.spec?.nodeName);
   if (nodeName !== undefined) spec.nodeName = nodeName;
   if (p?.spec?.hostNetwork === true) spec.hostNetwork = true;
+  const gates = p?.spec?.readinessGates;
+  if (
+    Array.isArray(gates) && gates.some((g) => g?.conditionType === NETWORKS_READY_CONDITION)
+  ) {
+    spec.networksGate = true;
+  }
   const pod: Pod = { metadata, spec };
   const phase = str(p?.status?.phase);
   if (phase !== undefined) pod.status = { phase };
+  const condition = findNetworksCondition(p?.status?.conditions);
+  if (condition !== undefined) (pod.status ??= {}).networksCondition = condition;
   return pod;
 }
 

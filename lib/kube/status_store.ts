@@ -1,7 +1,9 @@
 /**
  * Writes a pod's `k8s.v1.cni.cncf.io/network-status` annotation the way upstream does (and
- * its RBAC allows), with the agent's finalizer in the same write: a fresh GET of the pod (or
- * the pass's own fresh read of it, when one is kept in `fresh_reads.ts`), then a PUT of the whole object to `/api/v1/namespaces/{ns}/pods/{name}/status` (which
+ * its RBAC allows), with the agent's finalizer and its condition (`NETWORKS_READY_CONDITION`,
+ * among `status.conditions`) in the same write: a fresh GET of the pod (or the pass's own fresh
+ * read of it, when one is kept in `fresh_reads.ts`), then a PUT of the whole object to
+ * `/api/v1/namespaces/{ns}/pods/{name}/status` (which
  * keeps spec, deletionTimestamp and ownerReferences as they are, and takes the rest of
  * metadata). The resourceVersion from the GET makes the
  * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
@@ -15,6 +17,11 @@ import { sleep } from "../base/backoff.ts";
 import type { OwnedStatus, StatusStore, StatusUpdate } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { NETWORK_STATUS_ANNOTATION, RELEASE_FINALIZER } from "../core/annotations.ts";
+import {
+  findNetworksCondition,
+  sameCondition,
+  setNetworksCondition,
+} from "../core/networks_condition.ts";
 import { podPath } from "./pods.ts";
 import type { FreshPodReads } from "./fresh_reads.ts";
 
@@ -53,12 +60,14 @@ type PodObject = {
     annotations?: Record<string, string> | null;
     finalizers?: string[] | null;
   };
+  status?: { conditions?: Record<string, unknown>[] | null };
 };
 
 /**
- * Applies `mutate` to the pod's network-status annotation (undefined when absent) and the
- * presence of the agent's finalizer, and writes the result when it differs; an undefined
- * annotation removes it. Other annotations, finalizers and fields are written back as read. Resolves to `gone` (nothing written) when
+ * Applies `mutate` to the pod's network-status annotation (undefined when absent), the
+ * presence of the agent's finalizer and the agent's condition (`NETWORKS_READY_CONDITION`),
+ * and writes the result when it differs; an undefined
+ * annotation removes it. Other annotations, finalizers, conditions and fields are written back as read. Resolves to `gone` (nothing written) when
  * the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when the
  * API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
  */
@@ -103,13 +112,25 @@ export async function updateNetworkStatus(
       networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
       finalizer: finalizers.includes(RELEASE_FINALIZER),
     };
+    const condition = findNetworksCondition(pod.status?.conditions);
+    if (condition !== undefined) current.condition = condition;
     const next = mutate(current);
-    if (next.networkStatus === current.networkStatus && next.finalizer === current.finalizer) {
+    const conditionChanged = next.condition !== undefined &&
+      !(sameCondition(next.condition, condition) &&
+        next.condition.lastTransitionTime === condition?.lastTransitionTime);
+    if (
+      next.networkStatus === current.networkStatus && next.finalizer === current.finalizer &&
+      !conditionChanged
+    ) {
       if (reused) {
         attempt--;
         continue;
       }
       return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
+    }
+    if (conditionChanged) {
+      const status = pod.status ??= {};
+      status.conditions = setNetworksCondition(status.conditions ?? undefined, next.condition!);
     }
     if (next.networkStatus !== current.networkStatus) {
       const annotations = { ...(meta.annotations ?? {}) };

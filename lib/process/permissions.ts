@@ -1,5 +1,6 @@
 /**
- * The one list of Deno permission flags the controller runs with. `deno task start` (through
+ * The one list of Deno permission flags the controller runs with, and the smaller one of the
+ * commands for people ({@linkcode commandGrants}). `deno task start` (through
  * `lib/launch.ts`), `deno task compile`, the Containerfile and the tests all take their flags
  * from {@linkcode permissionFlags}; nothing else spells a permission.
  *
@@ -24,6 +25,7 @@
  */
 import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/settings.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { COMMAND_ENV, parseCommand, userKubeconfig } from "../config/commands.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
 
 /** What the controller may touch. Every path is exact; lists may be empty. */
@@ -183,6 +185,30 @@ export function permissionFlags(grants: Grants): string[] {
     ...list("--allow-write", writes),
     ...list("--allow-net", net),
     ...list("--allow-run", run),
+  ];
+}
+
+/**
+ * The smaller list the commands for people (`networks`, `attach`, `detach`) run with: the
+ * user's kubeconfig and the files it names, its API server, its exec credential plugin, and
+ * the variables that find the kubeconfig. No socket, no state directory, no config file, no
+ * listen address, and no write anywhere.
+ */
+export async function commandGrants(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile?: (path: string) => Promise<string>,
+): Promise<string[]> {
+  const line = parseCommand(args);
+  if (line.help) return ["--no-prompt", "--ignore-env"];
+  const k = await kubeconfigGrants(userKubeconfig(line, env), readFile);
+  return [
+    "--no-prompt",
+    "--ignore-env",
+    ...list("--allow-env", COMMAND_ENV),
+    ...list("--allow-read", k.files.map((p) => checkPath("kubeconfig file", p))),
+    ...list("--allow-net", k.hosts.map((h) => checkHost("API server", h))),
+    ...list("--allow-run", k.run.map((p) => checkPath("program", p))),
   ];
 }
 

@@ -8,6 +8,7 @@
  */
 import { errorText, type Logger } from "../base/log.ts";
 import type { CniResult } from "../core/cni_result.ts";
+import { type NetworksCondition, withTransition } from "../core/networks_condition.ts";
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { ReconcileError } from "./outcome.ts";
@@ -41,11 +42,12 @@ export class Effects {
   }
 
   /**
-   * Writes `pod`'s network-status through `mutate` (undefined leaves it as it is), and its
-   * finalizer when `finalizer` says
-   * whether it should be there (undefined leaves it as it is), in one update. False when the
-   * pod was deleted or replaced meanwhile (typically while its attachments were released):
-   * there is nothing left to record and nothing to retry. Any other failure throws a
+   * Writes `pod`'s network-status through `mutate` (undefined leaves it as it is), its
+   * finalizer when `finalizer` says whether it should be there, and the agent's condition
+   * when `condition` is set (undefined leaves either as it is), in one update. The condition
+   * keeps its `lastTransitionTime` while its status stays the same. False when the pod was
+   * deleted or replaced meanwhile (typically while its attachments were released): there is
+   * nothing left to record and nothing to retry. Any other failure throws a
    * {@linkcode ReconcileError} of kind `status-write`, so the pass is retried.
    */
   async writeStatus(
@@ -53,8 +55,10 @@ export class Effects {
     mutate: ((entries: NetworkStatus[]) => NetworkStatus[]) | undefined,
     log: Logger,
     finalizer?: boolean,
+    condition?: NetworksCondition,
   ): Promise<boolean> {
     const key = podKey(pod);
+    const now = this.#deps.now ?? Date.now;
     let update;
     try {
       update = await this.#deps.status.update(
@@ -63,13 +67,16 @@ export class Effects {
         pod.metadata.uid,
         (current) => {
           const keep = finalizer ?? current.finalizer;
+          const owned = condition
+            ? { condition: withTransition(current.condition, condition, new Date(now())) }
+            : {};
           // The finalizer alone: network-status is left as it is, readable or not.
-          if (!mutate) return { networkStatus: current.networkStatus, finalizer: keep };
+          if (!mutate) return { networkStatus: current.networkStatus, finalizer: keep, ...owned };
           const entries = parseNetworkStatus(current.networkStatus);
           const text = formatNetworkStatus(mutate(entries));
           const same = text === formatNetworkStatus(entries);
           if (!same) this.#wrote(key, text);
-          return { networkStatus: same ? current.networkStatus : text, finalizer: keep };
+          return { networkStatus: same ? current.networkStatus : text, finalizer: keep, ...owned };
         },
       );
     } catch (err) {

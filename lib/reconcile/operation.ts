@@ -259,6 +259,37 @@ export function applyOutcomes(
   return next;
 }
 
+/**
+ * Runs `operations` in order (removals come first) against `sandbox`. An add of an interface
+ * whose removal failed in this pass is not attempted: the name is still taken in the pod.
+ */
+export async function runOperations(
+  ctx: OperationContext,
+  pod: PodSnapshot,
+  sandbox: PodSandbox,
+  operations: readonly Operation[],
+): Promise<OperationOutcome[]> {
+  const outcomes: OperationOutcome[] = [];
+  /** Interface → the failed removal that still holds it. */
+  const held = new Map<string, OperationOutcome>();
+  for (const op of operations) {
+    const holder = op.kind === "add" ? held.get(op.id.interface) : undefined;
+    if (holder) {
+      outcomes.push(failed(
+        op,
+        holder.kind ?? "delegate",
+        `interface ${op.id.interface} is still held by an attachment that failed to detach`,
+        holder.waitsFor,
+      ));
+      continue;
+    }
+    const outcome = await runOperation(ctx, pod, sandbox, op);
+    if (op.kind === "remove" && !outcome.ok) held.set(op.id.interface, outcome);
+    outcomes.push(outcome);
+  }
+  return outcomes;
+}
+
 /** The attributes an add Event shows, as upstream renders them; undefined when none are set. */
 export function eventAttributes(element: NetworkSelectionElement): InterfaceAttributes | undefined {
   const attrs: InterfaceAttributes = {};

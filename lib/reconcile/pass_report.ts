@@ -29,6 +29,7 @@ import {
   removedInterfacesMessage,
 } from "../core/event_messages.ts";
 import { objectKey } from "../core/names.ts";
+import { eventAttributes, type OperationOutcome } from "./operation.ts";
 import type { EventRecorder, InvolvedPod } from "./ports.ts";
 
 function nadKey(item: InterfaceItem): string {
@@ -53,6 +54,18 @@ export interface PlanProblems {
   refusals: readonly string[];
   /** Pod-level problems. */
   notices: readonly PodNotice[];
+}
+
+/** One operation's outcome as its Event shows it. */
+export function interfaceItem(outcome: OperationOutcome): InterfaceItem {
+  const { op } = outcome;
+  return {
+    iface: op.id.interface,
+    network: op.id.network,
+    namespace: op.id.namespace,
+    ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
+    ...(outcome.ok ? {} : { error: outcome.error }),
+  };
 }
 
 /** Collects one pass's outcomes for one pod, then reports them with {@linkcode flush}. */
@@ -99,12 +112,28 @@ export class PassReport {
     this.#removeFailed.push(item);
   }
 
+  /** Files one operation's outcome under added, removed or failed. */
+  operationEnded(outcome: OperationOutcome): void {
+    const { op } = outcome;
+    const item = interfaceItem(outcome);
+    if (op.kind === "add") {
+      if (outcome.ok) this.added(item);
+      else this.addFailed(item);
+    } else if (outcome.ok) this.removed(item);
+    else this.removeFailed(item);
+  }
+
   /**
    * What planning found wrong. Only the plan the pass acts on counts: a pass that plans
    * again (from a fresh read) replaces the problems of its earlier plan.
    */
   planned(problems: PlanProblems): void {
     this.#problems = problems;
+  }
+
+  /** What planning found wrong, as the last plan of the pass found it. */
+  get problems(): PlanProblems {
+    return this.#problems;
   }
 
   /** Writes the log lines and Events of the pass. Call once, at its end. */

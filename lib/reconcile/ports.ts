@@ -12,6 +12,7 @@ import type { Logger } from "../base/log.ts";
 import type { CniResult } from "../core/cni_result.ts";
 import type { EventType } from "../core/event_messages.ts";
 import type { NetworkAttachmentDefinition } from "../core/nad.ts";
+import type { NetworksCondition } from "../core/networks_condition.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { AttachmentKeyParts } from "../core/status.ts";
 
@@ -44,6 +45,11 @@ export interface OwnedStatus {
   networkStatus: string | undefined;
   /** Whether the agent's finalizer (`RELEASE_FINALIZER`) is on the pod. */
   finalizer: boolean;
+  /**
+   * The pod's `NETWORKS_READY_CONDITION` condition; undefined when absent. A `mutate` that
+   * returns undefined leaves it as it is: the agent never removes it.
+   */
+  condition?: NetworksCondition;
 }
 
 /** Writes the agent's parts of a pod with optimistic concurrency from a fresh read. */

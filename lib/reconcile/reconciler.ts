@@ -17,24 +17,16 @@
  */
 import { errorText, type Logger } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
-import { listSome } from "../core/event_messages.ts";
 import { splitObjectKey } from "../core/names.ts";
-import { attachmentKey, type Plan } from "../core/plan_types.ts";
+import type { Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
+import type { NetworksCondition } from "../core/networks_condition.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { Effects } from "./effects.ts";
-import {
-  applyOutcomes,
-  eventAttributes,
-  failed,
-  type OperationContext,
-  type OperationOutcome,
-  runOperation,
-} from "./operation.ts";
+import { applyOutcomes, type OperationContext, runOperations } from "./operation.ts";
 import {
   DONE,
-  type Failure,
   ReconcileError,
   type ReconcileOutcome,
   requeue,
@@ -49,27 +41,23 @@ import {
   planWithReport,
   refuseHostNetworkSandbox,
 } from "./planning.ts";
-import type { PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
 import { settleJournal } from "./recovery.ts";
-import { sameAdd as sameEntry } from "./journal_entries.ts";
+import { NadWaiters } from "./nad_waiters.ts";
+import { conditionChanged, passCondition, settledOutcome } from "./pass_end.ts";
+import {
+  type JournalChange,
+  keepsAttachments,
+  SANDBOX_STOP_POLL_MS,
+  wantsFinalizer,
+  warnIfGaveUp,
+  warnIfUnreleased,
+} from "./deletion.ts";
+
+/** What a pass that cannot act yet waits for, as the condition says it. */
+const SANDBOX = "the pod sandbox";
 
 const NO_PLAN: Plan = { operations: [], refusals: [], desired: [] };
-
-/** How often a deleted pod held by the agent's finalizer is looked at until its sandbox stops. */
-const SANDBOX_STOP_POLL_MS = 1_000;
-
-/**
- * How long past a deleted pod's deadline (its deletionTimestamp: the end of its grace period)
- * the agent keeps trying to release its attachments before it removes its finalizer anyway,
- * so that a release that cannot succeed never keeps a pod from going.
- */
-export const RELEASE_GIVE_UP_MS = 120_000;
-
-/** What a pass changes in the journal once its status write has landed. */
-interface JournalChange {
-  recorded?: readonly PendingAdd[];
-  released?: readonly PendingAdd[];
-}
 
 /** A network-status text as the agent would write it back; undefined when it cannot be read. */
 function formattedOrUndefined(text: string): string | undefined {
@@ -96,7 +84,7 @@ export class Reconciler {
   readonly #now: () => number;
   readonly #effects: Effects;
   /** NAD key "ns/name" → pod keys whose last pass needed it and did not find it usable. */
-  readonly #waitingForNad = new Map<string, Set<string>>();
+  readonly #waitingForNad = new NadWaiters();
   /** Pod key → time its networks annotation was seen to change (for the latency metric). */
   readonly #changedAt = new Map<string, number>();
   /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
@@ -126,9 +114,7 @@ export class Reconciler {
     this.#lastSandbox.delete(key);
     this.#ownStatus.delete(key);
     this.#checkedStatus.delete(key);
-    for (const [nad, pods] of this.#waitingForNad) {
-      if (pods.delete(key) && pods.size === 0) this.#waitingForNad.delete(nad);
-    }
+    this.#waitingForNad.forget(key);
   }
 
   /**
@@ -141,20 +127,7 @@ export class Reconciler {
   podRemoved(pod: PodSnapshot): void {
     this.forget(podKey(pod));
     if (this.#released.delete(pod.metadata.uid)) return;
-    let entries: NetworkStatus[];
-    try {
-      entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
-    } catch {
-      return;
-    }
-    const left = entries.filter((e) => e.default !== true && e.interface).map((e) =>
-      `${e.name}/${e.interface}`
-    );
-    if (left.length === 0) return;
-    this.#deps.log.warn(
-      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated (those multus attached at pod creation it releases itself)",
-      { pod: podKey(pod), podUid: pod.metadata.uid, attachments: left },
-    );
+    warnIfUnreleased(pod, this.#deps.log);
   }
 
   /**
@@ -171,7 +144,7 @@ export class Reconciler {
    * config unusable: its creation or change is the event they wait for.
    */
   podsWaitingFor(nadKey: string): string[] {
-    return [...(this.#waitingForNad.get(nadKey) ?? [])];
+    return this.#waitingForNad.podsWaitingFor(nadKey);
   }
 
   /** Plans one pod from the cache without acting: for `--dry-run` and diagnostics. */
@@ -215,7 +188,8 @@ export class Reconciler {
     const first = this.#plan(cached, report);
     if (!this.#hasWork(cached, first)) {
       this.#changedAt.delete(key);
-      return this.#settled(key, first, []);
+      await this.#keepCondition(cached, passCondition(cached, first, report.problems), log);
+      return settledOutcome(key, first, []);
     }
     if (this.#deps.options.dryRun) {
       if (first.plan) {
@@ -236,7 +210,10 @@ export class Reconciler {
     }
     const planned = this.#plan(pod, report);
     if (!hasWork(planned.plan)) this.#changedAt.delete(key);
-    if (!this.#hasWork(pod, planned)) return this.#settled(key, planned, []);
+    if (!this.#hasWork(pod, planned)) {
+      await this.#keepCondition(pod, passCondition(pod, planned, report.problems), log);
+      return settledOutcome(key, planned, []);
+    }
     // The journal is settled even when the annotation cannot be planned: releasing what it
     // holds depends only on what network-status records and on the pod's sandbox.
     return await this.#apply(pod, planned, report, log, found);
@@ -255,33 +232,8 @@ export class Reconciler {
       const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
       if (isFinished(pod) || status !== this.#checkedStatus.get(key)) return true;
     }
-    return this.#wantsFinalizer(pod) !== (pod.metadata.holdsFinalizer === true);
-  }
-
-  /**
-   * Whether `pod` should carry the agent's finalizer: while the journal holds attachments the
-   * agent made for it. A pod being deleted gets none it does not have (the API server refuses
-   * new finalizers then), and loses it once they are released, or once releasing them has
-   * failed for {@linkcode RELEASE_GIVE_UP_MS} past its deletion deadline.
-   */
-  #wantsFinalizer(pod: PodSnapshot, change: JournalChange = {}): boolean {
-    const key = podKey(pod);
-    const uid = pod.metadata.uid;
-    const gone = (a: PendingAdd) => change.released?.some((r) => sameEntry(a, r)) ?? false;
-    const holds = [
-      ...this.#deps.journal.pending(key),
-      ...this.#deps.journal.attached(key),
-      ...(change.recorded ?? []),
-    ].some((a) => a.request.podUid === uid && !gone(a));
-    if (!holds) return false;
-    if (pod.metadata.deletionTimestamp === undefined) return true;
-    return pod.metadata.holdsFinalizer === true && !this.#pastDeadline(pod, RELEASE_GIVE_UP_MS);
-  }
-
-  /** True once `pod`'s deletion deadline (its deletionTimestamp) is more than `afterMs` past. */
-  #pastDeadline(pod: PodSnapshot, afterMs = 0): boolean {
-    const deadline = Date.parse(pod.metadata.deletionTimestamp ?? "");
-    return !Number.isNaN(deadline) && this.#now() > deadline + afterMs;
+    return wantsFinalizer(this.#deps.journal, pod, this.#now()) !==
+      (pod.metadata.holdsFinalizer === true);
   }
 
   async #apply(
@@ -305,9 +257,7 @@ export class Reconciler {
         sandboxId: sandbox.id,
       });
     }
-    if (finished && pod.metadata.holdsFinalizer && sandbox?.ready && !this.#pastDeadline(pod)) {
-      // The finalizer keeps the pod until its attachments are released: they serve it until
-      // its sandbox stops, as the ones multus attached do, or until its grace period ends.
+    if (finished && keepsAttachments(pod, sandbox, this.#now())) {
       return requeueAfter(SANDBOX_STOP_POLL_MS);
     }
     if (await settleJournal(ctx, key, pod, sandbox)) {
@@ -315,7 +265,10 @@ export class Reconciler {
       const fresh = await this.#fetch(key);
       if (!fresh || fresh.metadata.uid !== uid) return DONE;
       const replanned = this.#plan(fresh, report);
-      if (!replanned.plan) return this.#settled(key, replanned, []);
+      if (!replanned.plan) {
+        await this.#keepCondition(fresh, passCondition(fresh, replanned, report.problems), log);
+        return settledOutcome(key, replanned, []);
+      }
       pod = fresh;
       planned = replanned;
     }
@@ -333,31 +286,29 @@ export class Reconciler {
         log.info("sandbox already removed; nothing left to release");
         return DONE;
       }
+      await this.#keepCondition(
+        pod,
+        passCondition(pod, planned, report.problems, [], SANDBOX),
+        log,
+      );
       return requeue(`a pod sandbox for uid ${uid}`);
     }
-    if (!sandbox.ready && !finished) return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    if (!sandbox.ready && !finished) {
+      await this.#keepCondition(
+        pod,
+        passCondition(pod, planned, report.problems, [], SANDBOX),
+        log,
+      );
+      return requeue(`pod sandbox ${sandbox.id} to be ready`);
+    }
     if (sandbox.hostNetwork) {
-      throw refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+      const refusal = refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
+      await this.#keepCondition(pod, passCondition(pod, planned, report.problems), log);
+      throw refusal;
     }
 
-    const outcomes: OperationOutcome[] = [];
-    /** Interface → the failed removal that still holds it. */
-    const held = new Map<string, OperationOutcome>();
-    for (const op of (planned.plan ?? NO_PLAN).operations) {
-      const holder = op.kind === "add" ? held.get(op.id.interface) : undefined;
-      if (holder) {
-        outcomes.push(failed(
-          op,
-          holder.kind ?? "delegate",
-          `interface ${op.id.interface} is still held by an attachment that failed to detach`,
-          holder.waitsFor,
-        ));
-        continue;
-      }
-      const outcome = await runOperation(ctx, pod, sandbox, op);
-      if (op.kind === "remove" && !outcome.ok) held.set(op.id.interface, outcome);
-      outcomes.push(outcome);
-    }
+    const operations = (planned.plan ?? NO_PLAN).operations;
+    const outcomes = await runOperations(ctx, pod, sandbox, operations);
 
     const succeeded = outcomes.filter((o) => o.ok);
     if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
@@ -365,8 +316,12 @@ export class Reconciler {
       recorded: succeeded.flatMap((o) => o.op.kind === "add" && o.pending ? [o.pending] : []),
       released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
     };
-    const finalizer = this.#wantsFinalizer(pod, change);
-    if (succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true)) {
+    const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now(), change);
+    const condition = passCondition(pod, planned, report.problems, outcomes);
+    if (
+      succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true) ||
+      conditionChanged(pod, condition)
+    ) {
       const kinds = succeeded.map((o) => o.op.kind);
       this.#effects.fault("before-status-write", kinds);
       let basedOn: string | undefined;
@@ -380,7 +335,7 @@ export class Reconciler {
           return next;
         }
         : undefined;
-      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer)) {
+      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer, condition)) {
         return DONE;
       }
       if (written !== undefined && settledAs !== undefined && basedOn === settledAs) {
@@ -395,85 +350,41 @@ export class Reconciler {
         // Harmless: the next pass finds them recorded in network-status and settles them then.
         log.warn("writing the attachment journal after the status write failed", { err });
       }
-      this.#finalizerChanged(pod, finalizer, log, change);
+      warnIfGaveUp(this.#deps.journal, pod, finalizer, log, change);
     }
 
     report.about(pod.metadata);
-    for (const outcome of outcomes) this.#report(outcome, report);
-    this.#alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
+    for (const outcome of outcomes) {
+      this.#deps.observer?.attachmentOperation?.(outcome.op.kind, outcome.ok);
+      report.operationEnded(outcome);
+    }
+    this.#waitingForNad.alsoAwait(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));
     const changedAt = this.#changedAt.get(key);
     if (changedAt !== undefined && succeeded.length === outcomes.length) {
       const seconds = (this.#now() - changedAt) / 1000;
       for (const o of succeeded) this.#deps.observer?.hotplugCompleted?.(o.op.kind, seconds);
       this.#changedAt.delete(key);
     }
-    return this.#settled(key, planned, outcomes);
+    return settledOutcome(key, planned, outcomes);
+  }
+
+  /** Writes `condition` alone, when it says something else than the one `pod` has. */
+  async #keepCondition(
+    pod: PodSnapshot,
+    condition: NetworksCondition | undefined,
+    log: Logger,
+  ): Promise<void> {
+    if (this.#deps.options.dryRun || !conditionChanged(pod, condition)) return;
+    await this.#effects.writeStatus(pod, undefined, log, undefined, condition);
   }
 
   /** Writes the finalizer alone when `pod` has it and should not, or lacks it and should. */
   async #writeFinalizer(pod: PodSnapshot, log: Logger): Promise<void> {
-    const finalizer = this.#wantsFinalizer(pod);
+    const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now());
     if (finalizer === (pod.metadata.holdsFinalizer === true)) return;
     if (await this.#effects.writeStatus(pod, undefined, log, finalizer)) {
-      this.#finalizerChanged(pod, finalizer, log);
+      warnIfGaveUp(this.#deps.journal, pod, finalizer, log);
     }
-  }
-
-  /**
-   * Says so when the finalizer went from a deleted pod whose attachments could not all go
-   * (`change` holds what this pass released, should the journal not have taken it).
-   */
-  #finalizerChanged(
-    pod: PodSnapshot,
-    finalizer: boolean,
-    log: Logger,
-    change: JournalChange = {},
-  ): void {
-    if (finalizer || !pod.metadata.holdsFinalizer || pod.metadata.deletionTimestamp === undefined) {
-      return;
-    }
-    const key = podKey(pod);
-    const left = [...this.#deps.journal.pending(key), ...this.#deps.journal.attached(key)]
-      .filter((a) =>
-        a.request.podUid === pod.metadata.uid &&
-        !(change.released?.some((r) => sameEntry(a, r)) ?? false)
-      )
-      .map((a) => attachmentKey(a.id));
-    if (left.length === 0) return;
-    log.warn(
-      "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
-      { attachments: left, giveUpAfterMs: RELEASE_GIVE_UP_MS },
-    );
-  }
-
-  /**
-   * The outcome of a pass that went to its end: a {@linkcode ReconcileError} for every
-   * failure and every piece of bad input, else waiting for the NADs it misses, else done.
-   */
-  #settled(
-    key: string,
-    planned: PlannedPod,
-    outcomes: readonly OperationOutcome[],
-  ): ReconcileOutcome {
-    const failures: Failure[] = [];
-    // Once the operations ran, their outcomes say which NADs are still missing (a removal the
-    // journal could do needed none).
-    const missing = new Set(outcomes.length > 0 ? [] : planned.missingNads);
-    for (const o of outcomes) {
-      if (o.ok) continue;
-      if (o.kind === "missing-nad") {
-        if (o.waitsFor) missing.add(o.waitsFor);
-        continue;
-      }
-      failures.push({
-        kind: o.kind ?? "delegate",
-        text: `${o.op.kind} ${attachmentKey(o.op.id)}: ${o.error}`,
-      });
-    }
-    failures.push(...planned.badInput);
-    if (failures.length > 0) throw new ReconcileError(key, failures);
-    if (missing.size > 0) return waitFor(`NetworkAttachmentDefinition ${listSome([...missing])}`);
-    return DONE;
   }
 
   #context(log: Logger): OperationContext {
@@ -508,42 +419,7 @@ export class Reconciler {
   /** Plans `pod` into the pass's report and remembers the NADs the plan misses. */
   #plan(pod: PodSnapshot, report: PassReport): PlannedPod {
     const planned = planWithReport(pod, this.#deps.nads, report);
-    this.#awaitNads(podKey(pod), planned.missingNads);
+    this.#waitingForNad.await(podKey(pod), planned.missingNads);
     return planned;
-  }
-
-  /** Hands one operation's outcome to the pass's report and the metrics. */
-  #report(outcome: OperationOutcome, report: PassReport): void {
-    const { op } = outcome;
-    this.#deps.observer?.attachmentOperation?.(op.kind, outcome.ok);
-    const item = {
-      iface: op.id.interface,
-      network: op.id.network,
-      namespace: op.id.namespace,
-      ...(op.kind === "add" ? { attrs: eventAttributes(op.element) } : {}),
-      ...(outcome.ok ? {} : { error: outcome.error }),
-    };
-    if (op.kind === "add") {
-      if (outcome.ok) report.added(item);
-      else report.addFailed(item);
-    } else if (outcome.ok) report.removed(item);
-    else report.removeFailed(item);
-  }
-
-  /** Remembers that pod `podKey` needs the NADs `nadKeys`, instead of those it needed before. */
-  #awaitNads(podKey: string, nadKeys: readonly string[]): void {
-    for (const [nad, pods] of this.#waitingForNad) {
-      if (pods.delete(podKey) && pods.size === 0) this.#waitingForNad.delete(nad);
-    }
-    this.#alsoAwait(podKey, nadKeys);
-  }
-
-  /** Remembers that pod `podKey` also needs the NADs `nadKeys`. */
-  #alsoAwait(podKey: string, nadKeys: readonly string[]): void {
-    for (const nad of nadKeys) {
-      let pods = this.#waitingForNad.get(nad);
-      if (!pods) this.#waitingForNad.set(nad, pods = new Set());
-      pods.add(podKey);
-    }
   }
 }

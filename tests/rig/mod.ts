@@ -185,6 +185,8 @@ export interface CreatePodOptions {
   terminationGracePeriodSeconds?: number;
   /** The container's readiness probe (a core/v1 Probe); none by default. */
   readinessProbe?: Record<string, unknown>;
+  /** Pod condition types the pod's readiness waits for (`spec.readinessGates`); none by default. */
+  readinessGates?: string[];
 }
 
 /** A pod the rig's kubelet runs. */
@@ -1172,6 +1174,9 @@ export class Rig {
         dnsPolicy: "Default",
         enableServiceLinks: false,
         terminationGracePeriodSeconds: options.terminationGracePeriodSeconds ?? 30,
+        ...(options.readinessGates
+          ? { readinessGates: options.readinessGates.map((conditionType) => ({ conditionType })) }
+          : {}),
         ...(options.pending
           ? {
             initContainers: [{

@@ -6,6 +6,7 @@
  *
  * @module
  */
+export * from "./cli_process.ts";
 export * from "./controller_process.ts";
 export * from "./convergence.ts";
 export * from "./deno_run.ts";
