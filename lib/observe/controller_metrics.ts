@@ -202,7 +202,8 @@ export class ControllerMetrics {
     });
     this.#statusWrites = r.counter({
       name: "dynamic_networks_status_writes_total",
-      help: "Writes of the network-status annotation, by result.",
+      help:
+        "Writes of the agent's part of a pod (network-status, its finalizer, the NetworksReady condition; one update each), by result.",
       labelNames: ["result"],
     });
     this.#unrecordedReleases = r.counter({
