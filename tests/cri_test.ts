@@ -910,7 +910,7 @@ Deno.test({
     try {
       const before = await client.findSandbox(pod.uid);
       assert.ok(before);
-      await r.restartContainerd();
+      await r.restartRuntime();
       // The channel's connection died with the old containerd; the next lookup just works.
       assert.deepEqual(await client.findSandbox(pod.uid), before);
     } finally {

@@ -142,11 +142,11 @@ Deno.test({
       );
 
       await t.step("containerd down during an edit, then back: applied", async () => {
-        await rig.stopPart("containerd");
+        await rig.stopPart("runtime");
         const from = theCtl.records().length;
         await setNetworks(rig, pods.containerd, [{ name: "blue", interface: "net1" }]);
         await waitTrouble(theCtl, pods.containerd, from);
-        await rig.startPart("containerd");
+        await rig.startPart("runtime");
         await waitConverged(rig, pods.containerd, [blue("net1")], IPAM);
       });
 
