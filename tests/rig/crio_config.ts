@@ -32,7 +32,7 @@ export interface CrioConfigOptions {
 export function crioStorageConfig(dir: string): string {
   return `[storage]
 driver = "overlay"
-root = "${dir}/root"
+graphroot = "${dir}/root"
 runroot = "${dir}/runroot"
 `;
 }
@@ -121,7 +121,7 @@ log_to_journald = false
 [crio.runtime.runtimes.runc]
 runtime_path = "${o.runtimePath}"
 runtime_type = "oci"
-runtime_root = "${d}/runc"
+runtime_root = "${d}/runc-state"
 monitor_path = "${o.conmon}"
 monitor_cgroup = "pod"
 

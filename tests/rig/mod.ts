@@ -1021,7 +1021,7 @@ export class Rig {
       await Deno.mkdir(`${d}/${sub}`, { recursive: true });
     }
     const jq = (await run(["sh", "-c", "command -v jq"])).stdout.trim();
-    await Deno.writeTextFile(`${d}/runc`, runcWrapper(this.#bins.runc, jq), { mode: 0o755 });
+    await Deno.writeTextFile(`${d}/runc-wrapper`, runcWrapper(this.#bins.runc, jq), { mode: 0o755 });
     await Deno.writeTextFile(`${d}/policy.json`, signaturePolicy());
     await Deno.writeTextFile(`${d}/storage.conf`, crioStorageConfig(d));
     await Deno.writeTextFile(`${d}/registries.conf`, "unqualified-search-registries = []\n");
@@ -1034,7 +1034,7 @@ export class Rig {
         cniConfDir: `${this.dir}/cni/net.d`,
         pinns: this.#bins.pinns,
         conmon: this.#bins.conmon,
-        runtimePath: `${d}/runc`,
+        runtimePath: `${d}/runc-wrapper`,
         namespacesDir: `${d}/ns`,
       }),
     );

@@ -120,7 +120,7 @@ async function simulateCrashedRun(): Promise<void> {
 
 Deno.test({
   name:
-    "rig: starts etcd, the control plane, multus, containerd and the kubelet, after cleaning a crashed run",
+    "rig: starts etcd, the control plane, multus, the runtime and the kubelet, after cleaning a crashed run",
   ...rigTest,
   async fn() {
     await simulateCrashedRun();
@@ -160,7 +160,12 @@ Deno.test({
     assert.equal(node.metadata.name, rig.nodeName);
     assert.equal(node.status.conditions?.find((c) => c.type === "Ready")?.status, "True");
     assert.equal(node.status.nodeInfo?.kubeletVersion, rig.binaries.kubeVersion);
-    assert.match(node.status.nodeInfo?.containerRuntimeVersion ?? "", /^containerd:/);
+    assert.match(
+      node.status.nodeInfo?.containerRuntimeVersion ?? "",
+      rig.runtime === "crio"
+        ? new RegExp(`^cri-o://${rig.binaries.crioVersion.slice(1)}$`)
+        : /^containerd:/,
+    );
     assert.deepEqual(node.status.addresses, [
       { type: "InternalIP", address: rig.nodeIp },
       { type: "Hostname", address: rig.nodeName },
