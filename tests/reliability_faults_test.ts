@@ -6,7 +6,7 @@
  *   before the controller's watch is back, is applied, and so is a later one;
  * - multus stopped (socket gone), an edit made meanwhile, multus started (socket recreated):
  *   the edit is applied without restarting the controller;
- * - containerd stopped, an edit made meanwhile, containerd started: the edit is applied;
+ * - the runtime (containerd or CRI-O) stopped, an edit made meanwhile, started: the edit is applied;
  * - a CNI plugin that hangs: the delegate call times out (`--delegate-timeout-ms 2000`) with a
  *   clear event, and another pod's hot-plug completes while the plugin still runs;
  * - a NetworkAttachmentDefinition deleted before an unplug: `FailedRemovingInterface` naming
@@ -67,7 +67,7 @@ async function waitTrouble(ctl: ControllerProcess, pod: RigPod, from: number): P
 }
 
 Deno.test({
-  name: "faults: API server, multus and containerd restarts, a hanging plugin, a deleted NAD",
+  name: "faults: API server, multus and runtime restarts, a hanging plugin, a deleted NAD",
   ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
@@ -141,7 +141,7 @@ Deno.test({
         },
       );
 
-      await t.step("containerd down during an edit, then back: applied", async () => {
+      await t.step("the runtime down during an edit, then back: applied", async () => {
         await rig.stopPart("runtime");
         const from = theCtl.records().length;
         await setNetworks(rig, pods.containerd, [{ name: "blue", interface: "net1" }]);
