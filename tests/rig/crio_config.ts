@@ -48,13 +48,20 @@ export function signaturePolicy(): string {
 }
 
 /**
- * A runc wrapper for CRI-O. This host withholds CAP_SYS_RESOURCE, so runc cannot lower a
- * process's `oom_score_adj` below the runtime's own; the kubelet asks for -997 for critical
- * pods (the agent's DaemonSet is `system-node-critical`). containerd clamps it
- * (`restrict_oom_score_adj`); CRI-O has no such setting, so the wrapper clamps it in the
- * bundle's `config.json` before `create` and `run`, then hands over to runc.
+ * A runc wrapper for CRI-O, which hands over to runc after fixing two things in the bundle's
+ * `config.json` before `create` and `run`, where this host differs from what CRI-O assumes:
+ *
+ * - it withholds CAP_SYS_RESOURCE, so runc cannot lower a process's `oom_score_adj` below the
+ *   runtime's own; the kubelet asks for -997 for critical pods (the agent's DaemonSet is
+ *   `system-node-critical`). containerd clamps it (`restrict_oom_score_adj`); CRI-O has no such
+ *   setting, so the wrapper clamps `oomScoreAdj`;
+ * - with `dropHugepageLimits`: the kernel has the hugetlb controller (CRI-O reads
+ *   `/proc/cgroups`) but no hierarchy mounts it, and runc fails `cannot set hugetlb limit`
+ *   for the limits the kubelet sends; containerd leaves them out by default
+ *   (`disable_hugetlb_controller`), the wrapper removes them.
  */
-export function runcWrapper(runc: string, jq: string): string {
+export function runcWrapper(runc: string, jq: string, dropHugepageLimits: boolean): string {
+  const hugepages = dropHugepageLimits ? " | del(.linux.resources.hugepageLimits)" : "";
   return `#!/bin/sh
 command=""
 bundle=""
@@ -72,7 +79,7 @@ done
 if [ -n "$command" ] && [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
   floor=$(cat /proc/self/oom_score_adj)
   ${jq} --argjson floor "$floor" \\
-    'if (.process.oomScoreAdj // $floor) < $floor then .process.oomScoreAdj = $floor else . end' \\
+    '(if (.process.oomScoreAdj // $floor) < $floor then .process.oomScoreAdj = $floor else . end)${hugepages}' \\
     "$bundle/config.json" > "$bundle/config.json.rig" && mv "$bundle/config.json.rig" "$bundle/config.json"
 fi
 exec ${runc} "$@"

@@ -41,7 +41,7 @@
 
 import { ApiError, KubeApi } from "./kube_api.ts";
 import { CriClient, netnsPathFromInfo, type SandboxSummary } from "./cri_client.ts";
-import { createRigCgroup, rigCgroupName } from "./cgroups.ts";
+import { CGROUP_FS, cgroupHierarchies, createRigCgroup, rigCgroupName } from "./cgroups.ts";
 import { Daemon, sleep, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
 import { holdHostState } from "./host_state.ts";
@@ -1021,7 +1021,12 @@ export class Rig {
       await Deno.mkdir(`${d}/${sub}`, { recursive: true });
     }
     const jq = (await run(["sh", "-c", "command -v jq"])).stdout.trim();
-    await Deno.writeTextFile(`${d}/runc-wrapper`, runcWrapper(this.#bins.runc, jq), { mode: 0o755 });
+    const hugetlb = cgroupHierarchies().some((h) => h.endsWith("/hugetlb")) ||
+      (await Deno.readTextFile(`${CGROUP_FS}/cgroup.controllers`).catch(() => "")).split(/\s+/)
+        .includes("hugetlb");
+    await Deno.writeTextFile(`${d}/runc-wrapper`, runcWrapper(this.#bins.runc, jq, !hugetlb), {
+      mode: 0o755,
+    });
     await Deno.writeTextFile(`${d}/policy.json`, signaturePolicy());
     await Deno.writeTextFile(`${d}/storage.conf`, crioStorageConfig(d));
     await Deno.writeTextFile(`${d}/registries.conf`, "unqualified-search-registries = []\n");
