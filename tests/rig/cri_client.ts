@@ -58,7 +58,12 @@ export interface SandboxStatus {
   id: string;
   state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
   ip: string;
-  /** containerd's verbose `info` document, parsed. */
+  /**
+   * `linux.namespaces.options.network`: `POD`, or `NODE` for a hostNetwork sandbox (for which
+   * CRI-O still names a network namespace path, a pin of the node's own).
+   */
+  networkMode: string;
+  /** The runtime's verbose `info` document, parsed. */
   info: Record<string, unknown>;
 }
 
@@ -147,7 +152,12 @@ export class CriClient {
   /** PodSandboxStatus with verbose info. */
   async podSandboxStatus(id: string): Promise<SandboxStatus> {
     const res = await this.#call<{
-      status: { id: string; state: SandboxStatus["state"]; network: { ip: string } | null };
+      status: {
+        id: string;
+        state: SandboxStatus["state"];
+        network: { ip: string } | null;
+        linux: { namespaces: { options: { network: string } | null } | null } | null;
+      };
       info: Record<string, string>;
     }>("PodSandboxStatus", { pod_sandbox_id: id, verbose: true });
     const infoText = res.info["info"];
@@ -155,6 +165,7 @@ export class CriClient {
       id: res.status.id,
       state: res.status.state,
       ip: res.status.network?.ip ?? "",
+      networkMode: res.status.linux?.namespaces?.options?.network ?? "POD",
       info: infoText ? JSON.parse(infoText) : {},
     };
   }

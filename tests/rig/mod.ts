@@ -1637,9 +1637,18 @@ export class Rig {
     return { ...pod, sandboxId: newId };
   }
 
-  /** The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). */
+  /**
+   * The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). Throws for a
+   * sandbox in the node's network namespace, whatever path the runtime names for it.
+   */
   async podNetns(pod: RigPod): Promise<string> {
     const status = await this.cri.podSandboxStatus(pod.sandboxId);
+    if (status.networkMode === "NODE") {
+      throw new Error(
+        `sandbox ${pod.sandboxId} has no network namespace path of its own: it uses the node's ` +
+          "(a hostNetwork pod)",
+      );
+    }
     return netnsPathFromInfo(status.info);
   }
 
