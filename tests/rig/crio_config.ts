@@ -135,6 +135,7 @@ monitor_cgroup = "pod"
 [crio.image]
 pause_image = "${o.pauseImage}"
 signature_policy = "${d}/policy.json"
+signature_policy_dir = "${d}/policies"
 big_files_temporary_dir = "${d}/tmp"
 
 [crio.network]
