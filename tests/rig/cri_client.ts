@@ -101,30 +101,38 @@ function methodDefinition(method: Method): grpc.MethodDefinition<unknown, unknow
 
 /** A CRI RuntimeService client over a unix socket, with a deadline on every call. */
 export class CriClient {
-  readonly #client: grpc.Client;
+  #client: grpc.Client | undefined;
   readonly #timeoutMs: number;
 
   /**
-   * @param socketPath containerd's CRI socket, e.g. `/tmp/dnc-rig/ab12cd/containerd/containerd.sock`
+   * @param socketPath the runtime's CRI socket, e.g. `/tmp/dnc-rig/ab12cd/crio/crio.sock`
    * @param timeoutMs deadline of each call
    */
   constructor(readonly socketPath: string, timeoutMs = 60_000) {
-    const definition = Object.fromEntries(METHODS.map((m) => [m, methodDefinition(m)]));
-    const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
-    this.#client = new Client(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.#timeoutMs = timeoutMs;
+  }
+
+  /** The channel, opened on the first call after construction or {@linkcode CriClient.close}. */
+  #channel(): grpc.Client {
+    if (!this.#client) {
+      const definition = Object.fromEntries(METHODS.map((m) => [m, methodDefinition(m)]));
+      const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
+      this.#client = new Client(`unix://${this.socketPath}`, grpc.credentials.createInsecure());
+    }
+    return this.#client;
   }
 
   #call<T>(method: Method, request: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#timeoutMs;
+      const client = this.#channel();
       // deno-lint-ignore no-explicit-any
-      const fn = (this.#client as any)[method] as (
+      const fn = (client as any)[method] as (
         req: unknown,
         options: grpc.CallOptions,
         cb: (err: grpc.ServiceError | null, res: T) => void,
       ) => void;
-      fn.call(this.#client, request, { deadline }, (err, res) => {
+      fn.call(client, request, { deadline }, (err, res) => {
         if (err) {
           reject(
             new Error(`CRI ${method} on ${this.socketPath} failed: ${err.message}`, { cause: err }),
@@ -196,9 +204,10 @@ export class CriClient {
     return info.pid ?? 0;
   }
 
-  /** Closes the channel. */
+  /** Closes the channel; a later call opens a new one. */
   close(): void {
-    this.#client.close();
+    this.#client?.close();
+    this.#client = undefined;
   }
 }
 

@@ -1697,7 +1697,18 @@ export class Rig {
    * {@linkcode Rig.startPart} brings it back.
    */
   async stopPart(part: RigPart): Promise<void> {
+    if (part === "runtime") this.#closeCri();
     await this.#daemons[part].stop();
+  }
+
+  /**
+   * Closes the rig's CRI channel before the runtime stops; the next call opens a new one. A
+   * stopping CRI-O sends HTTP/2 GOAWAY on open connections, and Deno 2.9's HTTP/2 has been
+   * seen to abort the process on it (`nghttp2_session.c: find_stream_on_goaway_func: Assertion
+   * stream->closed_next == NULL failed`).
+   */
+  #closeCri(): void {
+    this.cri.close();
   }
 
   /** Starts a part stopped by {@linkcode Rig.stopPart} and waits until it answers. */
@@ -1727,6 +1738,7 @@ export class Rig {
   }
 
   async #restart(part: RigPart): Promise<void> {
+    if (part === "runtime") this.#closeCri();
     await this.#daemons[part].stop();
     this.#daemons[part].start();
     await this.#waitPart(part);
