@@ -93,7 +93,8 @@ async function exists(rig: Rig, ...what: string[]): Promise<boolean> {
 }
 
 Deno.test({
-  name: "DaemonSet: deploy/base runs on the node, hot-plugs, survives a rollout and drains",
+  name:
+    "DaemonSet: the runtime's overlay runs on the node, hot-plugs, survives a rollout and drains",
   ignore: Deno.uid() !== 0,
   sanitizeResources: false,
   sanitizeOps: false,
