@@ -54,16 +54,31 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Resolves once the controller logged a warning or error about `pod` after line `from`. */
+/**
+ * Resolves once the controller logged a warning or error about `pod` after line `from`. On
+ * timeout the error says whether the controller process is still there, and its last lines.
+ */
 async function waitTrouble(ctl: ControllerProcess, pod: RigPod, from: number): Promise<void> {
-  await waitFor(
-    `the controller to report trouble with ${pod.name}`,
-    () =>
-      ctl.records().slice(from).some((r) =>
-        (r.level === "warn" || r.level === "error") && JSON.stringify(r).includes(pod.name)
-      ),
-    60_000,
-  );
+  try {
+    await waitFor(
+      `the controller to report trouble with ${pod.name}`,
+      () =>
+        ctl.records().slice(from).some((r) =>
+          (r.level === "warn" || r.level === "error") && JSON.stringify(r).includes(pod.name)
+        ),
+      60_000,
+    );
+  } catch (err) {
+    const ended = await Promise.race([
+      ctl.status.then((s) => `exited (code ${s.code}, signal ${s.signal ?? "none"})`),
+      new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 100)),
+    ]);
+    throw new Error(
+      `${(err as Error).message}; the controller process is ${ended}; its last lines:\n` +
+        ctl.lines.slice(-15).join("\n"),
+      { cause: err },
+    );
+  }
 }
 
 Deno.test({
