@@ -830,8 +830,15 @@ Deno.test("cri client: relative socket paths and bad timeouts are refused up fro
   assert.throws(() => new CriClient("/run/containerd.sock", { timeoutMs: -1 }), /positive number/);
 });
 
-// --- on the node rig: real containerd ------------------------------------------------------------
+// --- on the node rig: the real runtime (containerd, or CRI-O with DNC_RIG_RUNTIME=crio) -------
 
+/** What each rig runtime calls itself in CRI Version. */
+const RUNTIME_NAMES = { containerd: "containerd", crio: "cri-o" } as const;
+/** Where each runtime's socket is by default, as the agent's detection looks for it. */
+const DEFAULT_SOCKETS = {
+  containerd: "/run/containerd/containerd.sock",
+  crio: "/run/crio/crio.sock",
+} as const;
 /** Rig tests: root only; gRPC and fetch keep handles between tests. */
 let rig: Rig | undefined;
 function theRig(): Rig {
@@ -848,15 +855,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cri rig: Version reports containerd speaking CRI v1",
+  name: "cri rig: Version reports the rig's runtime speaking CRI v1",
   ...rigTest,
   async fn() {
-    const client = new CriClient(theRig().criSocket, { timeoutMs: 10_000 });
+    const r = theRig();
+    const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
     try {
       const v = await client.version();
-      assert.equal(v.runtimeName, "containerd");
+      assert.equal(v.runtimeName, RUNTIME_NAMES[r.runtime]);
       assert.equal(v.runtimeApiVersion, "v1");
       assert.match(v.runtimeVersion, /^\d+\.\d+/);
+      if (r.runtime === "crio") assert.equal(v.runtimeVersion, r.binaries.crioVersion.slice(1));
     } finally {
       client.close();
     }
@@ -929,7 +938,94 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cri rig: the same client keeps working across a containerd restart",
+  name:
+    "cri rig: a hostNetwork pod's sandbox is reported in the node's network namespace, whatever path the runtime shows",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const pod = await r.createPod({ name: "cri-host", hostNetwork: true });
+    const client = new CriClient(r.criSocket, { timeoutMs: 10_000 });
+    try {
+      const raw = await r.cri.podSandboxStatus(pod.sandboxId);
+      const spec = raw.info["runtimeSpec"] as {
+        linux?: { namespaces?: { type: string; path?: string }[] };
+      };
+      const shown = spec.linux?.namespaces?.find((n) => n.type === "network");
+      if (r.runtime === "crio") {
+        // The trap: CRI-O names a network namespace path, a pin of the node's own namespace.
+        assert.ok(shown?.path, `CRI-O showed no network path: ${JSON.stringify(shown)}`);
+        assert.equal(Deno.statSync(shown.path).ino, Deno.statSync("/proc/self/ns/net").ino);
+      } else {
+        assert.equal(shown, undefined, "containerd shows no network namespace for the node's");
+      }
+      const found = await client.findSandbox(pod.uid);
+      assert.ok(found, `no sandbox found for pod uid ${pod.uid}`);
+      const { createdAt, ...rest } = found;
+      assert.deepEqual(rest, { id: pod.sandboxId, netnsPath: "", ready: true, hostNetwork: true });
+      assert.ok(createdAt > 0n);
+    } finally {
+      client.close();
+      await r.deletePod(pod);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "cri rig: with no socket configured, the agent finds the runtime's socket at its default path",
+  ...rigTest,
+  async fn() {
+    const r = theRig();
+    const expected = DEFAULT_SOCKETS[r.runtime];
+    const runtimeDir = expected.slice(0, expected.lastIndexOf("/"));
+    const probe = [
+      `import { grantedExists, loadConfig } from "${new URL(
+        "../lib/config/load.ts",
+        import.meta.url,
+      )}";`,
+      `import { CriClient } from "${new URL("../lib/cri/client.ts", import.meta.url)}";`,
+      `const { config, origins } = loadConfig({ args: ["--node-name=n"], env: {}, exists: grantedExists });`,
+      "const client = new CriClient(config.criSocketPath, { timeoutMs: 10000 });",
+      "const version = await client.version();",
+      "client.close();",
+      "console.log(JSON.stringify({ socket: config.criSocketPath, origin: origins.criSocketPath, runtime: version.runtimeName }));",
+    ].join("\n");
+    // A private mount namespace whose /run is empty but for the rig's runtime directory at
+    // the runtime's usual place: the host's /run is left alone.
+    const out = await new Deno.Command("unshare", {
+      args: [
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        [
+          "set -e",
+          "mount -t tmpfs -o size=1m dnc-rig-detect /run",
+          `mkdir -p ${runtimeDir}`,
+          `mount --bind "$0" ${runtimeDir}`,
+          'exec "$@"',
+        ].join("\n"),
+        r.criSocket.slice(0, r.criSocket.lastIndexOf("/")),
+        Deno.execPath(),
+        "eval",
+        probe,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(text.trim().split("\n").at(-1)!), {
+      socket: expected,
+      origin: { kind: "detected", path: expected },
+      runtime: RUNTIME_NAMES[r.runtime],
+    });
+  },
+});
+
+Deno.test({
+  name: "cri rig: the same client keeps working across a runtime restart",
   ...rigTest,
   async fn() {
     const r = theRig();
@@ -938,8 +1034,8 @@ Deno.test({
     try {
       const before = await client.findSandbox(pod.uid);
       assert.ok(before);
-      await r.restartContainerd();
-      // The channel's connection died with the old containerd; the next lookup just works.
+      await r.restartRuntime();
+      // The channel's connection died with the old runtime; the next lookup just works.
       assert.deepEqual(await client.findSandbox(pod.uid), before);
     } finally {
       client.close();
@@ -952,7 +1048,7 @@ Deno.test({
   name: "cri rig: a CRI socket path with nothing behind it gives the clear 'not found' error",
   ...rigTest,
   async fn() {
-    const missing = `${theRig().dir}/containerd/not-here.sock`;
+    const missing = `${theRig().dir}/not-here.sock`;
     const client = new CriClient(missing, { timeoutMs: 10_000 });
     try {
       await assert.rejects(client.findSandbox(UID), (e: unknown) => {

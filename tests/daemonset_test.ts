@@ -94,7 +94,8 @@ async function exists(rig: Rig, ...what: string[]): Promise<boolean> {
 }
 
 Deno.test({
-  name: "DaemonSet: deploy/base runs on the node, hot-plugs, survives a rollout and drains",
+  name:
+    "DaemonSet: the runtime's overlay runs on the node, hot-plugs, survives a rollout and drains",
   ...rigTest,
   async fn(t) {
     const rig = await Rig.start();

@@ -6,7 +6,7 @@
  *   before the controller's watch is back, is applied, and so is a later one;
  * - multus stopped (socket gone), an edit made meanwhile, multus started (socket recreated):
  *   the edit is applied without restarting the controller;
- * - containerd stopped, an edit made meanwhile, containerd started: the edit is applied;
+ * - the runtime (containerd or CRI-O) stopped, an edit made meanwhile, started: the edit is applied;
  * - a CNI plugin that hangs: the delegate call times out (`--delegate-timeout-ms 2000`) with a
  *   clear event, and another pod's hot-plug completes while the plugin still runs;
  * - a NetworkAttachmentDefinition deleted before an unplug: `FailedRemovingInterface` naming
@@ -52,20 +52,35 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Resolves once the controller logged a warning or error about `pod` after line `from`. */
+/**
+ * Resolves once the controller logged a warning or error about `pod` after line `from`. On
+ * timeout the error says whether the controller process is still there, and its last lines.
+ */
 async function waitTrouble(ctl: ControllerProcess, pod: RigPod, from: number): Promise<void> {
-  await waitFor(
-    `the controller to report trouble with ${pod.name}`,
-    () =>
-      ctl.records().slice(from).some((r) =>
-        (r.level === "warn" || r.level === "error") && JSON.stringify(r).includes(pod.name)
-      ),
-    60_000,
-  );
+  try {
+    await waitFor(
+      `the controller to report trouble with ${pod.name}`,
+      () =>
+        ctl.records().slice(from).some((r) =>
+          (r.level === "warn" || r.level === "error") && JSON.stringify(r).includes(pod.name)
+        ),
+      60_000,
+    );
+  } catch (err) {
+    const ended = await Promise.race([
+      ctl.status.then((s) => `exited (code ${s.code}, signal ${s.signal ?? "none"})`),
+      new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 100)),
+    ]);
+    throw new Error(
+      `${(err as Error).message}; the controller process is ${ended}; its last lines:\n` +
+        ctl.lines.slice(-15).join("\n"),
+      { cause: err },
+    );
+  }
 }
 
 Deno.test({
-  name: "faults: API server, multus and containerd restarts, a hanging plugin, a deleted NAD",
+  name: "faults: API server, multus and runtime restarts, a hanging plugin, a deleted NAD",
   ...rigTest,
   async fn(t) {
     const rig = await Rig.start();
@@ -139,12 +154,12 @@ Deno.test({
         },
       );
 
-      await t.step("containerd down during an edit, then back: applied", async () => {
-        await rig.stopPart("containerd");
+      await t.step("the runtime down during an edit, then back: applied", async () => {
+        await rig.stopPart("runtime");
         const from = theCtl.records().length;
         await setNetworks(rig, pods.containerd, [{ name: "blue", interface: "net1" }]);
         await waitTrouble(theCtl, pods.containerd, from);
-        await rig.startPart("containerd");
+        await rig.startPart("runtime");
         await waitConverged(rig, pods.containerd, [blue("net1")], IPAM);
       });
 

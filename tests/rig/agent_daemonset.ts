@@ -1,6 +1,7 @@
 /**
  * The agent deployed as it ships: `deploy/base` through the rig's overlay
- * (`tests/rig/deploy/`), with the image of `agent_image.ts` imported into the node's runtime.
+ * (`tests/rig/deploy/`) on a containerd node, `deploy/crio` through `tests/rig/deploy/crio/` on
+ * a CRI-O node, with the image of `agent_image.ts` imported into the node's runtime.
  * Each run writes a kustomization of its own on top of the overlay: the image's tag, the
  * hostPaths of the run's runtime socket, multus socket and journal directories, the loopback
  * API server's port and a free metrics port (the pod shares the node's network).
@@ -8,12 +9,15 @@
  * @module
  */
 import { AGENT_IMAGE_NAME, type AgentImage, packAgentImage } from "./agent_image.ts";
-import { run } from "./exec.ts";
 import { freePort } from "./ports.ts";
 import { type Rig, rigCacheDir } from "./mod.ts";
 import { waitFor } from "./daemon.ts";
 
-const OVERLAY = decodeURIComponent(new URL("./deploy", import.meta.url).pathname);
+/** The rig's overlay of the product's manifests for each runtime. */
+const OVERLAYS = {
+  containerd: decodeURIComponent(new URL("./deploy", import.meta.url).pathname),
+  crio: decodeURIComponent(new URL("./deploy/crio", import.meta.url).pathname),
+} as const;
 /** The image the product's DaemonSet names. */
 const PRODUCT_IMAGE = "ghcr.io/dynamic-networks-controller/dynamic-networks-controller";
 /** The DaemonSet's namespace and name, from `deploy/base`. */
@@ -79,7 +83,7 @@ export function runKustomization(
     {
       apiVersion: "kustomize.config.k8s.io/v1beta1",
       kind: "Kustomization",
-      resources: [relativePath(dir, OVERLAY)],
+      resources: [relativePath(dir, OVERLAYS[rig.runtime])],
       images: [{
         name: PRODUCT_IMAGE,
         newName: AGENT_IMAGE_NAME,
@@ -96,24 +100,13 @@ export function runKustomization(
 }
 
 /**
- * Packs (or reuses) the agent image, imports it into the rig's containerd and applies the
- * DaemonSet with `kubectl apply -k`. Resolves once the apply is accepted; wait for the pod
+ * Packs (or reuses) the agent image, imports it into the rig's runtime and applies the
+ * DaemonSet of the runtime's overlay with `kubectl apply -k`. Resolves once the apply is accepted; wait for the pod
  * with {@linkcode waitAgentReady}.
  */
 export async function deployAgent(rig: Rig, cacheDir = rigCacheDir()): Promise<AgentDeployment> {
   const image = await packAgentImage(cacheDir);
-  await run([
-    rig.binaries.ctr,
-    "--address",
-    rig.criSocket,
-    "-n",
-    "k8s.io",
-    "images",
-    "import",
-    "--snapshotter",
-    "overlayfs",
-    image.tar,
-  ], { timeoutMs: 180_000 });
+  await rig.importImage(image.tar, image.ref);
   const metricsPort = freePort();
   const dir = `${rig.dir}/agent-deploy`;
   await Deno.mkdir(dir, { recursive: true });

@@ -127,6 +127,42 @@ export async function removeRigCgroup(id: string): Promise<string[]> {
   return left;
 }
 
+/**
+ * Kills what is left in the cgroups `names` directly below each hierarchy's root and removes
+ * them: those CRI-O makes there for a sandbox that failed before it had a cgroup parent
+ * (`crio-conmon-<id>`, `crio-<id>`). Resolves with the paths it could not remove.
+ */
+export async function removeRootCgroups(names: readonly string[]): Promise<string[]> {
+  const left: string[] = [];
+  for (const hierarchy of cgroupHierarchies()) {
+    for (const name of names) {
+      const dir = `${hierarchy}/${name}`;
+      if (!exists(dir)) continue;
+      for (let attempt = 0;; attempt++) {
+        for (const pid of pidsIn(dir)) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        try {
+          await Deno.remove(dir);
+          break;
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) break;
+          if (attempt >= 50) {
+            left.push(dir);
+            break;
+          }
+          await sleep(100);
+        }
+      }
+    }
+  }
+  return left;
+}
+
 /** IDs of rig cgroups whose run directory under `base` is gone (left by a crashed run). */
 export function orphanRigCgroups(base: string): string[] {
   const ids = new Set<string>();

@@ -58,7 +58,12 @@ export interface SandboxStatus {
   id: string;
   state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
   ip: string;
-  /** containerd's verbose `info` document, parsed. */
+  /**
+   * `linux.namespaces.options.network`: `POD`, or `NODE` for a hostNetwork sandbox (for which
+   * CRI-O still names a network namespace path, a pin of the node's own).
+   */
+  networkMode: string;
+  /** The runtime's verbose `info` document, parsed. */
   info: Record<string, unknown>;
 }
 
@@ -96,30 +101,38 @@ function methodDefinition(method: Method): grpc.MethodDefinition<unknown, unknow
 
 /** A CRI RuntimeService client over a unix socket, with a deadline on every call. */
 export class CriClient {
-  readonly #client: grpc.Client;
+  #client: grpc.Client | undefined;
   readonly #timeoutMs: number;
 
   /**
-   * @param socketPath containerd's CRI socket, e.g. `/tmp/dnc-rig/ab12cd/containerd/containerd.sock`
+   * @param socketPath the runtime's CRI socket, e.g. `/tmp/dnc-rig/ab12cd/crio/crio.sock`
    * @param timeoutMs deadline of each call
    */
   constructor(readonly socketPath: string, timeoutMs = 60_000) {
-    const definition = Object.fromEntries(METHODS.map((m) => [m, methodDefinition(m)]));
-    const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
-    this.#client = new Client(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.#timeoutMs = timeoutMs;
+  }
+
+  /** The channel, opened on the first call after construction or {@linkcode CriClient.close}. */
+  #channel(): grpc.Client {
+    if (!this.#client) {
+      const definition = Object.fromEntries(METHODS.map((m) => [m, methodDefinition(m)]));
+      const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
+      this.#client = new Client(`unix://${this.socketPath}`, grpc.credentials.createInsecure());
+    }
+    return this.#client;
   }
 
   #call<T>(method: Method, request: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#timeoutMs;
+      const client = this.#channel();
       // deno-lint-ignore no-explicit-any
-      const fn = (this.#client as any)[method] as (
+      const fn = (client as any)[method] as (
         req: unknown,
         options: grpc.CallOptions,
         cb: (err: grpc.ServiceError | null, res: T) => void,
       ) => void;
-      fn.call(this.#client, request, { deadline }, (err, res) => {
+      fn.call(client, request, { deadline }, (err, res) => {
         if (err) {
           reject(
             new Error(`CRI ${method} on ${this.socketPath} failed: ${err.message}`, { cause: err }),
@@ -147,7 +160,12 @@ export class CriClient {
   /** PodSandboxStatus with verbose info. */
   async podSandboxStatus(id: string): Promise<SandboxStatus> {
     const res = await this.#call<{
-      status: { id: string; state: SandboxStatus["state"]; network: { ip: string } | null };
+      status: {
+        id: string;
+        state: SandboxStatus["state"];
+        network: { ip: string } | null;
+        linux: { namespaces: { options: { network: string } | null } | null } | null;
+      };
       info: Record<string, string>;
     }>("PodSandboxStatus", { pod_sandbox_id: id, verbose: true });
     const infoText = res.info["info"];
@@ -155,6 +173,7 @@ export class CriClient {
       id: res.status.id,
       state: res.status.state,
       ip: res.status.network?.ip ?? "",
+      networkMode: res.status.linux?.namespaces?.options?.network ?? "POD",
       info: infoText ? JSON.parse(infoText) : {},
     };
   }
@@ -185,9 +204,10 @@ export class CriClient {
     return info.pid ?? 0;
   }
 
-  /** Closes the channel. */
+  /** Closes the channel; a later call opens a new one. */
   close(): void {
-    this.#client.close();
+    this.#client?.close();
+    this.#client = undefined;
   }
 }
 

@@ -5,10 +5,12 @@
  *   the Go module proxy, with a throw-away CA, client-certificate and ServiceAccount-token
  *   authentication, Node and RBAC authorization, the ServiceAccount and NodeRestriction
  *   admission plugins, and the NetworkAttachmentDefinition CRD;
- * - containerd + runc (Debian) with the CRI plugin, whose CNI is `multus-shim`;
+ * - a container runtime, {@linkcode RigOptions.runtime}: containerd + runc (Debian) with the
+ *   CRI plugin, or CRI-O (built from the Go module proxy) with Debian's conmon and runc, either
+ *   one's CNI being `multus-shim`;
  * - the multus thick daemon, reading in-cluster credentials inside a private mount namespace,
  *   with a cluster network of bridge + host-local and the Debian CNI plugins;
- * - a kubelet on that containerd, with its own node certificate, its own cgroup root and every
+ * - a kubelet on that runtime, with its own node certificate, its own cgroup root and every
  *   path inside the run directory, registered as the rig's Node with an address on the rig's
  *   cluster-network bridge: {@linkcode Rig.createPod} creates a Pod through the API and the
  *   kubelet runs it (multus cold-plugs its networks and writes `network-status`), restarts its
@@ -39,10 +41,17 @@
 
 import { ApiError, KubeApi } from "./kube_api.ts";
 import { CriClient, netnsPathFromInfo, type SandboxSummary } from "./cri_client.ts";
-import { createRigCgroup, rigCgroupName } from "./cgroups.ts";
+import { CGROUP_FS, cgroupHierarchies, createRigCgroup, rigCgroupName } from "./cgroups.ts";
 import { Daemon, sleep, waitFor } from "./daemon.ts";
 import { run, type RunResult } from "./exec.ts";
 import { holdHostState } from "./host_state.ts";
+import {
+  crioConfig,
+  crioStorageConfig,
+  crioStorageReference,
+  runcWrapper,
+  signaturePolicy,
+} from "./crio_config.ts";
 import {
   containerdConfig,
   kubeconfigJson,
@@ -112,6 +121,16 @@ export interface RigBinaries {
   kubeControllerManager: string;
   multusDaemon: string;
   multusShim: string;
+  /** CRI-O, built from the pin in `crio/go.mod`. */
+  crio: string;
+  /** CRI-O's namespace pinner, from the same module. */
+  pinns: string;
+  /** Debian's conmon, CRI-O's container monitor. */
+  conmon: string;
+  /** Debian's runc. */
+  runc: string;
+  /** Debian's skopeo, which puts the images into CRI-O's storage. */
+  skopeo: string;
   cniBinDir: string;
   pauseImageTar: string;
   pauseImage: string;
@@ -120,6 +139,7 @@ export interface RigBinaries {
   podImage: string;
   kubeVersion: string;
   multusVersion: string;
+  crioVersion: string;
 }
 
 const BINARY_KEYS: (keyof RigBinaries)[] = [
@@ -133,6 +153,11 @@ const BINARY_KEYS: (keyof RigBinaries)[] = [
   "kubeControllerManager",
   "multusDaemon",
   "multusShim",
+  "crio",
+  "pinns",
+  "conmon",
+  "runc",
+  "skopeo",
   "cniBinDir",
   "pauseImageTar",
   "pauseImage",
@@ -140,7 +165,30 @@ const BINARY_KEYS: (keyof RigBinaries)[] = [
   "podImage",
   "kubeVersion",
   "multusVersion",
+  "crioVersion",
 ];
+
+/** The container runtimes a rig runs its pods on. */
+export type RigRuntime = "containerd" | "crio";
+/** The runtimes a rig runs, in the order the suites run on them. */
+export const RIG_RUNTIMES: readonly RigRuntime[] = ["containerd", "crio"];
+/** The environment variable that picks the runtime of every rig a process starts. */
+export const RIG_RUNTIME_ENV = "DNC_RIG_RUNTIME";
+
+/**
+ * The runtime of a rig: `options.runtime`, else `$DNC_RIG_RUNTIME`, else containerd. Throws
+ * for another value, naming it and the accepted ones.
+ */
+export function rigRuntime(options: RigOptions = {}): RigRuntime {
+  const value = options.runtime ?? (Deno.env.get(RIG_RUNTIME_ENV) || "containerd");
+  if (!(RIG_RUNTIMES as readonly string[]).includes(value)) {
+    throw new Error(
+      `${options.runtime ? "RigOptions.runtime" : RIG_RUNTIME_ENV} is "${value}"; ` +
+        `use ${RIG_RUNTIMES.map((r) => `"${r}"`).join(" or ")}`,
+    );
+  }
+  return value as RigRuntime;
+}
 
 /** Options of {@linkcode Rig.start}. */
 export interface RigOptions {
@@ -148,6 +196,12 @@ export interface RigOptions {
   setup?: boolean;
   /** Cache directory of the set-up (default `$DNC_RIG_CACHE` or `/var/cache/dnc-rig`). */
   cacheDir?: string;
+  /**
+   * The node's container runtime (default `$DNC_RIG_RUNTIME`, else `containerd`): `crio` runs
+   * CRI-O with every path in the run directory, its own socket, no infra container (its
+   * default) and the network namespaces pinned where multus sees them.
+   */
+  runtime?: RigRuntime;
 }
 
 /** A network request in the JSON form of the networks annotation. */
@@ -213,13 +267,16 @@ export interface NetnsInterface {
   ipv6: string[];
 }
 
-/** The rig's long-running parts. */
+/**
+ * The rig's long-running parts; `runtime` is the node's container runtime (containerd or
+ * CRI-O, see {@linkcode Rig.runtime}).
+ */
 export type RigPart =
   | "etcd"
   | "kube-apiserver"
   | "kube-controller-manager"
   | "kube-scheduler"
-  | "containerd"
+  | "runtime"
   | "multus"
   | "kubelet";
 
@@ -369,6 +426,8 @@ export class Rig {
     readonly id: string,
     /** The run directory. */
     readonly dir: string,
+    /** The node's container runtime. */
+    readonly runtime: RigRuntime,
     bins: RigBinaries,
     pki: Pki,
     ports: RigPorts,
@@ -380,7 +439,7 @@ export class Rig {
     const pids = `${dir}/pids`;
     const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
     const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
-    const daemon = (name: RigPart, command: string[], more: Partial<Daemon["spec"]> = {}) =>
+    const daemon = (name: string, command: string[], more: Partial<Daemon["spec"]> = {}) =>
       new Daemon({
         name,
         command,
@@ -460,11 +519,20 @@ export class Rig {
           ...controlPlane("scheduler", `${dir}/kubeconfig/scheduler.json`, ports.scheduler),
         ],
       ),
-      containerd: daemon("containerd", [
-        bins.containerd,
-        "--config",
-        `${dir}/containerd/config.toml`,
-      ]),
+      runtime: runtime === "crio"
+        ? daemon("crio", [
+          bins.crio,
+          "--config",
+          `${dir}/crio/crio.conf`,
+          "--config-dir",
+          `${dir}/crio/crio.conf.d`,
+        ], {
+          env: {
+            CONTAINERS_STORAGE_CONF: `${dir}/crio/storage.conf`,
+            CONTAINERS_REGISTRIES_CONF: `${dir}/crio/registries.conf`,
+          },
+        })
+        : daemon("containerd", [bins.containerd, "--config", `${dir}/containerd/config.toml`]),
       multus: daemon(
         "multus",
         [
@@ -518,16 +586,17 @@ export class Rig {
   /**
    * Starts a rig: cleans up runs of dead test processes, then etcd, kube-apiserver (+ CRD,
    * multus' ServiceAccount), kube-controller-manager and kube-scheduler, the links (macvlan
-   * master veth, cluster-network bridge with the node IP), multus, containerd (+ the images),
-   * and the kubelet, which registers the Node. Throws (after undoing what it started) if a
+   * master veth, cluster-network bridge with the node IP), multus, the runtime (containerd or
+   * CRI-O, + the images), and the kubelet, which registers the Node. Throws (after undoing what it started) if a
    * part does not come up.
    */
   static async start(options: RigOptions = {}): Promise<Rig> {
     if (!isRoot()) {
       throw new Error(
-        "the node rig needs root (containerd, the kubelet, network namespaces, mounts); run as root",
+        "the node rig needs root (the runtime, the kubelet, network namespaces, mounts); run as root",
       );
     }
+    const runtime = rigRuntime(options);
     const bins = await binaries(options);
     await cleanDeadRuns();
     const id = randomId();
@@ -538,7 +607,7 @@ export class Rig {
     await Deno.writeTextFile(`${dir}/owner.pid`, `${Deno.pid}\n`);
     let rig: Rig | undefined;
     try {
-      // The run dir becomes a shared mount, so that netns mounts containerd makes under it
+      // The run dir becomes a shared mount, so that netns mounts the runtime makes under it
       // later also appear in multus' private mount namespace.
       await run(["mount", "--bind", dir, dir]);
       await run(["mount", "--make-shared", dir]);
@@ -552,7 +621,7 @@ export class Rig {
         scheduler: freePort(),
         controllerManager: freePort(),
       };
-      rig = new Rig(id, dir, bins, pki, ports);
+      rig = new Rig(id, dir, runtime, bins, pki, ports);
       await rig.#boot();
       return rig;
     } catch (err) {
@@ -604,9 +673,16 @@ export class Rig {
     return this.#pki.caCert;
   }
 
-  /** containerd's CRI socket. */
+  /** The runtime's CRI socket (`<run>/containerd/containerd.sock` or `<run>/crio/crio.sock`). */
   get criSocket(): string {
-    return `${this.dir}/containerd/containerd.sock`;
+    return this.runtime === "crio"
+      ? `${this.dir}/crio/crio.sock`
+      : `${this.dir}/containerd/containerd.sock`;
+  }
+
+  /** The prefix of the kubelet's container IDs on this runtime (`containerd://`, `cri-o://`). */
+  get #containerIdPrefix(): string {
+    return this.runtime === "crio" ? "cri-o://" : "containerd://";
   }
 
   /** The kubelet's root directory (pods' volumes, plugins, checkpoints). */
@@ -681,7 +757,7 @@ export class Rig {
     return `${this.dir}/agent-state`;
   }
 
-  /** The CNI plugin directory containerd and multus use (Debian plugins + multus-shim). */
+  /** The CNI plugin directory the runtime and multus use (Debian plugins + multus-shim). */
   get cniBinDir(): string {
     return `${this.dir}/cni/bin`;
   }
@@ -708,10 +784,10 @@ export class Rig {
 
   /**
    * Log file of a part: `etcd`, `kube-apiserver`, `kube-controller-manager`,
-   * `kube-scheduler`, `containerd`, `multus` or `kubelet`.
+   * `kube-scheduler`, `runtime` (`containerd.log` or `crio.log`), `multus` or `kubelet`.
    */
   logFile(part: RigPart): string {
-    return `${this.dir}/logs/${part}.log`;
+    return this.#daemons[part].spec.logFile;
   }
 
   // ------------------------------------------------------------------ boot
@@ -732,22 +808,19 @@ export class Rig {
     await this.#writeCniConfig();
     d.multus.start();
     await this.#waitMultus();
-    await this.#writeContainerdConfig();
-    d.containerd.start();
-    await this.#waitContainerd();
-    for (const tar of [this.#bins.pauseImageTar, this.#bins.podImageTar]) {
-      await run([
-        this.#bins.ctr,
-        "--address",
-        this.criSocket,
-        "-n",
-        "k8s.io",
-        "images",
-        "import",
-        "--snapshotter",
-        "overlayfs",
-        tar,
-      ]);
+    if (this.runtime === "crio") {
+      await this.#writeCrioConfig();
+      // Into CRI-O's storage before it starts, so that it finds its pause image at once.
+      await this.importImage(this.#bins.pauseImageTar, this.#bins.pauseImage);
+      await this.importImage(this.#bins.podImageTar, this.#bins.podImage);
+      d.runtime.start();
+      await this.#waitRuntime();
+    } else {
+      await this.#writeContainerdConfig();
+      d.runtime.start();
+      await this.#waitRuntime();
+      await this.importImage(this.#bins.pauseImageTar, this.#bins.pauseImage);
+      await this.importImage(this.#bins.podImageTar, this.#bins.podImage);
     }
     await this.#waitControllerManager();
     await this.#waitScheduler();
@@ -944,10 +1017,91 @@ export class Rig {
     await Deno.writeTextFile(`${d}/config.toml`, toml);
   }
 
-  async #waitContainerd(): Promise<void> {
-    const containerd = this.#daemons.containerd;
-    await waitFor("containerd's CRI", async () => {
-      containerd.assertAlive();
+  async #writeCrioConfig(): Promise<void> {
+    const d = `${this.dir}/crio`;
+    for (const sub of ["crio.conf.d", "hooks", "cdi", "keys", "tmp", "logs", "ns"]) {
+      await Deno.mkdir(`${d}/${sub}`, { recursive: true });
+    }
+    const jq = (await run(["sh", "-c", "command -v jq"])).stdout.trim();
+    const hugetlb = cgroupHierarchies().some((h) => h.endsWith("/hugetlb")) ||
+      (await Deno.readTextFile(`${CGROUP_FS}/cgroup.controllers`).catch(() => "")).split(/\s+/)
+        .includes("hugetlb");
+    await Deno.writeTextFile(`${d}/runc-wrapper`, runcWrapper(this.#bins.runc, jq, !hugetlb), {
+      mode: 0o755,
+    });
+    await Deno.writeTextFile(`${d}/policy.json`, signaturePolicy());
+    await Deno.writeTextFile(`${d}/storage.conf`, crioStorageConfig(d));
+    await Deno.writeTextFile(`${d}/registries.conf`, "unqualified-search-registries = []\n");
+    await Deno.writeTextFile(
+      `${d}/crio.conf`,
+      crioConfig({
+        dir: d,
+        pauseImage: this.#bins.pauseImage,
+        cniBinDir: this.cniBinDir,
+        cniConfDir: `${this.dir}/cni/net.d`,
+        pinns: this.#bins.pinns,
+        conmon: this.#bins.conmon,
+        runtimePath: `${d}/runc-wrapper`,
+        namespacesDir: `${d}/ns`,
+      }),
+    );
+  }
+
+  /**
+   * Puts an OCI image-layout tarball into the node runtime's image store under `ref`, offline:
+   * `ctr images import` for containerd, `skopeo copy` into CRI-O's containers-storage.
+   */
+  async importImage(tar: string, ref: string): Promise<void> {
+    if (this.runtime === "containerd") {
+      await run([
+        this.#bins.ctr,
+        "--address",
+        this.criSocket,
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "--snapshotter",
+        "overlayfs",
+        tar,
+      ], { timeoutMs: 180_000 });
+      return;
+    }
+    const d = `${this.dir}/crio`;
+    // skopeo keeps a blob cache in /var/lib/containers: a private mount namespace gives it a
+    // throw-away one (and takes any mount its storage makes with it).
+    await run([
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      [
+        "set -e",
+        "mount -t tmpfs -o size=1m,mode=0755 dnc-rig-skopeo /var/lib",
+        'exec "$0" "$@"',
+      ].join("\n"),
+      this.#bins.skopeo,
+      "--policy",
+      `${d}/policy.json`,
+      "copy",
+      "--quiet",
+      `oci-archive:${tar}`,
+      crioStorageReference(d, ref),
+    ], {
+      env: {
+        CONTAINERS_STORAGE_CONF: `${d}/storage.conf`,
+        CONTAINERS_REGISTRIES_CONF: `${d}/registries.conf`,
+      },
+      timeoutMs: 180_000,
+    });
+  }
+
+  async #waitRuntime(): Promise<void> {
+    const runtime = this.#daemons.runtime;
+    await waitFor(`${runtime.spec.name}'s CRI`, async () => {
+      runtime.assertAlive();
       await this.cri.version();
       return true;
     }, 60_000);
@@ -1347,7 +1501,7 @@ export class Rig {
 
   /**
    * Resolves once the kubelet has stopped every sandbox of the pod: none is ready and none
-   * keeps its netns (containerd removes it after the CNI DEL, the last step of a stop).
+   * keeps its netns (the runtime removes it after the CNI DEL, the last step of a stop).
    */
   async #waitSandboxesStopped(pod: RigPod): Promise<void> {
     await waitFor(
@@ -1435,22 +1589,29 @@ export class Rig {
     const pid = await this.cri.containerPid(running.id);
     if (pid <= 0) throw new Error(`container ${running.id} has no PID in its CRI status`);
     Deno.kill(pid, "SIGKILL");
-    await this.#waitRunning(pod, [`containerd://${running.id}`]);
+    await this.#waitRunning(pod, [`${this.#containerIdPrefix}${running.id}`]);
   }
 
   /**
-   * Kills the pod's current sandbox (SIGKILL to its pause process) and resolves once
-   * containerd reports it not ready, without waiting for the kubelet: with the kubelet
-   * stopped, the dead sandbox stays as it is. Resolves with its ID.
+   * Kills the pod's current sandbox and resolves once the runtime reports it not ready,
+   * without waiting for the kubelet: with the kubelet stopped, the dead sandbox stays as it
+   * is. On containerd it SIGKILLs the pause process. CRI-O runs no infra container (its
+   * default, `drop_infra_ctr`): its sandbox is only the pinned namespaces, which nothing can
+   * kill, so it is lost the one way it can be, a StopPodSandbox behind the kubelet's back (the
+   * runtime's CNI DEL and the end of its containers included). Resolves with its ID.
    */
   async killPause(pod: RigPod): Promise<string> {
     const id = await this.#currentSandboxId(pod.uid);
-    const status = await this.cri.podSandboxStatus(id);
-    const pid = Number(status.info["pid"] ?? 0);
-    if (pid <= 0) throw new Error(`sandbox ${id} has no PID in its CRI status`);
-    Deno.kill(pid, "SIGKILL");
+    if (this.runtime === "crio") {
+      await this.cri.stopPodSandbox(id);
+    } else {
+      const status = await this.cri.podSandboxStatus(id);
+      const pid = Number(status.info["pid"] ?? 0);
+      if (pid <= 0) throw new Error(`sandbox ${id} has no PID in its CRI status`);
+      Deno.kill(pid, "SIGKILL");
+    }
     await waitFor(
-      `containerd to see sandbox ${id} die`,
+      `${this.#daemons.runtime.spec.name} to see sandbox ${id} die`,
       async () => (await this.cri.podSandboxStatus(id)).state === "SANDBOX_NOTREADY",
       30_000,
     );
@@ -1458,13 +1619,15 @@ export class Rig {
   }
 
   /**
-   * Sandbox loss: SIGKILLs the pod's pause process. The kubelet stops what is left of the
+   * Sandbox loss: kills the pod's sandbox ({@linkcode Rig.killPause}). The kubelet stops what is left of the
    * sandbox (multus' CNI DEL), makes a new one (multus' CNI ADD plugs the annotation's
    * networks again and rewrites network-status) and restarts the containers in it. Resolves
    * with the pod and its new sandbox ID once it runs again.
    */
   async killSandbox(pod: RigPod): Promise<RigPod> {
-    const oldContainers = (await this.#runningContainers(pod)).map((c) => `containerd://${c.id}`);
+    const oldContainers = (await this.#runningContainers(pod)).map((c) =>
+      `${this.#containerIdPrefix}${c.id}`
+    );
     const oldId = await this.killPause(pod);
     const newId = await waitFor(
       `the kubelet to make a new sandbox for pod ${pod.namespace}/${pod.name}`,
@@ -1479,9 +1642,18 @@ export class Rig {
     return { ...pod, sandboxId: newId };
   }
 
-  /** The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). */
+  /**
+   * The pod sandbox's network namespace path, from CRI PodSandboxStatus(verbose). Throws for a
+   * sandbox in the node's network namespace, whatever path the runtime names for it.
+   */
   async podNetns(pod: RigPod): Promise<string> {
     const status = await this.cri.podSandboxStatus(pod.sandboxId);
+    if (status.networkMode === "NODE") {
+      throw new Error(
+        `sandbox ${pod.sandboxId} has no network namespace path of its own: it uses the node's ` +
+          "(a hostNetwork pod)",
+      );
+    }
     return netnsPathFromInfo(status.info);
   }
 
@@ -1530,7 +1702,18 @@ export class Rig {
    * {@linkcode Rig.startPart} brings it back.
    */
   async stopPart(part: RigPart): Promise<void> {
+    if (part === "runtime") this.#closeCri();
     await this.#daemons[part].stop();
+  }
+
+  /**
+   * Closes the rig's CRI channel before the runtime stops; the next call opens a new one. A
+   * stopping CRI-O sends HTTP/2 GOAWAY on open connections, and Deno 2.9's HTTP/2 has been
+   * seen to abort the process on it (`nghttp2_session.c: find_stream_on_goaway_func: Assertion
+   * stream->closed_next == NULL failed`).
+   */
+  #closeCri(): void {
+    this.cri.close();
   }
 
   /** Starts a part stopped by {@linkcode Rig.stopPart} and waits until it answers. */
@@ -1552,14 +1735,15 @@ export class Rig {
         return await this.#waitScheduler();
       case "multus":
         return await this.#waitMultus();
-      case "containerd":
-        return await this.#waitContainerd();
+      case "runtime":
+        return await this.#waitRuntime();
       case "kubelet":
         return await this.#waitKubelet();
     }
   }
 
   async #restart(part: RigPart): Promise<void> {
+    if (part === "runtime") this.#closeCri();
     await this.#daemons[part].stop();
     this.#daemons[part].start();
     await this.#waitPart(part);
@@ -1570,9 +1754,12 @@ export class Rig {
     await this.#restart("multus");
   }
 
-  /** Restarts containerd (sandboxes keep running in their shims) and waits for its CRI. */
-  async restartContainerd(): Promise<void> {
-    await this.#restart("containerd");
+  /**
+   * Restarts the node's runtime (containerd's sandboxes keep running in their shims, CRI-O's
+   * containers in their conmons) and waits for its CRI.
+   */
+  async restartRuntime(): Promise<void> {
+    await this.#restart("runtime");
   }
 
   /** Restarts kube-apiserver on the same port and waits for /readyz. */
@@ -1592,7 +1779,7 @@ export class Rig {
     await this.#waitControllerManager();
     await this.#waitScheduler();
     await this.#waitMultus();
-    await this.#waitContainerd();
+    await this.#waitRuntime();
     await this.#waitKubelet();
   }
 
@@ -1610,11 +1797,11 @@ export class Rig {
     await d.kubelet.stop();
     await d["kube-scheduler"].stop();
     await d["kube-controller-manager"].stop();
-    if (d.containerd.alive) await removeSandboxes(this.cri).catch(() => undefined);
+    if (d.runtime.alive) await removeSandboxes(this.cri).catch(() => undefined);
     this.cri.close();
     this.api.close();
     await d.multus.stop();
-    await d.containerd.stop();
+    await d.runtime.stop();
     await d["kube-apiserver"].stop();
     await d.etcd.stop();
     await keepLogs(this.dir, this.id);

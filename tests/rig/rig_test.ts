@@ -120,7 +120,7 @@ async function simulateCrashedRun(): Promise<void> {
 
 Deno.test({
   name:
-    "rig: starts etcd, the control plane, multus, containerd and the kubelet, after cleaning a crashed run",
+    "rig: starts etcd, the control plane, multus, the runtime and the kubelet, after cleaning a crashed run",
   ...rigTest,
   async fn() {
     await simulateCrashedRun();
@@ -160,7 +160,12 @@ Deno.test({
     assert.equal(node.metadata.name, rig.nodeName);
     assert.equal(node.status.conditions?.find((c) => c.type === "Ready")?.status, "True");
     assert.equal(node.status.nodeInfo?.kubeletVersion, rig.binaries.kubeVersion);
-    assert.match(node.status.nodeInfo?.containerRuntimeVersion ?? "", /^containerd:/);
+    assert.match(
+      node.status.nodeInfo?.containerRuntimeVersion ?? "",
+      rig.runtime === "crio"
+        ? new RegExp(`^cri-o://${rig.binaries.crioVersion.slice(1)}$`)
+        : /^containerd:/,
+    );
     assert.deepEqual(node.status.addresses, [
       { type: "InternalIP", address: rig.nodeIp },
       { type: "Hostname", address: rig.nodeName },
@@ -187,11 +192,11 @@ Deno.test({
     });
     assert.ok(view.rules!.length > 0);
 
-    // multus answers on the rig's own socket, containerd on its CRI socket.
+    // multus answers on the rig's own socket, the runtime on its CRI socket.
     const health = await unixRequest(rig.multusSocket, "GET", "/healthz");
     assert.equal(health.status, 200);
     const cri = await rig.cri.version();
-    assert.equal(cri.runtime_name, "containerd");
+    assert.equal(cri.runtime_name, rig.runtime === "crio" ? "cri-o" : "containerd");
     assert.match(await Deno.readTextFile(rig.logFile("multus")), /multus-daemon started/);
 
     // kubectl works with the admin kubeconfig.
@@ -540,13 +545,13 @@ Deno.test({
 
 Deno.test({
   name:
-    "rig: restarts of multus, containerd, kube-apiserver, the controllers and the kubelet keep the rig usable",
+    "rig: restarts of multus, the runtime, kube-apiserver, the controllers and the kubelet keep the rig usable",
   ...rigTest,
   async fn() {
     const r = theRig();
     assert.ok(macvlanPod, "the cold-plug test did not create its pod");
     await r.restartMultus();
-    await r.restartContainerd();
+    await r.restartRuntime();
     await r.restartApiServer();
     await r.restartKubelet();
     for (const part of ["kube-controller-manager", "kube-scheduler", "multus"] as const) {

@@ -1,13 +1,14 @@
 /**
  * A rig's run directory (`/tmp/dnc-rig/<id>`) and its clean-up: what a run leaves is found from
  * its files and its ID alone (PID files, the links list, mounts under the directory, containerd
- * shims naming its socket, the `dnc-rig-<id>` cgroups), so a run whose test process died can be
+ * shims naming its socket, CRI-O's conmons naming its exit directory, the `dnc-rig-<id>`
+ * cgroups and the root cgroups CRI-O names after the run's containers), so a run whose test process died can be
  * removed by the next one, which also puts back the host values its kubelet changed.
  *
  * @module
  */
 
-import { orphanRigCgroups, removeRigCgroup } from "./cgroups.ts";
+import { orphanRigCgroups, removeRigCgroup, removeRootCgroups } from "./cgroups.ts";
 import { CriClient } from "./cri_client.ts";
 import { processAlive, stopGroup } from "./daemon.ts";
 import { run } from "./exec.ts";
@@ -58,6 +59,27 @@ function commandLine(pid: number): string {
   }
 }
 
+/** The runtime sockets a run may have, by the PID file of the runtime that serves them. */
+export const RUNTIME_SOCKETS: Readonly<Record<string, string>> = {
+  "containerd.pid": "containerd/containerd.sock",
+  "crio.pid": "crio/crio.sock",
+};
+
+/** IDs of the containers (and sandboxes) in a run's CRI-O storage; none without CRI-O. */
+function crioContainerIds(dir: string): string[] {
+  const ids = new Set<string>();
+  for (const sub of ["root", "runroot"]) {
+    try {
+      for (const entry of Deno.readDirSync(`${dir}/crio/${sub}/overlay-containers`)) {
+        if (/^[0-9a-f]{64}$/.test(entry.name)) ids.add(entry.name);
+      }
+    } catch {
+      // no CRI-O storage
+    }
+  }
+  return [...ids];
+}
+
 /** PIDs whose command line contains `needle`. */
 function pidsWithCommandLine(needle: string): number[] {
   const pids: number[] = [];
@@ -105,8 +127,13 @@ export async function teardownRunDir(dir: string): Promise<void> {
   } catch {
     // no pid dir
   }
-  // Shims outlive containerd; their children are the sandboxes' pause processes.
-  for (const shim of pidsWithCommandLine(`${dir}/containerd/containerd.sock`)) {
+  // Shims outlive containerd, conmons CRI-O; their children are the pause processes and the
+  // containers' first processes.
+  const monitors = [
+    ...pidsWithCommandLine(`${dir}/containerd/containerd.sock`),
+    ...pidsWithCommandLine(`${dir}/crio/exits`),
+  ];
+  for (const shim of monitors) {
     for (const child of childrenOf(shim)) {
       try {
         Deno.kill(child, "SIGKILL");
@@ -121,6 +148,11 @@ export async function teardownRunDir(dir: string): Promise<void> {
     }
   }
   const left = await removeRigCgroup(dir.slice(dir.lastIndexOf("/") + 1));
+  left.push(
+    ...await removeRootCgroups(
+      crioContainerIds(dir).flatMap((id) => [`crio-conmon-${id}`, `crio-${id}`]),
+    ),
+  );
   if (left.length > 0) console.warn(`rig clean-up: cgroups left (busy): ${left.join(", ")}`);
   for (const point of mountsUnder(dir)) {
     await run(["umount", "-l", point], { allowFailure: true });
@@ -149,7 +181,7 @@ export async function keepLogs(dir: string, id: string): Promise<void> {
   for (const old of runs.slice(KEPT_LOGS)) await Deno.remove(old.path, { recursive: true });
 }
 
-/** Stops and removes every sandbox a (possibly orphaned) containerd of a run still has. */
+/** Stops and removes every sandbox a (possibly orphaned) runtime of a run still has. */
 export async function removeSandboxes(cri: CriClient): Promise<void> {
   for (const sandbox of await cri.listPodSandbox()) {
     await cri.stopPodSandbox(sandbox.id).catch(() => undefined);
@@ -172,11 +204,13 @@ export async function cleanDeadRuns(): Promise<string[]> {
     if (owner === Deno.pid) continue;
     // The owner is a live Deno process (a PID reused by something else does not count).
     if (owner > 0 && processAlive(owner) && commandLine(owner).includes("deno")) continue;
-    const containerd = readPid(`${dir}/pids/containerd.pid`);
-    if (containerd > 0 && processAlive(containerd)) {
-      const cri = new CriClient(`${dir}/containerd/containerd.sock`, 15_000);
-      await removeSandboxes(cri).catch(() => undefined);
-      cri.close();
+    for (const [pidFile, socket] of Object.entries(RUNTIME_SOCKETS)) {
+      const runtime = readPid(`${dir}/pids/${pidFile}`);
+      if (runtime > 0 && processAlive(runtime)) {
+        const cri = new CriClient(`${dir}/${socket}`, 15_000);
+        await removeSandboxes(cri).catch(() => undefined);
+        cri.close();
+      }
     }
     await teardownRunDir(dir);
     cleaned.push(dir);

@@ -8,6 +8,8 @@
 #   kubectl, kubelet, kube-scheduler, kube-controller-manager
 #                     same pin, same flags
 #   multus            multus-daemon and multus-shim, pinned in tests/rig/multus/go.mod
+#   CRI-O             crio and pinns, pinned in tests/rig/crio/go.mod; conmon, runc and skopeo
+#                     (to put the images into its storage) from Debian
 #   pause image       a static C pause packed as an OCI tarball, no registry needed
 #   pod image         Debian's busybox-static (a shell and sleep), packed the same way
 #
@@ -49,7 +51,7 @@ main() {
   # ---------------------------------------------------------------------------------------------
   begin "Debian packages"
   packages=(etcd-server containerd runc containernetworking-plugins iproute2 jq gcc libc6-dev
-    openssl util-linux tar coreutils curl)
+    openssl util-linux tar coreutils curl make conmon skopeo libseccomp-dev libsqlite3-dev)
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -76,8 +78,10 @@ main() {
 
   kube_version=$(pinned "$rig_dir/kube/go.mod" k8s.io/kubernetes)
   multus_version=$(pinned "$rig_dir/multus/go.mod" gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
+  crio_version=$(pinned "$rig_dir/crio/go.mod" github.com/cri-o/cri-o)
   [ -n "$kube_version" ] || fail "no k8s.io/kubernetes requirement in $rig_dir/kube/go.mod"
   [ -n "$multus_version" ] || fail "no multus-cni.v4 requirement in $rig_dir/multus/go.mod"
+  [ -n "$crio_version" ] || fail "no github.com/cri-o/cri-o requirement in $rig_dir/crio/go.mod"
   # Version stamps, as the upstream release builds set them (kubectl version, /version).
   kube_minor=$(echo "$kube_version" | cut -d. -f2)
   kube_ldflags="-s -w"
@@ -91,10 +95,15 @@ main() {
   key() { cat "$1/go.mod" "$1/go.sum" 2>/dev/null | cat - <(echo "$2") | sha256sum | cut -c1-10; }
   kube_bin=$cache/bin/kube-$kube_version-$(key "$rig_dir/kube" "$kube_ldflags")
   multus_bin=$cache/bin/multus-$multus_version-$(key "$rig_dir/multus" "$multus_ldflags")
+  # CRI-O's own release build tags, less what needs libraries Debian's runtime lacks (btrfs,
+  # ostree, gpgme); seccomp and sqlite link against Debian's libseccomp and libsqlite3.
+  crio_tags="containers_image_ostree_stub containers_image_openpgp exclude_graphdriver_btrfs btrfs_noversion seccomp libsqlite3"
+  crio_ldflags="-s -w"
+  crio_bin=$cache/bin/crio-$crio_version-$(key "$rig_dir/crio" "$crio_ldflags $crio_tags")
 
   # Builds one Go command from a module dir into the cache, unless it is already there.
   build() {
-    local module_dir=$1 package=$2 out=$3 ldflags=$4 log
+    local module_dir=$1 package=$2 out=$3 ldflags=$4 tags=${5:-} log
     log=$cache/logs/build-$(basename "$(dirname "$out")")-$(basename "$out").log
     begin "build $(basename "$out")"
     if [ -x "$out" ]; then
@@ -103,7 +112,7 @@ main() {
     fi
     mkdir -p "$(dirname "$out")"
     echo "rig set-up: building $package (log: $log); a cold build takes minutes"
-    if ! (cd "$module_dir" && go build -trimpath -ldflags="$ldflags" -o "$out.tmp" "$package") >"$log" 2>&1; then
+    if ! (cd "$module_dir" && go build -trimpath -tags="$tags" -ldflags="$ldflags" -o "$out.tmp" "$package") >"$log" 2>&1; then
       tail -n 30 "$log" >&2
       fail "go build $package failed in $module_dir; full log in $log"
     fi
@@ -121,6 +130,28 @@ main() {
     "$multus_bin/multus-daemon" "$multus_ldflags"
   build "$rig_dir/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-shim \
     "$multus_bin/multus-shim" "$multus_ldflags"
+  # GOSUMDB=off: the checksum database answers 404 for one of CRI-O's modules
+  # (github.com/CloudNativeAI/model-spec); go.sum, committed, still pins every hash.
+  CGO_ENABLED=1 GOSUMDB=off build "$rig_dir/crio" github.com/cri-o/cri-o/cmd/crio \
+    "$crio_bin/crio" "$crio_ldflags" "$crio_tags"
+
+  # pinns (CRI-O's helper that pins namespaces to files) is C with a Makefile in the module;
+  # the module cache is read-only, so it is built from a copy.
+  begin "build pinns"
+  if [ -x "$crio_bin/pinns" ]; then
+    done_step "cached"
+  else
+    crio_module=$(cd "$rig_dir/crio" && GOSUMDB=off go list -m -f '{{.Dir}}' github.com/cri-o/cri-o)
+    [ -d "$crio_module/pinns" ] || fail "no pinns/ in $crio_module; check tests/rig/crio/go.mod"
+    work=$(mktemp -d)
+    cp -r "$crio_module/pinns" "$work/pinns"
+    chmod -R u+w "$work"
+    make -C "$work/pinns" >"$cache/logs/build-pinns.log" 2>&1 ||
+      { tail -n 30 "$cache/logs/build-pinns.log" >&2; fail "make pinns failed; full log in $cache/logs/build-pinns.log"; }
+    mv "$work/bin/pinns" "$crio_bin/pinns"
+    rm -rf "$work"
+    done_step "built"
+  fi
 
   # ---------------------------------------------------------------------------------------------
   # The pause image, keyed by the hash of its sources so a change rebuilds it.
@@ -189,6 +220,11 @@ main() {
     --arg kubeControllerManager "$kube_bin/kube-controller-manager" \
     --arg multusDaemon "$multus_bin/multus-daemon" \
     --arg multusShim "$multus_bin/multus-shim" \
+    --arg crio "$crio_bin/crio" \
+    --arg pinns "$crio_bin/pinns" \
+    --arg conmon "$(command -v conmon)" \
+    --arg runc "$(command -v runc)" \
+    --arg skopeo "$(command -v skopeo)" \
     --arg cniBinDir "$cni_bin" \
     --arg pauseImageTar "$pause_tar" \
     --arg pauseImage "localhost/dnc-rig/pause:$image_key" \
@@ -196,6 +232,7 @@ main() {
     --arg podImage "localhost/dnc-rig/busybox:$pod_key" \
     --arg kubeVersion "$kube_version" \
     --arg multusVersion "$multus_version" \
+    --arg crioVersion "$crio_version" \
     '$ARGS.named' >"$cache/paths.json.tmp"
   # A copy where the caller asked (the rig keeps one per checkout: checkouts with other pins
   # share this cache, and each set-up rewrites paths.json).
