@@ -159,13 +159,62 @@ Deno.test(
 );
 
 Deno.test(
+  "journal: a removal is detaching from before its DEL until it is released, and survives a restart",
+  inTempDir(async (dir) => {
+    for (
+      const make of [() => FileJournal.open({ dir, log: quietLog() }), () => new MemoryJournal()]
+    ) {
+      const journal = await make();
+      await journal.record(add("u1", "net1"));
+      await journal.settle({ recorded: [add("u1", "net1")] });
+      await journal.recordDetach(add("u1", "net1"));
+      // An attachment the agent did not make is journaled from the request built for its DEL.
+      await journal.recordDetach(add("u2", "net1", "green"));
+      assert.deepEqual(journal.attached("ns1/pod-u1"), []);
+      assert.deepEqual(journal.detaching("ns1/pod-u1"), [add("u1", "net1")]);
+      assert.deepEqual(journal.podKeys().sort(), ["ns1/pod-u1", "ns1/pod-u2"]);
+      assert.deepEqual(journal.attachedPodKeys(), []);
+      if (journal instanceof FileJournal) {
+        const reopened = await FileJournal.open({ dir, log: quietLog() });
+        assert.deepEqual(reopened.detaching("ns1/pod-u1"), [add("u1", "net1")]);
+        assert.deepEqual(reopened.detaching("ns1/pod-u2"), [add("u2", "net1", "green")]);
+      }
+      // A recorded ADD does not take a detaching entry back; a release forgets it.
+      await journal.settle({ recorded: [add("u1", "net2")] });
+      assert.deepEqual(journal.detaching("ns1/pod-u1"), [add("u1", "net1")]);
+      await journal.settle({ released: [add("u1", "net1"), add("u1", "net2")] });
+      await journal.settle({ released: [add("u2", "net1", "green")] });
+      assert.deepEqual(journal.podKeys(), []);
+      assert.deepEqual(journal.attachedPodKeys(), []);
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "no file once nothing is held");
+  }),
+);
+
+Deno.test(
+  "journal: a version 2 file (no detaching entries, as an earlier release wrote) is read",
+  inTempDir(async (dir) => {
+    const journal = await FileJournal.open({ dir, log: quietLog() });
+    await journal.record(add("u1", "net1"));
+    await journal.settle({ recorded: [add("u1", "net1")] });
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/u1.json`));
+    delete file.detaching;
+    await Deno.writeTextFile(`${dir}/u1.json`, JSON.stringify({ ...file, version: 2 }));
+    const reopened = await FileJournal.open({ dir, log: quietLog() });
+    assert.deepEqual(reopened.attached("ns1/pod-u1"), [add("u1", "net1")]);
+    assert.deepEqual(reopened.detaching("ns1/pod-u1"), []);
+  }),
+);
+
+Deno.test(
   "journal: a version 1 file (pending ADDs only, as an earlier release wrote) is read",
   inTempDir(async (dir) => {
     const journal = await FileJournal.open({ dir, log: quietLog() });
     await journal.record(add("u1", "net1"));
     const file = JSON.parse(await Deno.readTextFile(`${dir}/u1.json`));
-    assert.equal(file.version, 2);
+    assert.equal(file.version, 3);
     delete file.attached;
+    delete file.detaching;
     await Deno.writeTextFile(`${dir}/u1.json`, JSON.stringify({ ...file, version: 1 }));
     const reopened = await FileJournal.open({ dir, log: quietLog() });
     assert.deepEqual(reopened.pending("ns1/pod-u1"), [add("u1", "net1")]);

@@ -62,6 +62,8 @@ class World {
   hangAfterAdd = false;
   /** When set, a status write lands and then never answers. */
   hangAfterStatusWrite = false;
+  /** When set, a DEL detaches and then never answers: the process dies before it sees the result. */
+  hangAfterDel = false;
   /** Results of the releases of unrecorded ADDs, as reported to the observer. */
   releases: boolean[] = [];
   /** When set, status writes find the pod gone (as once the kubelet's final delete landed). */
@@ -143,6 +145,7 @@ class World {
           if (req.command === "DEL") {
             world.netns.delete(req.ifname);
             world.netnsIps.delete(req.ifname);
+            if (world.hangAfterDel) return new Promise(() => {});
             return Promise.resolve(undefined);
           }
           if (world.netns.has(req.ifname)) {
@@ -431,6 +434,7 @@ async function dieDuring(world: World, reached: () => boolean): Promise<void> {
   assert.ok(reached(), "the pass never reached the point it was meant to die at");
   world.hangAfterAdd = false;
   world.hangAfterStatusWrite = false;
+  world.hangAfterDel = false;
 }
 
 Deno.test("an ADD cut short is released after a restart even when the annotation dropped it", async () => {
@@ -611,14 +615,79 @@ Deno.test("a swap cut short, then swapped back before the restart: the stale ent
   await world.converge(world.reconciler());
   assert.deepEqual(world.attached(), { net1: "a" });
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  // Both halves of the swap are finished (DEL is idempotent), then a is attached afresh.
   assert.deepEqual(world.delegateCalls, [
     "ADD net1 a",
     "DEL net1 a",
     "ADD net1 b",
     "DEL net1 b",
+    "DEL net1 a",
     "ADD net1 a",
   ]);
   assert.deepEqual(world.journal.podKeys(), []);
+});
+
+Deno.test("a removal cut short after its DEL, then asked for again before the restart: attached again", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "a" });
+
+  // The DEL lands; the process dies before network-status says so, which still shows net1.
+  world.setNetworks([]);
+  world.hangAfterDel = true;
+  await dieDuring(world, () => !world.netns.has("net1"));
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+
+  // The same attachment is asked for again before any agent runs: the stale entry must not
+  // pass for it.
+  world.setNetworks([{ name: "a", interface: "net1" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a", "DEL net1 a", "ADD net1 a"]);
+  assert.deepEqual(world.journal.attached("ns1/p").length, 1);
+});
+
+Deno.test("a re-plug whose status write landed before the process died: only the journal is settled", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+
+  // Remove and add on the same interface and network; the write records both, then the process dies.
+  world.setNetworks([{ name: "a", interface: "net1", ips: ["10.1.0.2/24"] }]);
+  world.hangAfterStatusWrite = true;
+  await dieDuring(world, () => world.status().some((e) => e.ips?.[0] === "10.1.0.2"));
+  assert.equal(world.journal.detaching("ns1/p").length, 1);
+
+  await world.converge(world.reconciler());
+  // The entry on net1 is the new ADD's own: the old half is forgotten, not sent again.
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a", "ADD net1 a"]);
+  assert.deepEqual(world.netnsIps.get("net1"), ["10.1.0.2/24"]);
+  assert.deepEqual(world.journal.detaching("ns1/p"), []);
+  assert.deepEqual(world.journal.attached("ns1/p").length, 1);
+});
+
+Deno.test("a removal of an attachment the agent did not make, cut short, is finished after a restart", async () => {
+  // net1 came with the pod (multus attached it at creation): no journal entry, the DEL is built
+  // from the NAD.
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    ips: [],
+    mac: "02:00:00:00:00:09",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.setNetworks([]);
+  world.hangAfterDel = true;
+  await dieDuring(world, () => !world.netns.has("net1"));
+
+  world.setNetworks([{ name: "a", interface: "net1" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "DEL net1 a", "ADD net1 a"]);
 });
 
 Deno.test("a re-plug cut short, then its old IPs asked for again: the old record is not taken for the new one", async () => {

@@ -7,7 +7,8 @@
  * addresses in use, no bridge port is left on the host, and no failure is reported on the way.
  * The same holds when an ADD cut short is abandoned (the annotation drops it) before the
  * restart, or when a swap cut short is undone before the restart: the attachment journal
- * releases the unfinished ADD, and the old attachment comes back. The last steps SIGKILL the controller at random
+ * releases the unfinished ADD, and the old attachment comes back; likewise when a removal cut
+ * short after its DEL is undone, although network-status still shows the attachment. The last steps SIGKILL the controller at random
  * instants while four pods change their attachments, with a restart after each kill, then with
  * further edits between kills and a single restart at the end; both must converge.
  */
@@ -64,6 +65,14 @@ const CASES: Case[] = [
   ...(["after-delegate", "before-status-write"] as const).flatMap((point) =>
     (["add", "swap"] as const).map((kind) => ({ kind, point, op: "add" as const, abandon: true }))
   ),
+  // A removal cut short after its DEL, then undone: network-status still shows the attachment,
+  // but its interface is gone; it must come back.
+  ...(["after-delegate", "before-status-write"] as const).map((point) => ({
+    kind: "remove" as const,
+    point,
+    op: "remove" as const,
+    revert: true,
+  })),
   // A swap cut short after the old attachment went, then undone: the old one must come back.
   ...(["after-delegate", "before-status-write"] as const).map((point) => ({
     kind: "swap" as const,

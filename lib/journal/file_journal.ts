@@ -9,7 +9,9 @@
  * meanwhile, its NAD was deleted, or the pod itself is gone. Once the status write records an
  * ADD it stays in the journal as *attached*, with the sandbox it was made in: when the runtime
  * replaces a dead sandbox, multus describes only the new one, and the journal is what still
- * knows which addresses the old one holds.
+ * knows which addresses the old one holds. A removal is journaled *detaching* before its DEL
+ * is sent, so that a DEL cut short is finished by the next pass rather than taken, from the
+ * network-status entry it did not get to remove, for an attachment still in place.
  *
  * One file per pod UID (`<dir>/<uid>.json`), written to a temporary name and renamed, so a
  * reader sees the old or the new content, never a torn one. Only one reconcile pass runs per
@@ -24,7 +26,14 @@
 import { z } from "zod";
 import type { Logger } from "../base/log.ts";
 import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
-import { type PodEntries, sameAdd, settled } from "../reconcile/journal_entries.ts";
+import {
+  isEmpty,
+  noEntries,
+  type PodEntries,
+  settled,
+  withDetaching,
+  withPending,
+} from "../reconcile/journal_entries.ts";
 
 const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
 
@@ -44,13 +53,17 @@ const AddSchema = z.strictObject({
   }).optional(),
 });
 
-/** Version 1 files (pending ADDs only) are read too, as left by an earlier release. */
+/**
+ * Files of versions 1 (pending ADDs only) and 2 (no detaching entries) are read too, as left by
+ * an earlier release.
+ */
 const FileSchema = z.strictObject({
-  version: z.union([z.literal(1), z.literal(2)]),
+  version: z.union([z.literal(1), z.literal(2), z.literal(3)]),
   podKey: z.string(),
   podUid: z.string().regex(UID),
   adds: z.array(AddSchema),
   attached: z.array(AddSchema).optional(),
+  detaching: z.array(AddSchema).optional(),
 });
 
 type JournalFile = z.infer<typeof FileSchema>;
@@ -114,8 +127,9 @@ export class FileJournal implements AttachmentJournal {
           podKey: file.podKey,
           pending: file.adds.map(load),
           attached: (file.attached ?? []).map(load),
+          detaching: (file.detaching ?? []).map(load),
         };
-        if (entries.pending.length + entries.attached.length > 0) {
+        if (!isEmpty(entries)) {
           journal.#byUid.set(file.podUid, entries);
         } else await Deno.remove(path);
       } catch (err) {
@@ -126,8 +140,12 @@ export class FileJournal implements AttachmentJournal {
         await Deno.rename(path, `${path}.invalid`);
       }
     }
-    const pendingAdds = [...journal.#byUid.values()].reduce((n, e) => n + e.pending.length, 0);
-    if (pendingAdds > 0) log.info("attachment journal holds unfinished ADDs", { pendingAdds, dir });
+    const all = [...journal.#byUid.values()];
+    const pendingAdds = all.reduce((n, e) => n + e.pending.length, 0);
+    const pendingDels = all.reduce((n, e) => n + e.detaching.length, 0);
+    if (pendingAdds + pendingDels > 0) {
+      log.info("attachment journal holds unfinished operations", { pendingAdds, pendingDels, dir });
+    }
     return journal;
   }
 
@@ -141,9 +159,14 @@ export class FileJournal implements AttachmentJournal {
     return this.#of(podKey, "attached");
   }
 
+  /** {@inheritDoc AttachmentJournal.detaching} */
+  detaching(podKey: string): readonly PendingAdd[] {
+    return this.#of(podKey, "detaching");
+  }
+
   /** {@inheritDoc AttachmentJournal.podKeys} */
   podKeys(): string[] {
-    return this.#keysWith("pending");
+    return [...new Set([...this.#keysWith("pending"), ...this.#keysWith("detaching")])];
   }
 
   /** {@inheritDoc AttachmentJournal.attachedPodKeys} */
@@ -154,11 +177,13 @@ export class FileJournal implements AttachmentJournal {
   /** {@inheritDoc AttachmentJournal.record} */
   async record(add: PendingAdd): Promise<void> {
     const uid = add.request.podUid;
-    const entries = this.#byUid.get(uid) ?? { podKey: add.podKey, pending: [], attached: [] };
-    await this.#write(uid, add.podKey, {
-      pending: [...entries.pending.filter((a) => !sameAdd(a, add)), add],
-      attached: entries.attached,
-    });
+    await this.#write(uid, add.podKey, withPending(this.#byUid.get(uid) ?? noEntries(), add));
+  }
+
+  /** {@inheritDoc AttachmentJournal.recordDetach} */
+  async recordDetach(add: PendingAdd): Promise<void> {
+    const uid = add.request.podUid;
+    await this.#write(uid, add.podKey, withDetaching(this.#byUid.get(uid) ?? noEntries(), add));
   }
 
   /** {@inheritDoc AttachmentJournal.settle} */
@@ -169,9 +194,10 @@ export class FileJournal implements AttachmentJournal {
     for (const uid of new Set(touched.map((a) => a.request.podUid))) {
       const before = this.#byUid.get(uid);
       const podKey = before?.podKey ?? touched.find((a) => a.request.podUid === uid)!.podKey;
-      const after = settled(before ?? { pending: [], attached: [] }, change);
+      const after = settled(before ?? noEntries(), change);
       const same = before !== undefined &&
         after.pending.length === before.pending.length &&
+        after.detaching.length === before.detaching.length &&
         after.attached.length === before.attached.length &&
         after.attached.every((a, i) => before.attached[i] === a);
       if (!same) await this.#write(uid, podKey, after);
@@ -199,7 +225,7 @@ export class FileJournal implements AttachmentJournal {
       throw new Error(`pod UID ${JSON.stringify(uid)} cannot name a journal file`);
     }
     const path = `${this.#dir}/${uid}.json`;
-    if (entries.pending.length === 0 && entries.attached.length === 0) {
+    if (isEmpty(entries)) {
       await Deno.remove(path).catch((err) => {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       });
@@ -218,11 +244,12 @@ export class FileJournal implements AttachmentJournal {
       ...(request.interfaceAttributes ? { interfaceAttributes: request.interfaceAttributes } : {}),
     });
     const file: JournalFile = {
-      version: 2,
+      version: 3,
       podKey,
       podUid: uid,
       adds: entries.pending.map(save),
       attached: entries.attached.map(save),
+      detaching: entries.detaching.map(save),
     };
     const temporary = `${path}.tmp`;
     await Deno.writeTextFile(temporary, JSON.stringify(file), { mode: 0o600 });

@@ -5,7 +5,14 @@
  * @module
  */
 import type { AttachmentJournal, PendingAdd } from "../reconcile/ports.ts";
-import { type PodEntries, sameAdd, settled } from "../reconcile/journal_entries.ts";
+import {
+  isEmpty,
+  noEntries,
+  type PodEntries,
+  settled,
+  withDetaching,
+  withPending,
+} from "../reconcile/journal_entries.ts";
 
 /** A journal in memory: for `--dry-run`, which acts on nothing, and for tests. */
 export class MemoryJournal implements AttachmentJournal {
@@ -21,9 +28,15 @@ export class MemoryJournal implements AttachmentJournal {
     return this.#byKey.get(podKey)?.attached ?? [];
   }
 
+  /** {@inheritDoc AttachmentJournal.detaching} */
+  detaching(podKey: string): readonly PendingAdd[] {
+    return this.#byKey.get(podKey)?.detaching ?? [];
+  }
+
   /** {@inheritDoc AttachmentJournal.podKeys} */
   podKeys(): string[] {
-    return [...this.#byKey].filter(([, e]) => e.pending.length > 0).map(([k]) => k);
+    return [...this.#byKey].filter(([, e]) => e.pending.length + e.detaching.length > 0)
+      .map(([k]) => k);
   }
 
   /** {@inheritDoc AttachmentJournal.attachedPodKeys} */
@@ -33,11 +46,13 @@ export class MemoryJournal implements AttachmentJournal {
 
   /** {@inheritDoc AttachmentJournal.record} */
   record(add: PendingAdd): Promise<void> {
-    const entries = this.#byKey.get(add.podKey) ?? { pending: [], attached: [] };
-    this.#set(add.podKey, {
-      pending: [...entries.pending.filter((a) => !sameAdd(a, add)), add],
-      attached: entries.attached,
-    });
+    this.#set(add.podKey, withPending(this.#byKey.get(add.podKey) ?? noEntries(), add));
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc AttachmentJournal.recordDetach} */
+  recordDetach(add: PendingAdd): Promise<void> {
+    this.#set(add.podKey, withDetaching(this.#byKey.get(add.podKey) ?? noEntries(), add));
     return Promise.resolve();
   }
 
@@ -49,17 +64,13 @@ export class MemoryJournal implements AttachmentJournal {
       [...(change.recorded ?? []), ...(change.released ?? [])].map((a) => a.podKey),
     );
     for (const key of keys) {
-      const entries = this.#byKey.get(key);
-      if (entries) this.#set(key, settled(entries, change));
-      else if (change.recorded?.some((a) => a.podKey === key)) {
-        this.#set(key, settled({ pending: [], attached: [] }, change));
-      }
+      this.#set(key, settled(this.#byKey.get(key) ?? noEntries(), change));
     }
     return Promise.resolve();
   }
 
   #set(key: string, entries: PodEntries): void {
-    if (entries.pending.length === 0 && entries.attached.length === 0) this.#byKey.delete(key);
+    if (isEmpty(entries)) this.#byKey.delete(key);
     else this.#byKey.set(key, entries);
   }
 }

@@ -46,7 +46,12 @@ function heldBy(
 ): PendingAdd[] {
   const key = podKey(pod);
   const gone = (a: PendingAdd) => change.released?.some((r) => sameAdd(a, r)) ?? false;
-  return [...journal.pending(key), ...journal.attached(key), ...(change.recorded ?? [])]
+  return [
+    ...journal.pending(key),
+    ...journal.attached(key),
+    ...journal.detaching(key),
+    ...(change.recorded ?? []),
+  ]
     .filter((a) => a.request.podUid === pod.metadata.uid && !gone(a));
 }
 

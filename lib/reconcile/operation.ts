@@ -1,6 +1,6 @@
 /**
  * One planned operation carried out: the attach (CNI ADD) or detach (CNI DEL) of one
- * attachment through multus, with the journal written before an ADD is sent and a failed ADD
+ * attachment through multus, with the journal written before either is sent and a failed ADD
  * undone. The outcome says what to record in network-status, or what failed and of which kind.
  *
  * @module
@@ -45,7 +45,7 @@ export interface OperationOutcome {
   entry?: NetworkStatus;
   /** The journal record of an add that reached the delegate call. */
   pending?: PendingAdd;
-  /** The journal's entries of a removed attachment, to forget once the status says so. */
+  /** The journal's entries of a removed attachment (its detaching one among them), to forget once the status says so. */
   released?: PendingAdd[];
   /** Why it failed, naming the fix where there is one. */
   error?: string;
@@ -207,10 +207,23 @@ async function detach(
 ): Promise<OperationOutcome> {
   const { deps, effects } = ctx;
   try {
+    // Until network-status stops recording it, its entry there may describe an interface this
+    // DEL took away: journaled, the next pass finishes the removal instead of trusting it.
+    await deps.journal.recordDetach(made);
+  } catch (err) {
+    return failed(
+      op,
+      "journal",
+      `cannot journal the DEL before sending it (${
+        errorText(err)
+      }); make the state directory writable`,
+    );
+  }
+  try {
     deps.faultPoint?.("before-delegate", "remove");
     await releaseWith(effects, made, { withoutNetnsOnFailure: sandbox.ready === false });
     deps.faultPoint?.("after-delegate", "remove");
-    return { op, ok: true, released: journaled };
+    return { op, ok: true, released: [made, ...journaled] };
   } catch (err) {
     return failed(op, "delegate", errorText(err));
   }

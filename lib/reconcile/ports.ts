@@ -151,22 +151,32 @@ export interface PendingAdd {
  * config it was made with, until it is released. A pending ADD that a crash or a timeout cut
  * short is released by the next pass; an attached one whose sandbox the runtime replaced (the
  * pod's network-status then describes the new sandbox only) is released too, and so is every
- * one of a pod being deleted.
+ * one of a pod being deleted. Every removal is journaled *detaching* before its DEL is sent,
+ * whoever made the attachment: until network-status stops recording it, the entry there may
+ * describe an interface that is gone, and the next pass must not take it for one in place.
  */
 export interface AttachmentJournal {
   /** The pending ADDs of pod `podKey`, oldest first. */
   pending(podKey: string): readonly PendingAdd[];
   /** The attached ADDs of pod `podKey`, oldest first. */
   attached(podKey: string): readonly PendingAdd[];
-  /** Pod keys with at least one pending ADD. */
+  /** The detaching attachments of pod `podKey` (their DEL sent, their removal not recorded). */
+  detaching(podKey: string): readonly PendingAdd[];
+  /** Pod keys with at least one pending ADD or detaching attachment: work left unfinished. */
   podKeys(): string[];
   /** Pod keys with at least one attached ADD. */
   attachedPodKeys(): string[];
   /** Records `add` as pending before its ADD is sent. Resolves once it is stored. */
   record(add: PendingAdd): Promise<void>;
   /**
+   * Records the attachment `add` made (or one built from its NAD, for an attachment the agent
+   * did not make) as detaching before its DEL is sent; it is pending or attached no more.
+   * Resolves once it is stored.
+   */
+  recordDetach(add: PendingAdd): Promise<void>;
+  /**
    * In one write per pod: `recorded` (network-status now records them) become attached, and
-   * `released` are forgotten, pending or attached.
+   * `released` are forgotten, whatever their state.
    */
   settle(change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] }): Promise<
     void

@@ -227,8 +227,11 @@ export class Reconciler {
    */
   #hasWork(pod: PodSnapshot, planned: PlannedPod): boolean {
     const key = podKey(pod);
-    if (hasWork(planned.plan) || this.#deps.journal.pending(key).length > 0) return true;
-    if (this.#deps.journal.attached(key).length > 0) {
+    const { journal } = this.#deps;
+    if (hasWork(planned.plan) || journal.pending(key).length + journal.detaching(key).length > 0) {
+      return true;
+    }
+    if (journal.attached(key).length > 0) {
       const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
       if (isFinished(pod) || status !== this.#checkedStatus.get(key)) return true;
     }
@@ -260,7 +263,15 @@ export class Reconciler {
     if (finished && keepsAttachments(pod, sandbox, this.#now())) {
       return requeueAfter(SANDBOX_STOP_POLL_MS);
     }
-    if (await settleJournal(ctx, key, pod, sandbox)) {
+    let statusChanged: boolean;
+    try {
+      statusChanged = await settleJournal(ctx, key, pod, sandbox);
+    } catch (err) {
+      // A release that keeps failing must not keep a deleted pod past the give-up deadline.
+      if (finished) await this.#writeFinalizer(pod, log);
+      throw err;
+    }
+    if (statusChanged) {
       // The release changed network-status: plan from what it says now.
       const fresh = await this.#fetch(key);
       if (!fresh || fresh.metadata.uid !== uid) return DONE;

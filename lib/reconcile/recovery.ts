@@ -14,6 +14,11 @@
  *   DEL of its own request: its sandbox ID and network namespace name the old sandbox only,
  *   so the new one is left alone. So is every attached ADD of a pod being deleted that
  *   network-status no longer records, and every ADD of a pod gone from the API server.
+ * - A *detaching* attachment (its DEL sent, the status write that records its removal never
+ *   made) that network-status still shows is released again (DEL is idempotent) and its entry
+ *   dropped: the interface that entry describes may be gone, and the annotation may ask for
+ *   that very attachment again. One that network-status no longer shows, or whose interface
+ *   an ADD of the same pass now holds, was recorded as removed: it is only forgotten.
  *
  * The journal is written once, after the status write.
  *
@@ -43,7 +48,7 @@ export interface RecoveryContext {
 }
 
 /** Why an entry is released. */
-type Why = "unrecorded" | "stale sandbox" | "pod deleted" | "pod gone";
+type Why = "unrecorded" | "unfinished removal" | "stale sandbox" | "pod deleted" | "pod gone";
 
 /** One released attachment, as the log names it. */
 interface Released {
@@ -58,6 +63,10 @@ const RELEASED: Record<Why, [string, string]> = {
   "unrecorded": [
     "released an attachment whose ADD was never recorded",
     "released attachments whose ADDs were never recorded",
+  ],
+  "unfinished removal": [
+    "finished the removal of an attachment whose DEL was never recorded",
+    "finished the removals of attachments whose DELs were never recorded",
   ],
   "stale sandbox": [
     "released an attachment of a sandbox the runtime replaced",
@@ -91,17 +100,22 @@ export async function settleJournal(
   const { deps, effects, log } = ctx;
   const pending = deps.journal.pending(key);
   const attached = deps.journal.attached(key);
-  if (pending.length === 0 && attached.length === 0) return false;
+  const detaching = deps.journal.detaching(key);
+  if (pending.length + attached.length + detaching.length === 0) return false;
   let entries: NetworkStatus[] = [];
   try {
     entries = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
   } catch {
     // Without a readable status nothing tells a recorded ADD from a lost one: keep them all
     // until the annotation is repaired (the invalid status has its own Event).
-    if (pending.length > 0) {
-      log.warn("network-status is invalid; unfinished ADDs stay journaled until it is fixed", {
-        pendingAdds: pending.length,
-      });
+    if (pending.length + detaching.length > 0) {
+      log.warn(
+        "network-status is invalid; unfinished operations stay journaled until it is fixed",
+        {
+          pendingAdds: pending.length,
+          pendingDels: detaching.length,
+        },
+      );
     }
     return false;
   }
@@ -128,8 +142,18 @@ export async function settleJournal(
     const why = attachedRelease(add, pod, sandbox, inSandbox(add), held);
     if (why) toRelease.push({ add, why });
   }
-
+  // A recorded ADD on the interface means the status write of its pass landed, and with it the
+  // removal of what held the interface before (the entry there now is the ADD's own).
+  const recordedOn = new Set(recorded.map((add) => add.id.interface));
+  const stillShown = (add: PendingAdd) =>
+    !recordedOn.has(add.id.interface) && entries.some((e) => isEntryOf(e, add.id));
   const released: PendingAdd[] = [];
+  for (const add of detaching) {
+    const why = detachingRelease(add, pod, sandbox, inSandbox(add), stillShown);
+    if (why === "recorded") released.push(add);
+    else if (why) toRelease.push({ add, why });
+  }
+
   const emptied = new Set<string>();
   const failures: Failure[] = [];
   const done: Released[] = [];
@@ -172,7 +196,9 @@ export async function settleJournal(
       });
       continue;
     }
-    if (why === "unrecorded" && inSandbox(add)) emptied.add(add.id.interface);
+    if ((why === "unrecorded" || why === "unfinished removal") && inSandbox(add)) {
+      emptied.add(add.id.interface);
+    }
     released.push(add);
   }
   logReleases(log, done, failedReleases);
@@ -209,6 +235,23 @@ function attachedRelease(
   if (sandbox === undefined) return isFinished(pod) ? "pod deleted" : undefined;
   if (!inSandbox) return "stale sandbox";
   return isFinished(pod) && !held(add) ? "pod deleted" : undefined;
+}
+
+/**
+ * Why a detaching entry is released now; "recorded" when network-status records its removal
+ * (it is only forgotten), undefined when it stays until a sandbox is known.
+ */
+function detachingRelease(
+  add: PendingAdd,
+  pod: PodSnapshot | undefined,
+  sandbox: PodSandbox | undefined,
+  inSandbox: boolean,
+  stillShown: (add: PendingAdd) => boolean,
+): Why | "recorded" | undefined {
+  if (pod === undefined || add.request.podUid !== pod.metadata.uid) return "pod gone";
+  if (sandbox === undefined) return isFinished(pod) ? "pod deleted" : undefined;
+  if (!inSandbox) return "stale sandbox";
+  return stillShown(add) ? "unfinished removal" : "recorded";
 }
 
 /**
