@@ -238,7 +238,7 @@ const SPECS = {
     placeholder: "<path>",
     defaultText: DEFAULT_STATE_DIR,
     description:
-      "Node-local directory where each ADD is journaled until network-status records it, so that one cut short by a crash or a timeout is released later. Must persist across restarts of the agent (a hostPath).",
+      "Node-local directory where each ADD and each DEL is journaled until network-status records it, so that one cut short by a crash or a timeout is released (or finished) later. Must persist across restarts of the agent (a hostPath).",
     expected: "an absolute path without commas",
     fix: `set a directory's full path, such as ${DEFAULT_STATE_DIR}`,
     emptyIsUnset: true,
