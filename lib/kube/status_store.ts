@@ -82,14 +82,17 @@ export async function updateNetworkStatus(
   const maxAttempts = options.maxAttempts ?? 5;
   const delay = options.retryDelayMs ?? 10;
   const path = podPath(namespace, name);
-  let kept = options.reads?.take(namespace, name) as PodObject | undefined;
+  const write = (pod: PodObject, attempt: number) =>
+    writeOnto(client, path, pod, uid, mutate, options, attempt);
+  const kept = options.reads?.take(namespace, name) as PodObject | undefined;
   for (let attempt = 1;; attempt++) {
-    let pod: PodObject;
-    const reused = kept !== undefined;
-    if (kept) {
-      pod = kept;
-      kept = undefined;
-    } else {
+    let outcome = attempt === 1 && kept ? await write(kept, attempt) : undefined;
+    // A kept read counts only when it leads to a PUT: another uid and nothing to write are
+    // answered from a read of the pod as it is now.
+    const decidedByRead = outcome?.result === "unchanged" ||
+      (outcome?.result === "gone" && outcome.reason === "UidChanged");
+    if (outcome === undefined || decidedByRead) {
+      let pod: PodObject;
       try {
         pod = await client.json<PodObject>("GET", path, { signal: options.signal });
       } catch (err) {
@@ -98,71 +101,81 @@ export async function updateNetworkStatus(
         }
         throw err;
       }
+      outcome = await write(pod, attempt);
     }
-    const meta = pod.metadata ??= {};
-    if (meta.uid !== uid) {
-      if (reused) {
-        attempt--;
-        continue;
-      }
-      return { result: "gone", reason: "UidChanged", attempts: attempt };
-    }
-    const finalizers = meta.finalizers ?? [];
-    const current: OwnedStatus = {
-      networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
-      finalizer: finalizers.includes(RELEASE_FINALIZER),
-    };
-    const condition = findNetworksCondition(pod.status?.conditions);
-    if (condition !== undefined) current.condition = condition;
-    const next = mutate(current);
-    const conditionChanged = next.condition !== undefined &&
-      !(sameCondition(next.condition, condition) &&
-        next.condition.lastTransitionTime === condition?.lastTransitionTime);
-    if (
-      next.networkStatus === current.networkStatus && next.finalizer === current.finalizer &&
-      !conditionChanged
-    ) {
-      if (reused) {
-        attempt--;
-        continue;
-      }
-      return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
-    }
-    if (conditionChanged) {
-      const status = pod.status ??= {};
-      status.conditions = setNetworksCondition(status.conditions ?? undefined, next.condition!);
-    }
-    if (next.networkStatus !== current.networkStatus) {
-      const annotations = { ...(meta.annotations ?? {}) };
-      if (next.networkStatus === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
-      else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
-      meta.annotations = annotations;
-    }
-    if (next.finalizer !== current.finalizer) {
-      meta.finalizers = next.finalizer
-        ? [...finalizers, RELEASE_FINALIZER]
-        : finalizers.filter((f) => f !== RELEASE_FINALIZER);
-    }
-    await options.beforeWrite?.(attempt);
-    try {
-      const written = await client.json<PodObject>("PUT", `${path}/status`, {
-        body: pod,
-        signal: options.signal,
-      });
-      return {
-        result: "written",
-        attempts: attempt,
-        resourceVersion: written.metadata?.resourceVersion,
-      };
-    } catch (err) {
-      if (err instanceof KubeApiError && err.status === 404) {
-        return { result: "gone", reason: "NotFound", attempts: attempt };
-      }
-      if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
-      options.onConflict?.();
-      if (attempt >= maxAttempts) throw err;
-    }
+    if (outcome.result !== "conflict") return outcome;
+    options.onConflict?.();
+    if (attempt >= maxAttempts) throw outcome.error;
     await sleep(delay * (0.9 + 0.2 * Math.random()), options.signal);
+  }
+}
+
+/**
+ * One attempt: `mutate` applied to `pod` as read, and a PUT of the result when it changed
+ * anything; a 409 Conflict is an outcome, for the caller to read the pod again.
+ */
+async function writeOnto(
+  client: KubeClient,
+  path: string,
+  pod: PodObject,
+  uid: string,
+  mutate: (current: OwnedStatus) => OwnedStatus,
+  options: StatusWriteOptions,
+  attempt: number,
+): Promise<StatusWriteResult | { result: "conflict"; error: KubeApiError }> {
+  const meta = pod.metadata ??= {};
+  if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
+  const finalizers = meta.finalizers ?? [];
+  const current: OwnedStatus = {
+    networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
+    finalizer: finalizers.includes(RELEASE_FINALIZER),
+  };
+  const condition = findNetworksCondition(pod.status?.conditions);
+  if (condition !== undefined) current.condition = condition;
+  const next = mutate(current);
+  const conditionChanged = next.condition !== undefined &&
+    !(sameCondition(next.condition, condition) &&
+      next.condition.lastTransitionTime === condition?.lastTransitionTime);
+  if (
+    next.networkStatus === current.networkStatus && next.finalizer === current.finalizer &&
+    !conditionChanged
+  ) {
+    return { result: "unchanged", attempts: attempt, resourceVersion: meta.resourceVersion };
+  }
+  if (conditionChanged) {
+    const status = pod.status ??= {};
+    status.conditions = setNetworksCondition(status.conditions ?? undefined, next.condition!);
+  }
+  if (next.networkStatus !== current.networkStatus) {
+    const annotations = { ...(meta.annotations ?? {}) };
+    if (next.networkStatus === undefined) delete annotations[NETWORK_STATUS_ANNOTATION];
+    else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
+    meta.annotations = annotations;
+  }
+  if (next.finalizer !== current.finalizer) {
+    meta.finalizers = next.finalizer
+      ? [...finalizers, RELEASE_FINALIZER]
+      : finalizers.filter((f) => f !== RELEASE_FINALIZER);
+  }
+  await options.beforeWrite?.(attempt);
+  try {
+    const written = await client.json<PodObject>("PUT", `${path}/status`, {
+      body: pod,
+      signal: options.signal,
+    });
+    return {
+      result: "written",
+      attempts: attempt,
+      resourceVersion: written.metadata?.resourceVersion,
+    };
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 404) {
+      return { result: "gone", reason: "NotFound", attempts: attempt };
+    }
+    if (err instanceof KubeApiError && err.status === 409) {
+      return { result: "conflict", error: err };
+    }
+    throw err;
   }
 }
 
