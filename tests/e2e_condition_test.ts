@@ -10,6 +10,7 @@ import { NETWORKS_READY_CONDITION } from "../lib/core/networks_condition.ts";
 import { Rig, type RigPod, sleep, waitFor } from "./rig/mod.ts";
 import {
   ControllerProcess,
+  FLAPPING_READINESS,
   getPod,
   hasInterfaces,
   networkStatus,
@@ -162,17 +163,7 @@ Deno.test({
           name: "flipper",
           namespace: NS,
           networks: [{ name: "blue", interface: "net1" }],
-          command: [
-            "/bin/sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do touch /tmp/ready; sleep 1; rm -f /tmp/ready; sleep 1; done & wait",
-          ],
-          readinessProbe: {
-            exec: { command: ["/bin/sh", "-c", "test -e /tmp/ready"] },
-            periodSeconds: 1,
-            failureThreshold: 1,
-            successThreshold: 1,
-          },
+          ...FLAPPING_READINESS,
         });
         const first = await waitCondition(rig, pod, "True", (c) => c.status === "True");
         let flips = 0;

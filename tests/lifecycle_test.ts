@@ -30,6 +30,7 @@ import {
   ControllerProcess,
   type DesiredAttachment,
   eventsFor,
+  FLAPPING_READINESS,
   ipamAllocations,
   metricValue,
   mismatch,
@@ -1094,17 +1095,7 @@ Deno.test({
     const pod = await rig.createPod({
       name: "racer",
       namespace: NS,
-      command: [
-        "/bin/sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do touch /tmp/ready; sleep 1; rm -f /tmp/ready; sleep 1; done & wait",
-      ],
-      readinessProbe: {
-        exec: { command: ["/bin/sh", "-c", "test -e /tmp/ready"] },
-        periodSeconds: 1,
-        failureThreshold: 1,
-        successThreshold: 1,
-      },
+      ...FLAPPING_READINESS,
     });
     const conflicts = await metric(ctl, "dynamic_networks_status_update_conflicts_total");
     const line = ctl.lines.length;

@@ -185,11 +185,10 @@ export async function waitForStatus(
   what = "network-status to converge",
   timeoutMs = CONVERGE_TIMEOUT_MS,
 ): Promise<StatusEntry[]> {
-  let last: StatusEntry[] = [];
-  return await poll(`${pod.namespace}/${pod.name}: ${what}`, async () => {
-    last = await networkStatus(rig, pod);
-    return predicate(last) ? last : undefined;
-  }, { timeoutMs, describe: () => last });
+  return await readUntil(`${pod.namespace}/${pod.name}: ${what}`, () => networkStatus(rig, pod), {
+    predicate,
+    timeoutMs,
+  });
 }
 
 /** Polls the pod's netns until `predicate` holds; resolves with its interfaces. */
@@ -200,12 +199,46 @@ export async function waitForInterfaces(
   what = "the pod's interfaces to converge",
   timeoutMs = CONVERGE_TIMEOUT_MS,
 ): Promise<NetnsInterface[]> {
-  let last: NetnsInterface[] = [];
-  return await poll(`${pod.namespace}/${pod.name}: ${what}`, async () => {
-    last = await rig.netnsInterfaces(pod);
-    return predicate(last) ? last : undefined;
-  }, { timeoutMs, describe: () => last.map((l) => `${l.name} ${l.mac} ${l.ipv4.join(",")}`) });
+  return await readUntil(`${pod.namespace}/${pod.name}: ${what}`, () => rig.netnsInterfaces(pod), {
+    predicate,
+    timeoutMs,
+    describe: (links) => links.map((l) => `${l.name} ${l.mac} ${l.ipv4.join(",")}`),
+  });
 }
+
+/** Reads with `read` until `predicate` holds of what it read; a timeout shows the last read. */
+async function readUntil<T>(
+  what: string,
+  read: () => Promise<T>,
+  options: { predicate: (value: T) => boolean; timeoutMs: number; describe?: (v: T) => unknown },
+): Promise<T> {
+  let last: T | undefined;
+  return await poll(what, async () => {
+    last = await read();
+    return options.predicate(last) ? last : undefined;
+  }, {
+    timeoutMs: options.timeoutMs,
+    describe: () => last === undefined ? undefined : options.describe?.(last) ?? last,
+  });
+}
+
+/**
+ * A container whose readiness flips every second, so that the kubelet writes the pod's status
+ * every second: spread into `createPod` options.
+ */
+export const FLAPPING_READINESS = {
+  command: [
+    "/bin/sh",
+    "-c",
+    "trap 'exit 0' TERM; while :; do touch /tmp/ready; sleep 1; rm -f /tmp/ready; sleep 1; done & wait",
+  ],
+  readinessProbe: {
+    exec: { command: ["/bin/sh", "-c", "test -e /tmp/ready"] },
+    periodSeconds: 1,
+    failureThreshold: 1,
+    successThreshold: 1,
+  },
+};
 
 /** The pod's interfaces by name, loopback and the default `eth0` included. */
 export async function interfacesByName(
