@@ -119,6 +119,16 @@ Deno.test({
   },
 });
 
+/** Pod `name` with `blue` hot-plugged on net1 by the agent, which must be running. */
+async function bluePod(rig: Rig, name: string): Promise<RigPod> {
+  await rig.createNamespace(NS);
+  await rig.createNad(NS, "blue", rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }));
+  const pod = await rig.createPod({ name, namespace: NS });
+  await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
+  await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+  return pod;
+}
+
 Deno.test({
   name:
     "deletion: a force-deleted pod stays until the agent has released its attachments, then goes; nothing leaks",
@@ -127,16 +137,8 @@ Deno.test({
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;
     try {
-      await rig.createNamespace(NS);
-      await rig.createNad(
-        NS,
-        "blue",
-        rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }),
-      );
       ctl = await ControllerProcess.start(rig);
-      const pod = await rig.createPod({ name: "forced", namespace: NS });
-      await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
-      await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      const pod = await bluePod(rig, "forced");
       const linesBefore = ctl.records().length;
       const path = `/api/v1/namespaces/${NS}/pods/${pod.name}`;
       const object = () =>
@@ -194,16 +196,8 @@ Deno.test({
     const rig = await Rig.start();
     let ctl: ControllerProcess | undefined;
     try {
-      await rig.createNamespace(NS);
-      await rig.createNad(
-        NS,
-        "blue",
-        rig.macvlanConfig("10.79.1.0/24", { name: BLUE.ipamNetwork }),
-      );
       ctl = await ControllerProcess.start(rig);
-      const pod = await rig.createPod({ name: "stripped", namespace: NS });
-      await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
-      await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], [BLUE.ipamNetwork]);
+      const pod = await bluePod(rig, "stripped");
       await ctl.stop();
       ctl = undefined;
       // What an operator does to pods of a node whose agent is gone for good.
