@@ -365,8 +365,12 @@ interface FakeSandbox {
 
 interface FakeRuntime {
   socket: string;
-  /** Lines "call <Method> <json>" printed so far. */
-  calls(): string[];
+  /**
+   * Lines "call <Method> <json>" printed so far, once there are at least `atLeast` (or after
+   * 2 s): the fake prints each call as it answers it, so the last line may still be in the pipe
+   * when the client has its answer.
+   */
+  calls(atLeast?: number): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -404,7 +408,12 @@ async function startFake(
   await listening;
   return {
     socket,
-    calls: () => [...lines],
+    async calls(atLeast = 0) {
+      for (let i = 0; i < 200 && lines.length < atLeast; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return [...lines];
+    },
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -472,7 +481,7 @@ Deno.test({
         ready: true,
         createdAt: 200n,
       });
-      const calls = fake.calls();
+      const calls = await fake.calls(2);
       assert.equal(calls.length, 2, calls.join("\n"));
       assert.equal(
         calls[0],
@@ -801,11 +810,7 @@ Deno.test({
       assert.deepEqual(again, first);
       await client.findSandbox("u2");
       await client.findSandbox("u2");
-      // The fake prints each call as it answers it; the last line may still be on its way.
-      for (let i = 0; i < 100 && fake.calls().length < 7; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert.deepEqual(fake.calls().map((c) => c.split(" ")[1]), [
+      assert.deepEqual((await fake.calls(7)).map((c) => c.split(" ")[1]), [
         "ListPodSandbox",
         "PodSandboxStatus",
         "ListPodSandbox",
