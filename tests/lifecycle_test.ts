@@ -642,9 +642,24 @@ Deno.test({
     );
     const problems: string[] = [];
     for (const pod of pods) {
-      const who = releases(multusActivity(log, pod.uid));
+      const activity = multusActivity(log, pod.uid);
+      const who = releases(activity);
       if (JSON.stringify(who) !== JSON.stringify(DELETION_RELEASES)) {
-        problems.push(`${pod.name}: released ${JSON.stringify(who)}`);
+        // Every request multus logged for the pod, and what the agent said of it, to tell a
+        // missing DEL from one that failed or one whose result line was not found.
+        const requests = activity.requests.map((r) =>
+          `${r.kind} ${r.command} ${r.ifname} ${
+            r.ok === undefined ? "unfinished" : r.ok ? "ok" : "failed"
+          }`
+        );
+        const said = agentRecords(ctl, pod, line).slice(-40).map((r) =>
+          `${r.level} ${r.msg} ${r.interfaceName ?? ""}`
+        );
+        problems.push(
+          `${pod.name}: released ${JSON.stringify(who)}; multus: ${
+            requests.join(", ")
+          }; the agent: ${said.join(" | ")}`,
+        );
       }
       for (const said of complaints(agentRecords(ctl, pod, line))) {
         problems.push(`${pod.name}: the agent said ${said.slice(0, 300)}`);
