@@ -139,17 +139,8 @@ export async function runOperation(
     ...delegateAttributes(op.element),
   };
   const pending: PendingAdd = { podKey: podKey(pod), id: op.id, request };
-  try {
-    await deps.journal.record(pending);
-  } catch (err) {
-    return failed(
-      op,
-      "journal",
-      `cannot journal the ADD before sending it (${
-        errorText(err)
-      }); make the state directory writable`,
-    );
-  }
+  const unjournaled = await journalBefore(op, "ADD", () => deps.journal.record(pending));
+  if (unjournaled) return unjournaled;
   try {
     let result;
     deps.faultPoint?.("before-delegate", "add");
@@ -206,19 +197,10 @@ async function detach(
   journaled: PendingAdd[],
 ): Promise<OperationOutcome> {
   const { deps, effects } = ctx;
-  try {
-    // Until network-status stops recording it, its entry there may describe an interface this
-    // DEL took away: journaled, the next pass finishes the removal instead of trusting it.
-    await deps.journal.recordDetach(made);
-  } catch (err) {
-    return failed(
-      op,
-      "journal",
-      `cannot journal the DEL before sending it (${
-        errorText(err)
-      }); make the state directory writable`,
-    );
-  }
+  // Until network-status stops recording it, its entry there may describe an interface this
+  // DEL took away: journaled, the next pass finishes the removal instead of trusting it.
+  const unjournaled = await journalBefore(op, "DEL", () => deps.journal.recordDetach(made));
+  if (unjournaled) return unjournaled;
   try {
     deps.faultPoint?.("before-delegate", "remove");
     await releaseWith(effects, made, { withoutNetnsOnFailure: sandbox.ready === false });
@@ -226,6 +208,29 @@ async function detach(
     return { op, ok: true, released: [made, ...journaled] };
   } catch (err) {
     return failed(op, "delegate", errorText(err));
+  }
+}
+
+/**
+ * Journals with `write` before a `command` is sent; resolves to the failed outcome when the
+ * journal cannot be written (nothing is sent unjournaled), else to undefined.
+ */
+async function journalBefore(
+  op: Operation,
+  command: "ADD" | "DEL",
+  write: () => Promise<void>,
+): Promise<OperationOutcome | undefined> {
+  try {
+    await write();
+    return undefined;
+  } catch (err) {
+    return failed(
+      op,
+      "journal",
+      `cannot journal the ${command} before sending it (${
+        errorText(err)
+      }); make the state directory writable`,
+    );
   }
 }
 

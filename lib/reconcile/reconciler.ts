@@ -220,10 +220,10 @@ export class Reconciler {
   }
 
   /**
-   * True when a pass over `pod` has something to do: operations to run, unfinished ADDs to
-   * settle, attachments of the agent's whose sandbox may have been replaced (network-status
-   * was rewritten since the agent last looked; multus does so for every new sandbox), or the
-   * agent's finalizer to add or remove.
+   * True when a pass over `pod` has something to do: operations to run, unfinished ADDs or
+   * DELs to settle, attachments of the agent's whose sandbox may have been replaced
+   * (network-status was rewritten since the agent last looked; multus does so for every new
+   * sandbox), or the agent's finalizer to add or remove.
    */
   #hasWork(pod: PodSnapshot, planned: PlannedPod): boolean {
     const key = podKey(pod);
