@@ -1,6 +1,7 @@
 /**
- * Memory of a process from `/proc/<pid>/status`: resident set now (VmRSS) and its high-water
- * mark (VmHWM), plus a sampler that keeps the largest VmRSS seen.
+ * Memory of a process from `/proc/<pid>/status`: resident set now (VmRSS), split into pages of
+ * mapped files (RssFile: the runtime's own executable, mostly) and anonymous memory (RssAnon:
+ * heaps), and its high-water mark (VmHWM), plus a sampler that keeps the largest VmRSS seen.
  *
  * @module
  */
@@ -11,6 +12,10 @@ export interface ProcMemory {
   rssMiB: number;
   /** Largest resident set size since the process started. */
   hwmMiB: number;
+  /** Of the resident set, pages of mapped files. */
+  fileMiB: number;
+  /** Of the resident set, anonymous memory. */
+  anonMiB: number;
 }
 
 function field(text: string, name: string): number {
@@ -19,10 +24,15 @@ function field(text: string, name: string): number {
   return Number(m[1]) / 1024;
 }
 
-/** Reads VmRSS and VmHWM of process `pid`. */
+/** Reads the memory figures of process `pid`. */
 export function procMemory(pid: number): ProcMemory {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return { rssMiB: field(text, "VmRSS"), hwmMiB: field(text, "VmHWM") };
+  return {
+    rssMiB: field(text, "VmRSS"),
+    hwmMiB: field(text, "VmHWM"),
+    fileMiB: field(text, "RssFile"),
+    anonMiB: field(text, "RssAnon"),
+  };
 }
 
 /** Samples VmRSS of a process every `intervalMs` until stopped; keeps the maximum and all samples. */
