@@ -537,6 +537,17 @@ async function burst(
   };
 }
 
+/**
+ * The least time a burst could take if the agent used no CPU at all: the CPU time everything
+ * else on the machine used during it (multus, the plugins, the API server, etcd, the kubelet),
+ * spread over every core.
+ */
+function othersCpuFloorMs(b: BurstResult): number {
+  const cores = navigator.hardwareConcurrency;
+  const busyCoreMs = (b.machineCpuBusyPercent / 100) * cores * b.allStatusMs;
+  return (busyCoreMs - 1000 * b.controllerCpuSeconds) / cores;
+}
+
 /** Busy and total CPU time of the whole machine, in clock ticks (/proc/stat). */
 function machineCpu(): { busy: number; total: number } {
   const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
@@ -1086,7 +1097,9 @@ async function main(): Promise<void> {
       {
         name: "burst, default workers",
         target: "≤ 5000 ms",
-        measured: `${ms(burstMany.allStatusMs)} ms (workers 1: ${ms(burstOne.allStatusMs)} ms)`,
+        measured: `${ms(burstMany.allStatusMs)} ms (workers 1: ${
+          ms(burstOne.allStatusMs)
+        } ms); floor ${ms(othersCpuFloorMs(burstMany))}`,
         ok: burstMany.allStatusMs <= 5000,
       },
       {
