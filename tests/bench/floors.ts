@@ -156,10 +156,111 @@ async function firstRequests(kubeconfig: string): Promise<{ first: number; secon
   }
 }
 
+/** multus' `/delegate` ADD and DEL of one more interface, and the CRI lookup, `n` times each. */
+async function delegateFloors(
+  cri: CriClient,
+  multusSocket: string,
+  pod: RigPod,
+  nad: NetworkAttachmentDefinition,
+  n: number,
+) {
+  const multus = new MultusClient(multusSocket, { timeoutMs: 30_000 });
+  const sandbox = await cri.findSandbox(pod.uid);
+  if (!sandbox?.ready) throw new Error(`floors: pod ${pod.name} has no ready sandbox`);
+  const monitor = await NetnsMonitor.start(sandbox.netnsPath);
+  const linkUp: number[] = [];
+  const add: number[] = [];
+  const del: number[] = [];
+  const lookup: number[] = [];
+  try {
+    const request = {
+      containerId: sandbox.id,
+      netns: sandbox.netnsPath,
+      ifname: FLOOR_IFNAME,
+      podNamespace: pod.namespace,
+      podName: pod.name,
+      podUid: pod.uid,
+      config: delegateConfig(nad),
+    };
+    for (let i = 0; i < n; i++) {
+      let t = performance.now();
+      await cri.findSandbox(pod.uid);
+      lookup.push(performance.now() - t);
+      const up = monitor.until(FLOOR_IFNAME, true, 30_000);
+      t = performance.now();
+      await multus.delegate({ command: "ADD", ...request });
+      add.push(performance.now() - t);
+      linkUp.push(await up - t);
+      await sleep(50);
+      t = performance.now();
+      await multus.delegate({ command: "DEL", ...request });
+      del.push(performance.now() - t);
+      await sleep(50);
+    }
+  } finally {
+    await monitor.stop();
+  }
+  return {
+    delegateLinkUpMs: summarize(linkUp),
+    delegateAddMs: summarize(add),
+    delegateDelMs: summarize(del),
+    criLookupMs: summarize(lookup),
+  };
+}
+
+/** From a pod edit's response to its event in `watch`, `n` times; the probe annotation removed. */
+async function watchFloor(watch: PodWatch, pod: RigPod, n: number): Promise<Summary> {
+  const delivery: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const value = `watch-${i}`;
+    const seen = watch.until(pod.name, (p) => p.metadata.annotations?.[PROBE_ANNOTATION] === value);
+    const sent = await watch.annotate(pod.name, { [PROBE_ANNOTATION]: value });
+    delivery.push(await seen - sent);
+  }
+  await watch.annotate(pod.name, { [PROBE_ANNOTATION]: null });
+  return summarize(delivery);
+}
+
+/** The pod read and the three forms of the status write, `n` times each; the probe removed. */
+async function apiFloors(kube: KubeClient, pod: RigPod, n: number) {
+  const path = `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
+  let current = await kube.json<Pod>("GET", path);
+  const get = await timedRequests(kube, "GET/", n, async () => {
+    current = await kube.json<Pod>("GET", path);
+  });
+  // Each write changes an annotation no one else writes, from the version the last one left.
+  const probe = (i: number, how: string) => `[{"bench":"${how}","i":${i}}]`;
+  const key = `${PROBE_ANNOTATION}-status`;
+  const put = await timedRequests(kube, "PUT/status", n, async (i) => {
+    current.metadata.annotations = { ...current.metadata.annotations, [key]: probe(i, "put") };
+    current = await kube.json<Pod>("PUT", `${path}/status`, { body: current });
+  });
+  const patch = (contentType: string, how: string) => async (i: number) => {
+    current = await kube.json<Pod>("PATCH", `${path}/status`, {
+      body: {
+        metadata: {
+          resourceVersion: current.metadata.resourceVersion,
+          annotations: { [key]: probe(i, how) },
+        },
+      },
+      contentType,
+    });
+  };
+  const merge = patch("application/merge-patch+json", "merge");
+  const mergePatch = await timedRequests(kube, "PATCH/status", n, merge);
+  const strategic = patch("application/strategic-merge-patch+json", "strategic");
+  const strategicPatch = await timedRequests(kube, "PATCH/status", n, strategic);
+  await kube.json("PATCH", `${path}/status`, {
+    body: { metadata: { annotations: { [key]: null } } },
+    contentType: "application/merge-patch+json",
+  });
+  return { get, put, mergePatch, strategicPatch };
+}
+
 /**
  * Measures the floors on `pod`, which no controller is changing meanwhile, with the CNI
  * configuration the agent sends for `nad`. Leaves the pod as it found it (no extra link, the
- * probe annotation removed).
+ * probe annotations removed).
  */
 export async function floorsPhase(
   rig: Rig,
@@ -169,99 +270,14 @@ export async function floorsPhase(
   n: number,
 ): Promise<FloorsResult> {
   const cri = new CriClient(rig.criSocket, { timeoutMs: 10_000 });
-  const multus = new MultusClient(rig.multusSocket, { timeoutMs: 30_000 });
   const kube = await KubeClient.create(
     { kubeconfig: rig.kubeconfig },
     new Logger({ level: "error", sink: () => {} }),
   );
-  const path = `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
   try {
-    const sandbox = await cri.findSandbox(pod.uid);
-    if (!sandbox?.ready) throw new Error(`floors: pod ${pod.name} has no ready sandbox`);
-    const monitor = await NetnsMonitor.start(sandbox.netnsPath);
-    const linkUp: number[] = [];
-    const add: number[] = [];
-    const del: number[] = [];
-    const lookup: number[] = [];
-    try {
-      const request = {
-        containerId: sandbox.id,
-        netns: sandbox.netnsPath,
-        ifname: FLOOR_IFNAME,
-        podNamespace: pod.namespace,
-        podName: pod.name,
-        podUid: pod.uid,
-        config: delegateConfig(nad),
-      };
-      for (let i = 0; i < n; i++) {
-        let t = performance.now();
-        await cri.findSandbox(pod.uid);
-        lookup.push(performance.now() - t);
-        const up = monitor.until(FLOOR_IFNAME, true, 30_000);
-        t = performance.now();
-        await multus.delegate({ command: "ADD", ...request });
-        add.push(performance.now() - t);
-        linkUp.push(await up - t);
-        await sleep(50);
-        t = performance.now();
-        await multus.delegate({ command: "DEL", ...request });
-        del.push(performance.now() - t);
-        await sleep(50);
-      }
-    } finally {
-      await monitor.stop();
-    }
-
-    const delivery: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const value = `watch-${i}`;
-      const seen = watch.until(
-        pod.name,
-        (p) => p.metadata.annotations?.[PROBE_ANNOTATION] === value,
-      );
-      const sent = await watch.annotate(pod.name, { [PROBE_ANNOTATION]: value });
-      delivery.push(await seen - sent);
-    }
-    await watch.annotate(pod.name, { [PROBE_ANNOTATION]: null });
-
-    let current = await kube.json<Pod>("GET", path);
-    const get = await timedRequests(kube, "GET/", n, async () => {
-      current = await kube.json<Pod>("GET", path);
-    });
-    // Each write changes an annotation no one else writes, from the version the last one left.
-    const probe = (i: number, how: string) => `[{"bench":"${how}","i":${i}}]`;
-    const key = `${PROBE_ANNOTATION}-status`;
-    const put = await timedRequests(kube, "PUT/status", n, async (i) => {
-      current.metadata.annotations = { ...current.metadata.annotations, [key]: probe(i, "put") };
-      current = await kube.json<Pod>("PUT", `${path}/status`, { body: current });
-    });
-    const patch = (contentType: string, how: string) => async (i: number) => {
-      current = await kube.json<Pod>("PATCH", `${path}/status`, {
-        body: {
-          metadata: {
-            resourceVersion: current.metadata.resourceVersion,
-            annotations: { [key]: probe(i, how) },
-          },
-        },
-        contentType,
-      });
-    };
-    const mergePatch = await timedRequests(
-      kube,
-      "PATCH/status",
-      n,
-      patch("application/merge-patch+json", "merge"),
-    );
-    const strategicPatch = await timedRequests(
-      kube,
-      "PATCH/status",
-      n,
-      patch("application/strategic-merge-patch+json", "strategic"),
-    );
-    await kube.json("PATCH", `${path}/status`, {
-      body: { metadata: { annotations: { [key]: null } } },
-      contentType: "application/merge-patch+json",
-    });
+    const delegate = await delegateFloors(cri, rig.multusSocket, pod, nad, n);
+    const watchDeliveryMs = await watchFloor(watch, pod, n);
+    const api = await apiFloors(kube, pod, n);
     const first: number[] = [];
     const second: number[] = [];
     for (let i = 0; i < Math.min(n, 5); i++) {
@@ -270,15 +286,9 @@ export async function floorsPhase(
       second.push(r.second);
     }
     return {
-      delegateLinkUpMs: summarize(linkUp),
-      delegateAddMs: summarize(add),
-      delegateDelMs: summarize(del),
-      criLookupMs: summarize(lookup),
-      watchDeliveryMs: summarize(delivery),
-      get,
-      put,
-      mergePatch,
-      strategicPatch,
+      ...delegate,
+      watchDeliveryMs,
+      ...api,
       firstRequestMs: summarize(first),
       secondRequestMs: summarize(second),
     };
