@@ -21,8 +21,8 @@ import { MultusClient } from "../../lib/multus/client.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { Logger } from "../../lib/base/log.ts";
 import { delegateConfig, type NetworkAttachmentDefinition } from "../../lib/core/nad.ts";
-import { RUNTIME_FLAGS } from "../../lib/process/permissions.ts";
 import { NetnsMonitor } from "./netns_monitor.ts";
+import { ROOT, runProbe } from "./parts.ts";
 import type { PodWatch } from "./pod_watch.ts";
 import { Scrape } from "./prom.ts";
 import { summarize, type Summary } from "./stats.ts";
@@ -120,40 +120,23 @@ async function timedRequests(
   };
 }
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-
 /** A process's first and second request through the agent's API client, in ms. */
-async function firstRequests(kubeconfig: string): Promise<{ first: number; second: number }> {
-  const file = await Deno.makeTempFile({ dir: ROOT, prefix: ".bench-first-", suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
-      file,
-      [
-        `import { KubeClient } from ${JSON.stringify(`${ROOT}lib/kube/client.ts`)};`,
-        `import { Logger } from ${JSON.stringify(`${ROOT}lib/base/log.ts`)};`,
-        "const log = new Logger({ level: 'error', sink: () => {} });",
-        `const kube = await KubeClient.create({ kubeconfig: ${JSON.stringify(kubeconfig)} }, log);`,
-        "const t0 = performance.now();",
-        "await kube.json('GET', '/version');",
-        "const t1 = performance.now();",
-        "await kube.json('GET', '/version');",
-        "console.log(JSON.stringify({ first: t1 - t0, second: performance.now() - t1 }));",
-        "kube.close();",
-      ].join("\n"),
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...RUNTIME_FLAGS, file],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`first requests: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  } finally {
-    await Deno.remove(file);
-  }
+function firstRequests(kubeconfig: string): Promise<{ first: number; second: number }> {
+  return runProbe(
+    [
+      `import { KubeClient } from ${JSON.stringify(`${ROOT}lib/kube/client.ts`)};`,
+      `import { Logger } from ${JSON.stringify(`${ROOT}lib/base/log.ts`)};`,
+      "const log = new Logger({ level: 'error', sink: () => {} });",
+      `const kube = await KubeClient.create({ kubeconfig: ${JSON.stringify(kubeconfig)} }, log);`,
+      "const t0 = performance.now();",
+      "await kube.json('GET', '/version');",
+      "const t1 = performance.now();",
+      "await kube.json('GET', '/version');",
+      "console.log(JSON.stringify({ first: t1 - t0, second: performance.now() - t1 }));",
+      "kube.close();",
+    ].join("\n"),
+    "first requests",
+  );
 }
 
 /** multus' `/delegate` ADD and DEL of one more interface, and the CRI lookup, `n` times each. */

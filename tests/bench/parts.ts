@@ -12,7 +12,8 @@
 import { RUNTIME_FLAGS } from "../../lib/process/permissions.ts";
 import { round, summarize, type Summary } from "./stats.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+/** The project's root directory. */
+export const ROOT: string = new URL("../../", import.meta.url).pathname;
 
 /** The parts measured: a label and the specifier imported (none for the bare runtime). */
 export const PARTS: readonly { label: string; specifier?: string }[] = [
@@ -53,27 +54,32 @@ function probe(specifier: string | undefined): string {
   ].join("\n");
 }
 
-async function once(specifier: string | undefined) {
-  const file = await Deno.makeTempFile({ dir: ROOT, prefix: ".bench-part-", suffix: ".ts" });
+/**
+ * Runs `source` as a module of its own in a new process with the agent's V8 flags, from the
+ * project's root, and returns what it printed, parsed as JSON.
+ */
+export async function runProbe<T>(source: string, what: string): Promise<T> {
+  const file = await Deno.makeTempFile({ dir: ROOT, prefix: ".bench-probe-", suffix: ".ts" });
   try {
-    await Deno.writeTextFile(file, probe(specifier));
+    await Deno.writeTextFile(file, source);
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", ...RUNTIME_FLAGS, file],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
     }).output();
-    if (!out.success) {
-      throw new Error(`measuring ${specifier}: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    return JSON.parse(new TextDecoder().decode(out.stdout)) as {
-      t0: number;
-      importMs: number;
-      rss: number;
-    };
+    if (!out.success) throw new Error(`${what}: ${new TextDecoder().decode(out.stderr)}`);
+    return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
   } finally {
     await Deno.remove(file);
   }
+}
+
+function once(specifier: string | undefined) {
+  return runProbe<{ t0: number; importMs: number; rss: number }>(
+    probe(specifier),
+    `measuring ${specifier}`,
+  );
 }
 
 /** Measures every part `runs` times, interleaved so that a busy moment hits all alike. */
