@@ -12,7 +12,11 @@ import { Logger } from "../lib/base/log.ts";
 import type { PodSnapshot } from "../lib/core/pod.ts";
 import { errorPolicy } from "../lib/reconcile/error_policy.ts";
 import { DONE, ReconcileError, requeue, waitFor } from "../lib/reconcile/outcome.ts";
-import type { DelegateRequest, ReconcilerDeps } from "../lib/reconcile/ports.ts";
+import {
+  type DelegateRequest,
+  type ReconcilerDeps,
+  StatusWriteError,
+} from "../lib/reconcile/ports.ts";
 import { Reconciler } from "../lib/reconcile/reconciler.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../lib/core/status.ts";
@@ -60,7 +64,7 @@ class World {
   present = true;
   /** When set, an ADD attaches and then never answers: the process dies before it sees the result. */
   hangAfterAdd = false;
-  /** When set, a status write lands and then never answers. */
+  /** When set, a status write that changes network-status lands and then never answers. */
   hangAfterStatusWrite = false;
   /** When set, a DEL detaches and then never answers: the process dies before it sees the result. */
   hangAfterDel = false;
@@ -72,6 +76,12 @@ class World {
   warnings: Record<string, unknown>[] = [];
   /** Status updates that changed the agent's condition. */
   conditionWrites = 0;
+  /** Status writes that would change network-status and are to fail, as a refused PUT does. */
+  failRecordingWrites = 0;
+  /** What the pod carried when each delegate request was sent. */
+  atSend: { request: string; finalizer: boolean; condition?: string }[] = [];
+  /** Called after every fresh read (a test's chance to change the world behind it). */
+  afterFetch?: () => void;
 
   constructor(networks: unknown, status: NetworkStatus[] = [DEFAULT_ENTRY]) {
     this.pod = {
@@ -112,7 +122,11 @@ class World {
     return {
       pods: {
         cached: () => world.present ? structuredClone(world.pod) : undefined,
-        fetch: () => Promise.resolve(world.present ? structuredClone(world.pod) : undefined),
+        fetch: () => {
+          const read = world.present ? structuredClone(world.pod) : undefined;
+          world.afterFetch?.();
+          return Promise.resolve(read);
+        },
       },
       nads: {
         get: (namespace, name) => {
@@ -140,6 +154,12 @@ class World {
           const network = JSON.parse(new TextDecoder().decode(req.config)).name as string;
           world.delegateCalls.push(`${req.command} ${req.ifname} ${network}`);
           world.delegateRequests.push(req);
+          const condition = world.pod.status?.networksCondition;
+          world.atSend.push({
+            request: `${req.command} ${req.ifname}`,
+            finalizer: world.pod.metadata.holdsFinalizer === true,
+            ...(condition ? { condition: `${condition.status} ${condition.reason}` } : {}),
+          });
           const failure = world.failDelegate?.(req);
           if (failure) return Promise.reject(new Error(failure));
           if (req.command === "DEL") {
@@ -179,8 +199,27 @@ class World {
           const next = mutate({
             networkStatus: annotations[NETWORK_STATUS_ANNOTATION],
             finalizer: world.pod.metadata.holdsFinalizer === true,
+            deleting: world.pod.metadata.deletionTimestamp !== undefined,
             ...(condition ? { condition } : {}),
           });
+          const records = next.networkStatus !== annotations[NETWORK_STATUS_ANNOTATION];
+          if (records && world.failRecordingWrites > 0) {
+            world.failRecordingWrites--;
+            return Promise.reject(
+              new StatusWriteError("PUT pods/p/status: HTTP 409 Conflict", "conflict"),
+            );
+          }
+          if (
+            next.finalizer && !world.pod.metadata.holdsFinalizer &&
+            world.pod.metadata.deletionTimestamp
+          ) {
+            return Promise.reject(
+              new StatusWriteError(
+                "HTTP 422: no new finalizers can be added if the object is being deleted",
+                "refused",
+              ),
+            );
+          }
           if (next.condition !== undefined && next.condition !== condition) {
             world.pod.status = { ...world.pod.status, networksCondition: next.condition };
             world.conditionWrites++;
@@ -189,7 +228,7 @@ class World {
           else annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus;
           if (next.finalizer) world.pod.metadata.holdsFinalizer = true;
           else delete world.pod.metadata.holdsFinalizer;
-          if (world.hangAfterStatusWrite) return new Promise(() => {});
+          if (world.hangAfterStatusWrite && records) return new Promise(() => {});
           return Promise.resolve({ result: "written" });
         },
       },
@@ -263,9 +302,9 @@ function macvlan(name: string): string {
 Deno.test("a failed status write is repaired by the next pass without 'already exists'", async () => {
   const world = new World([{ name: "a", interface: "net1" }]);
   world.nads.set("ns1/a", macvlan("a"));
-  world.failStatusWrites = 1;
+  world.failRecordingWrites = 1;
   const reconciler = world.reconciler();
-  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["status-write"]));
+  await assert.rejects(reconciler.reconcile("ns1/p"), (err) => isRetried(err, ["conflict"]));
   // The interface was attached but not recorded: the state a crash would leave.
   assert.deepEqual(world.attached(), { net1: "a" });
   assert.deepEqual(world.recorded(), {});
@@ -372,7 +411,7 @@ Deno.test("namespace isolation refuses a NAD from another namespace", async () =
   assert.deepEqual(world.recorded(), {});
 });
 
-Deno.test("a deleted pod's attachments are released even with its sandbox stopped", async () => {
+Deno.test("a deleted pod's attachments that multus made are left to its teardown, even with the sandbox stopped", async () => {
   const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
     name: "ns1/a",
     interface: "net1",
@@ -380,9 +419,11 @@ Deno.test("a deleted pod's attachments are released even with its sandbox stoppe
   }]);
   world.nads.set("ns1/a", macvlan("a"));
   world.pod.metadata.deletionTimestamp = "2026-11-28T00:00:00Z";
-  await world.reconciler().reconcile("ns1/p");
-  assert.deepEqual(world.delegateCalls, ["DEL net1 a"]);
-  assert.deepEqual(world.recorded(), {});
+  world.sandboxReady = false;
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, []);
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
 });
 
 Deno.test("a pod that is not running yet is left alone", async () => {
@@ -572,13 +613,20 @@ Deno.test("a pod that leaves the API before its attachments were released is rep
   await reconciler.reconcile("ns1/p");
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
 
-  // A force deletion: the object is gone without a terminating phase the agent could act in.
+  // A force deletion: the object is gone without a terminating phase the agent could act in,
+  // and multus refuses the DEL of a pod it cannot look up.
   world.present = false;
+  world.sandboxRemoved = true;
+  world.failDelegate = (req) =>
+    req.command === "DEL" ? "unexpected CNI response status 400: pod not found" : undefined;
   reconciler.podRemoved(structuredClone(world.pod));
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   const reports = world.warnings.filter((w) => String(w.msg).startsWith("pod left the API"));
   assert.equal(reports.length, 1, JSON.stringify(world.warnings));
   assert.deepEqual(reports[0]!.attachments, ["ns1/a/net1"]);
   assert.equal(reports[0]!.pod, "ns1/p");
+  assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.journal.attachedPodKeys(), []);
 });
 
 Deno.test("a pod deleted gracefully, its attachments released, leaves without a warning", async () => {
@@ -957,8 +1005,9 @@ Deno.test("a deleted pod whose release keeps failing loses the finalizer two min
   await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
   assert.equal(world.pod.metadata.holdsFinalizer, true, "still trying");
   world.now += 121_000;
-  await assert.rejects(world.reconciler().reconcile("ns1/p"), ReconcileError);
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
   assert.equal(world.pod.metadata.holdsFinalizer, undefined, "given up");
+  assert.deepEqual(world.journal.attached("ns1/p"), [], "and forgotten");
   assert.ok(
     world.warnings.some((w) =>
       String(w.msg).startsWith("gave up releasing attachments of a pod being deleted") &&
@@ -968,13 +1017,27 @@ Deno.test("a deleted pod whose release keeps failing loses the finalizer two min
   );
 });
 
-Deno.test("a deleted pod without the agent's finalizer is released at once, as before", async () => {
-  const world = new World([], [DEFAULT_ENTRY, { name: "ns1/a", interface: "net1", dns: {} }]);
+Deno.test("a terminating pod the agent never plugged into keeps every interface, while it runs and after", async () => {
+  // net1 came with the pod (multus attached it at creation), or from a controller before this
+  // agent: nothing in the journal, so nothing of the agent's to release.
+  const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net1",
+    dns: {},
+  }]);
   world.nads.set("ns1/a", macvlan("a"));
   world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
-  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
-  assert.deepEqual(world.delegateCalls, ["DEL net1 a"]);
-  assert.deepEqual(world.recorded(), {});
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  world.sandboxReady = false;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  world.now += 60_000;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, []);
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
+  assert.deepEqual(world.warnings, []);
 });
 
 /** `world`'s ports, counting the fresh reads and sandbox lookups. */
@@ -1050,11 +1113,11 @@ Deno.test("condition: True once every element is attached, and no write when it 
   assert.equal(condition?.reason, "Attached");
   assert.equal(condition?.message, "pod [ns1/p]: 1 of 1 networks attached: net1 to network: a");
   assert.equal(condition?.lastTransitionTime, "2026-12-01T12:00:00Z");
-  assert.equal(world.conditionWrites, 1);
+  assert.equal(world.conditionWrites, 2, "Attaching before the ADD, then Attached");
   world.now += 60_000;
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
-  assert.equal(world.conditionWrites, 1);
+  assert.equal(world.conditionWrites, 2);
 });
 
 Deno.test("condition: a pod whose annotation multus already honoured gets True without operations", async () => {
@@ -1121,7 +1184,8 @@ Deno.test("condition: lastTransitionTime stays while the status does not change"
   const second = world.pod.status?.networksCondition;
   assert.match(second!.message, /plugin still says no/);
   assert.equal(second?.lastTransitionTime, first?.lastTransitionTime);
-  assert.equal(world.conditionWrites, 2);
+  // Attaching, AttachFailed; the retry finds the condition False already and announces nothing.
+  assert.equal(world.conditionWrites, 3);
 });
 
 Deno.test("condition: a failed removal is DetachFailed, and the annotation emptied ends True", async () => {
@@ -1196,4 +1260,166 @@ Deno.test("condition: a pod whose readiness gate is the condition gets it withou
   assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
   assert.equal(world.pod.status?.networksCondition?.status, "True");
   assert.equal(world.pod.status?.networksCondition?.message, "pod [ns1/p]: no networks requested");
+});
+
+// --- the lifecycle contract: what a pass does before its operations and at a pod's end ----
+
+Deno.test("contract: the finalizer and an Attaching condition are on the pod before its first ADD is sent", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  assert.deepEqual(await world.converge(world.reconciler()), 1);
+  assert.deepEqual(world.atSend, [
+    { request: "ADD net1", finalizer: true, condition: "False Attaching" },
+  ]);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+  // A later ADD finds the finalizer there; the condition says what is under way again.
+  world.setNetworks([{ name: "a", interface: "net1" }, { name: "a", interface: "net2" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.atSend.at(-1), {
+    request: "ADD net2",
+    finalizer: true,
+    condition: "False Attaching",
+  });
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+});
+
+Deno.test("contract: the Attaching condition names every interface the pass changes, and a removal alone is Detaching", async () => {
+  const world = new World([{ name: "a", interface: "net1" }, { name: "b", interface: "net2" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  const messages: string[] = [];
+  const deps = world.deps();
+  const update = deps.status.update;
+  deps.status = {
+    update: (ns, name, uid, mutate) =>
+      update(ns, name, uid, (current) => {
+        const next = mutate(current);
+        if (next.condition && next.condition !== current.condition) {
+          messages.push(`${next.condition.reason}: ${next.condition.message}`);
+        }
+        return next;
+      }),
+  };
+  await world.converge(new Reconciler(deps));
+  world.setNetworks([{ name: "b", interface: "net2" }]);
+  await world.converge(new Reconciler(deps));
+  assert.deepEqual(messages, [
+    "Attaching: pod [ns1/p]: attaching net1 to network: a, attaching net2 to network: b",
+    "Attached: pod [ns1/p]: 2 of 2 networks attached: net1 to network: a, net2 to network: b",
+    "Detaching: pod [ns1/p]: detaching net1 from network: a",
+    "Attached: pod [ns1/p]: 1 of 1 networks attached: net2 to network: b",
+  ]);
+  assert.deepEqual(world.atSend.map((s) => `${s.request} ${s.condition}`), [
+    "ADD net1 False Attaching",
+    "ADD net2 False Attaching",
+    "DEL net1 False Detaching",
+  ]);
+});
+
+Deno.test("contract: a pod whose deletion begins before its first ADD is sent gets no ADD and no finalizer", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  // The deletion lands between the pass's fresh read and its first write.
+  world.afterFetch = () => {
+    world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+    world.afterFetch = undefined;
+  };
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), { kind: "requeueAfter", ms: 0 });
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  world.sandboxReady = false;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, []);
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
+  assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.warnings, []);
+});
+
+Deno.test("contract: a pod deleted while its first ADD runs is held until the agent released that attachment, once", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.failDelegate = (req) => {
+    if (req.command === "ADD") {
+      world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+    }
+    return undefined;
+  };
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.equal(world.pod.metadata.holdsFinalizer, true, "on before the ADD, so it holds the pod");
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  // The container runs on through its grace period: its interface stays.
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), { kind: "requeueAfter", ms: 1_000 });
+  assert.deepEqual(world.attached(), { net1: "a" });
+  world.sandboxReady = false;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined, "the deletion can finish");
+  assert.deepEqual(world.journal.podKeys(), []);
+  assert.deepEqual(world.journal.attachedPodKeys(), []);
+  assert.deepEqual(world.warnings, []);
+});
+
+Deno.test("contract: once the sandbox stops, the agent releases what it made, once each, and never what multus made", async () => {
+  // net0 came with the pod; the agent hot-plugs net1 beside it.
+  const world = new World([{ name: "a", interface: "net0" }], [DEFAULT_ENTRY, {
+    name: "ns1/a",
+    interface: "net0",
+    dns: {},
+  }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.setNetworks([{ name: "a", interface: "net0" }, { name: "a", interface: "net1" }]);
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), { net0: "ns1/a", net1: "ns1/a" });
+  world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+  const reconciler = world.reconciler();
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await reconciler.reconcile("ns1/p"), { kind: "requeueAfter", ms: 1_000 });
+  }
+  assert.deepEqual(world.attached(), { net0: "a", net1: "a" }, "all serve the pod while it runs");
+  world.sandboxReady = false;
+  for (let i = 0; i < 3; i++) assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.deepEqual(world.recorded(), { net0: "ns1/a" }, "multus' own stays for its teardown");
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
+  assert.deepEqual(world.events.map((e) => e.reason), ["AddedInterface", "RemovedInterface"]);
+});
+
+Deno.test("contract: a grace period that ends with the sandbox still up releases the agent's attachments", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+  world.pod.metadata.deletionTimestamp = new Date(world.now + 30_000).toISOString();
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), { kind: "requeueAfter", ms: 1_000 });
+  world.now += 31_000;
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.delegateCalls, ["ADD net1 a", "DEL net1 a"]);
+  assert.equal(world.pod.metadata.holdsFinalizer, undefined);
+});
+
+Deno.test("log levels: a conflict and an unreachable API server are retried quietly; a refused write is an error", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.failRecordingWrites = 1;
+  await world.converge(world.reconciler());
+  world.setNetworks([]);
+  world.failStatusWrites = 1;
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), {});
+  assert.deepEqual(world.warnings.filter((w) => w.level === "error"), []);
+
+  world.setNetworks([{ name: "a", interface: "net1" }]);
+  const deps = world.deps();
+  deps.status = {
+    update: () =>
+      Promise.reject(
+        new StatusWriteError("PUT pods/p/status: HTTP 403 Forbidden", "refused"),
+      ),
+  };
+  await assert.rejects(new Reconciler(deps).reconcile("ns1/p"), ReconcileError);
+  const errors = world.warnings.filter((w) => w.level === "error");
+  assert.equal(errors.length, 1, JSON.stringify(world.warnings));
+  assert.match(JSON.stringify(errors[0]), /403 Forbidden/);
 });

@@ -6,14 +6,19 @@
  * The condition alone cannot say it: right after the edit it still describes the annotation
  * as it was, until the agent's next pass. So the change is done once network-status records
  * it (the interface is there with its network, or is gone) and the condition does not blame
- * the interface; it has failed once the condition is `False` for a reason other than
- * `Pending` and names the interface, and that verdict is new since the edit (a condition that
- * already said the same before the edit counts only after `staleMs`, the time a pass takes to
- * say it again).
+ * the interface; it has failed once the condition is `False` for a reason other than work
+ * under way (`Pending`, `Attaching`, `Detaching`) and names the interface, and that verdict
+ * is new since the edit (a condition that already said the same before the edit counts only
+ * after `staleMs`, the time a pass takes to say it again).
  *
  * @module
  */
-import { conditionNames, type NetworksCondition, sameCondition } from "./networks_condition.ts";
+import {
+  conditionNames,
+  inProgress,
+  type NetworksCondition,
+  sameCondition,
+} from "./networks_condition.ts";
 import type { NetworkStatus } from "./status.ts";
 
 /** The change waited for. */
@@ -48,7 +53,7 @@ export function changeVerdict(
   elapsedMs: number,
 ): ChangeVerdict {
   const blames = condition !== undefined && condition.status === "False" &&
-    condition.reason !== "Pending" && conditionNames(condition, change.interface);
+    !inProgress(condition) && conditionNames(condition, change.interface);
   if (blames) {
     const fresh = !sameCondition(condition, change.conditionBefore) ||
       elapsedMs >= STALE_VERDICT_MS;

@@ -28,6 +28,10 @@ export const NetworksReadyReason = {
   Attached: "Attached",
   /** The agent has work left that waits for the pod's sandbox. */
   Pending: "Pending",
+  /** The agent is adding attachments the annotation asks for (and may be removing others). */
+  Attaching: "Attaching",
+  /** The agent is removing attachments the annotation no longer asks for. */
+  Detaching: "Detaching",
   /** An element names a NetworkAttachmentDefinition that does not exist (yet). */
   NetworkNotFound: "NetworkNotFound",
   /** The annotation cannot be read, or an element of it cannot be honoured as written. */
@@ -72,12 +76,24 @@ export interface NetworksFindings {
   removeFailed?: readonly InterfaceItem[];
   /** What the pass waits for before it can act (e.g. `a pod sandbox`), when it is blocked. */
   waitingFor?: string;
+  /** The attachments the pass is about to add and remove, once it can act. */
+  changing?: {
+    attach: readonly { interface: string; network: string }[];
+    detach: readonly { interface: string; network: string }[];
+  };
+}
+
+/** True when `condition` says that work is under way or waited for, not that something failed. */
+export function inProgress(condition: NetworksCondition | undefined): boolean {
+  const reason = condition?.reason;
+  return reason === NetworksReadyReason.Pending || reason === NetworksReadyReason.Attaching ||
+    reason === NetworksReadyReason.Detaching;
 }
 
 /**
  * The condition `findings` call for. The reason is the gravest problem found (an unreadable
  * annotation, a host-network pod, a failed removal, a failed add, a refused element, a
- * missing NAD, then waiting); the message holds the Event message of each problem, `; `
+ * missing NAD, then waiting, then work under way); the message holds the Event message of each problem, `; `
  * apart, so that it names every interface, network and error concerned.
  */
 export function networksCondition(findings: NetworksFindings): NetworksCondition {
@@ -124,6 +140,19 @@ export function networksCondition(findings: NetworksFindings): NetworksCondition
       message: `pod [${key}]: waiting for ${findings.waitingFor} to attach ${
         listSome(findings.desired.map((d) => `${d.interface} to network: ${d.network}`))
       }`,
+    });
+  }
+  const changing = findings.changing;
+  if (problems.length === 0 && changing && changing.attach.length + changing.detach.length > 0) {
+    const parts = [
+      ...changing.attach.map((d) => `attaching ${d.interface} to network: ${d.network}`),
+      ...changing.detach.map((d) => `detaching ${d.interface} from network: ${d.network}`),
+    ];
+    problems.push({
+      reason: changing.attach.length > 0
+        ? NetworksReadyReason.Attaching
+        : NetworksReadyReason.Detaching,
+      message: `pod [${key}]: ${listSome(parts)}`,
     });
   }
   const [first] = problems;

@@ -10,7 +10,8 @@
  * - A changed `ips` or `mac`, or an interface name that moves to another network, is a remove
  *   followed by an add. Removes come first, in network-status order; adds follow in annotation order.
  * - Host-network pods get nothing; duplicate interface names are refused, never half-applied.
- * - A pod being deleted has all its attachments removed, so their addresses are released.
+ * - A pod being deleted (or finished) gets no operations: its networks serve it until it
+ *   stops, and what releases them then is not a plan of its annotations.
  * - Planning again from the state the plan produces yields no operations.
  *
  * What a plan is made of is in `plan_types.ts`; how asked and recorded attachments are compared
@@ -340,11 +341,10 @@ export function planPod(
     }];
     return { operations: [], refusals, desired: [] };
   }
+  // A finished pod keeps every attachment while it may run; the agent's own are released from
+  // its journal once it has stopped (`reconcile/deletion.ts`), those multus made by multus.
+  if (pod.deleting) return { operations: [], refusals: [], desired: [] };
   const p = readStatus(pod, desired, current);
-  if (pod.deleting) {
-    for (const slot of p.slots.values()) p.removes.removeSlot(slot, "pod-deleted");
-    return { operations: p.removes.operations(), refusals: [], desired: [] };
-  }
   planNamed(p);
   nameNew(p, planUnnamed(p));
   return assemble(p);

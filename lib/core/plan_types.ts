@@ -17,7 +17,7 @@ export interface PodView {
   uid: string;
   /** True for `spec.hostNetwork` pods, which cannot take attachments. */
   hostNetwork: boolean;
-  /** True when the pod is being deleted or has finished: its attachments are to be released. */
+  /** True when the pod is being deleted or has finished: it gets no operations. */
   deleting: boolean;
 }
 
@@ -56,7 +56,7 @@ export type RemoveReason =
   | "changed"
   /** Its interface name now belongs to another network. */
   | "interface-reassigned"
-  /** The pod is going away; releasing the attachment frees its addresses. */
+  /** The pod has stopped; the agent releases the attachment it made, freeing its addresses. */
   | "pod-deleted";
 
 /** Why an attachment is added. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { errorText } from "../base/log.ts";
-import { conditionNames, type NetworksCondition } from "./networks_condition.ts";
+import { conditionNames, inProgress, type NetworksCondition } from "./networks_condition.ts";
 import { objectKey } from "./names.ts";
 import { parseNetworkSelection } from "./selection.ts";
 import { assignedInterfaces } from "./selection_edit.ts";
@@ -82,7 +82,7 @@ export function podNetworks(
   }
   const failing = (iface: string) => {
     const error = errorsAbout(condition, iface);
-    return error !== "" && condition?.reason !== "Pending" ? error : "";
+    return error !== "" && !inProgress(condition) ? error : "";
   };
   const used = new Set<NetworkStatus>();
   try {

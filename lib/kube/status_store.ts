@@ -14,7 +14,13 @@
  * @module
  */
 import { sleep } from "../base/backoff.ts";
-import type { OwnedStatus, StatusStore, StatusUpdate } from "../reconcile/ports.ts";
+import {
+  type OwnedStatus,
+  type StatusStore,
+  type StatusUpdate,
+  StatusWriteError,
+  type StatusWriteFailure,
+} from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 import { NETWORK_STATUS_ANNOTATION, RELEASE_FINALIZER } from "../core/annotations.ts";
 import {
@@ -59,6 +65,7 @@ type PodObject = {
     resourceVersion?: string;
     annotations?: Record<string, string> | null;
     finalizers?: string[] | null;
+    deletionTimestamp?: string | null;
   };
   status?: { conditions?: Record<string, unknown>[] | null };
 };
@@ -129,6 +136,7 @@ async function writeOnto(
   const current: OwnedStatus = {
     networkStatus: meta.annotations?.[NETWORK_STATUS_ANNOTATION],
     finalizer: finalizers.includes(RELEASE_FINALIZER),
+    deleting: typeof meta.deletionTimestamp === "string",
   };
   const condition = findNetworksCondition(pod.status?.conditions);
   if (condition !== undefined) current.condition = condition;
@@ -197,16 +205,32 @@ export class KubeStatusStore implements StatusStore {
     uid: string,
     mutate: (current: OwnedStatus) => OwnedStatus,
   ): Promise<StatusUpdate> {
-    const written = await updateNetworkStatus(
-      this.#client,
-      namespace,
-      name,
-      uid,
-      mutate,
-      this.#options,
-    );
+    let written;
+    try {
+      written = await updateNetworkStatus(
+        this.#client,
+        namespace,
+        name,
+        uid,
+        mutate,
+        this.#options,
+      );
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+      throw new StatusWriteError(err.message, writeFailure(err.status), { cause: err });
+    }
     return written.result === "gone"
       ? { result: "gone", reason: written.reason }
       : { result: written.result };
   }
+}
+
+/**
+ * What an HTTP status refusing a status write calls for: a conflict is a race the next pass
+ * wins; 400, 401, 403 and 422 (bad credentials, missing RBAC, an admission policy's denial)
+ * stay until an operator acts; anything else (429, 5xx) passes.
+ */
+function writeFailure(status: number): StatusWriteFailure {
+  if (status === 409) return "conflict";
+  return [400, 401, 403, 422].includes(status) ? "refused" : "unavailable";
 }

@@ -1,20 +1,45 @@
 /**
- * The agent's finalizer (`RELEASE_FINALIZER`): when a pod should carry it, when a deleted pod
- * it holds may go, and the warning when it goes before every attachment was released. The
- * decisions read only the pod, the journal and the clock; the pass (`reconciler.ts`) writes
- * the result with network-status.
+ * The lifecycle contract, as one phase of the pass: what becomes of the attachments of a pod
+ * that is finished (its deletion has begun, or it has `Succeeded` or `Failed`).
+ *
+ * 1. While its containers may run (its sandbox is ready and its grace period has not ended),
+ *    the agent takes no interface out of it: every network, whoever plugged it, serves the pod
+ *    until it stops.
+ * 2. Then the agent releases the attachments **it** made, those its journal holds for the
+ *    pod, each with a DEL of the very request that made it, through multus, while the pod
+ *    object still exists: the agent's finalizer holds it, since multus refuses a DEL for a pod
+ *    it cannot look up. It never sends a DEL for an attachment it did not make: multus'
+ *    teardown of the sandbox releases those (its cache of the sandbox's creation).
+ * 3. Each is released once: it is forgotten as soon as its DEL succeeded, then the finalizer
+ *    goes with their network-status entries, in one write. A release that keeps failing does
+ *    not hold the pod for ever: the finalizer goes {@linkcode RELEASE_GIVE_UP_MS} past the
+ *    pod's deadline anyway, with a warning naming what may stay allocated.
+ *
+ * The other half of the contract is the pass's: it sends no ADD into a finished pod, and the
+ * finalizer is on a pod before the agent's first ADD into it is sent (`announce` in
+ * `reconciler.ts`), so no attachment of the agent's exists without it.
  *
  * @module
  */
-import type { Logger } from "../base/log.ts";
-import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
+import { errorText, type Logger } from "../base/log.ts";
 import { attachmentKey } from "../core/plan_types.ts";
 import { podKey, type PodSnapshot } from "../core/pod.ts";
-import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
+import { isEntryOf } from "../core/status.ts";
+import type { Effects } from "./effects.ts";
+import type { OperationOutcome } from "./operation.ts";
+import {
+  DONE,
+  type Failure,
+  ReconcileError,
+  type ReconcileOutcome,
+  requeueAfter,
+} from "./outcome.ts";
+import type { PassReport } from "./pass_report.ts";
+import type { AttachmentJournal, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import { releaseWith, writeJournal } from "./recovery.ts";
 import { sameAdd } from "./journal_entries.ts";
-import type { AttachmentJournal, PendingAdd, PodSandbox } from "./ports.ts";
 
-/** How often a deleted pod held by the agent's finalizer is looked at until its sandbox stops. */
+/** How often a finished pod with attachments of the agent's is looked at until it stops. */
 export const SANDBOX_STOP_POLL_MS = 1_000;
 
 /**
@@ -38,28 +63,31 @@ export function pastDeadline(pod: PodSnapshot, now: number, afterMs = 0): boolea
   return !Number.isNaN(deadline) && now > deadline + afterMs;
 }
 
-/** The journal's entries for `pod` (its uid, not an earlier pod of its name) that `change` keeps. */
-function heldBy(
-  journal: AttachmentJournal,
+/**
+ * Rule 1: true while a finished pod's containers may still run, so that every interface stays
+ * in it: its sandbox is ready and its grace period has not ended.
+ */
+export function mayStillRun(
   pod: PodSnapshot,
-  change: JournalChange,
-): PendingAdd[] {
+  sandbox: PodSandbox | undefined,
+  now: number,
+): boolean {
+  return sandbox?.ready === true && !pastDeadline(pod, now);
+}
+
+/** The journal's entries made for `pod` (its uid, not an earlier pod of its name), in any state. */
+export function madeFor(journal: AttachmentJournal, pod: PodSnapshot): PendingAdd[] {
   const key = podKey(pod);
-  const gone = (a: PendingAdd) => change.released?.some((r) => sameAdd(a, r)) ?? false;
-  return [
-    ...journal.pending(key),
-    ...journal.attached(key),
-    ...journal.detaching(key),
-    ...(change.recorded ?? []),
-  ]
-    .filter((a) => a.request.podUid === pod.metadata.uid && !gone(a));
+  return [...journal.pending(key), ...journal.attached(key), ...journal.detaching(key)]
+    .filter((a) => a.request.podUid === pod.metadata.uid);
 }
 
 /**
  * Whether `pod` should carry the agent's finalizer: while the journal holds attachments the
- * agent made for it. A pod being deleted gets none it does not have (the API server refuses
- * new finalizers then), and loses it once they are released, or once releasing them has
- * failed for {@linkcode RELEASE_GIVE_UP_MS} past its deletion deadline.
+ * agent made for it, counting `change` (what the pass records and releases). A pod being
+ * deleted gets none it does not have (the API server refuses new finalizers then), and loses
+ * it once they are released, or once releasing them has failed for
+ * {@linkcode RELEASE_GIVE_UP_MS} past its deletion deadline.
  */
 export function wantsFinalizer(
   journal: AttachmentJournal,
@@ -67,65 +95,103 @@ export function wantsFinalizer(
   now: number,
   change: JournalChange = {},
 ): boolean {
-  if (heldBy(journal, pod, change).length === 0) return false;
+  const gone = (a: PendingAdd) => change.released?.some((r) => sameAdd(a, r)) ?? false;
+  const held = [...madeFor(journal, pod), ...(change.recorded ?? [])].filter((a) => !gone(a));
+  if (held.length === 0) return false;
   if (pod.metadata.deletionTimestamp === undefined) return true;
   return pod.metadata.holdsFinalizer === true && !pastDeadline(pod, now, RELEASE_GIVE_UP_MS);
 }
 
-/**
- * True while a deleted pod the finalizer holds keeps its attachments: they serve it until its
- * sandbox stops, as the ones multus attached do, or until its grace period ends.
- */
-export function keepsAttachments(
-  pod: PodSnapshot,
-  sandbox: PodSandbox | undefined,
-  now: number,
-): boolean {
-  return pod.metadata.holdsFinalizer === true && sandbox?.ready === true &&
-    !pastDeadline(pod, now);
+/** What {@linkcode releaseFinished} acts through. */
+export interface DeletionContext {
+  /** The reconciler's ports. */
+  deps: ReconcilerDeps;
+  /** Delegate calls and the status write. */
+  effects: Effects;
+  /** The pass's logger. */
+  log: Logger;
 }
 
 /**
- * Says so when the finalizer went from a deleted pod whose attachments could not all go
- * (`change` holds what this pass released, should the journal not have taken it).
+ * The deletion phase of a pass over the finished `pod` (see the module documentation):
+ * nothing while it may still run, then its own attachments released and its finalizer
+ * removed. `sandbox` finds its sandbox; it is asked only when the agent made attachments.
+ *
+ * @returns done once nothing of the agent's is left on the pod; requeue after
+ * {@linkcode SANDBOX_STOP_POLL_MS} while the pod may still run.
+ * @throws {ReconcileError} when a release failed (`delegate`; retried until the give-up
+ * deadline) or the status or journal write failed.
  */
-export function warnIfGaveUp(
-  journal: AttachmentJournal,
+export async function releaseFinished(
+  ctx: DeletionContext,
   pod: PodSnapshot,
-  finalizer: boolean,
-  log: Logger,
-  change: JournalChange = {},
-): void {
-  if (finalizer || !pod.metadata.holdsFinalizer || pod.metadata.deletionTimestamp === undefined) {
-    return;
+  sandbox: () => Promise<PodSandbox | undefined>,
+  report: PassReport,
+): Promise<ReconcileOutcome> {
+  const { deps, effects, log } = ctx;
+  const now = (deps.now ?? Date.now)();
+  const own = madeFor(deps.journal, pod);
+  if (own.length === 0) {
+    // Nothing of the agent's: the pod's networks are multus' to release at teardown.
+    if (pod.metadata.holdsFinalizer) await effects.writeStatus(pod, undefined, log, false);
+    return DONE;
   }
-  const left = heldBy(journal, pod, { released: change.released }).map((a) => attachmentKey(a.id));
-  if (left.length === 0) return;
-  log.warn(
-    "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
-    { attachments: left, giveUpAfterMs: RELEASE_GIVE_UP_MS },
+  if (mayStillRun(pod, await sandbox(), now)) return requeueAfter(SANDBOX_STOP_POLL_MS);
+  if (deps.options.dryRun) {
+    log.info("dry run: would release the attachments of a finished pod", {
+      attachments: own.map((a) => attachmentKey(a.id)),
+    });
+    return DONE;
+  }
+
+  const released: PendingAdd[] = [];
+  const failed: { add: PendingAdd; error: string }[] = [];
+  for (const add of own) {
+    try {
+      // Its sandbox has stopped: the namespace path may be gone, which a DEL without one survives.
+      await releaseWith(effects, add, { withoutNetnsOnFailure: true });
+      released.push(add);
+    } catch (err) {
+      failed.push({ add, error: errorText(err) });
+    }
+  }
+  // Forgotten before the status write: should the process die in between, the next pass finds
+  // only the finalizer to remove, and sends no second DEL. Given up, the failed ones go too.
+  const keep = failed.length > 0 && !pastDeadline(pod, now, RELEASE_GIVE_UP_MS);
+  const forgotten = keep ? released : [...released, ...failed.map((f) => f.add)];
+  await writeJournal(deps.journal, podKey(pod), { released: forgotten });
+  await effects.writeStatus(
+    pod,
+    (entries) => entries.filter((e) => !released.some((a) => isEntryOf(e, a.id))),
+    log,
+    keep,
+  );
+  report.about(pod.metadata);
+  for (const add of released) report.operationEnded(releaseOutcome(add));
+  for (const { add, error } of failed) report.operationEnded(releaseOutcome(add, error));
+  if (failed.length === 0) return DONE;
+  if (!keep) {
+    log.warn(
+      "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
+      {
+        attachments: failed.map((f) => attachmentKey(f.add.id)),
+        giveUpAfterMs: RELEASE_GIVE_UP_MS,
+      },
+    );
+    return DONE;
+  }
+  throw new ReconcileError(
+    podKey(pod),
+    failed.map(({ add, error }): Failure => ({
+      kind: "delegate",
+      text: `release ${attachmentKey(add.id)} of a finished pod: ${error}`,
+    })),
   );
 }
 
-/**
- * Called when `pod` (its last known state) has left the API server with attachments the agent
- * did not see released: multus looks the pod up for every DEL and refuses once it is gone, so
- * those still recorded then can no longer be released (a force deletion, or a grace period
- * that ended while the agent was down). Says so once, naming them.
- */
-export function warnIfUnreleased(pod: PodSnapshot, log: Logger): void {
-  let entries: NetworkStatus[];
-  try {
-    entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
-  } catch {
-    return;
-  }
-  const left = entries.filter((e) => e.default !== true && e.interface).map((e) =>
-    `${e.name}/${e.interface}`
-  );
-  if (left.length === 0) return;
-  log.warn(
-    "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated (those multus attached at pod creation it releases itself)",
-    { pod: podKey(pod), podUid: pod.metadata.uid, attachments: left },
-  );
+/** The release of `add` as a removal's outcome, for the pass's report; failed with `error`. */
+function releaseOutcome(add: PendingAdd, error?: string): OperationOutcome {
+  const entry = { name: `${add.id.namespace}/${add.id.network}`, interface: add.id.interface };
+  const op = { kind: "remove" as const, id: add.id, entry, reason: "pod-deleted" as const };
+  return error === undefined ? { op, ok: true } : { op, ok: false, kind: "delegate", error };
 }

@@ -12,7 +12,18 @@ import { type NetworksCondition, withTransition } from "../core/networks_conditi
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { ReconcileError } from "./outcome.ts";
-import type { DelegateRequest, FaultPoint, ReconcilerDeps } from "./ports.ts";
+import {
+  type DelegateRequest,
+  type FaultPoint,
+  type ReconcilerDeps,
+  StatusWriteError,
+} from "./ports.ts";
+
+/**
+ * What became of {@linkcode Effects.writeStatus}: written (or nothing to write); the pod gone;
+ * or the pod being deleted without the agent's finalizer, which cannot be added any more.
+ */
+export type WriteOutcome = "written" | "gone" | "terminating";
 
 /** The pass's effects on the world, over the reconciler's ports. */
 export class Effects {
@@ -45,10 +56,15 @@ export class Effects {
    * Writes `pod`'s network-status through `mutate` (undefined leaves it as it is), its
    * finalizer when `finalizer` says whether it should be there, and the agent's condition
    * when `condition` is set (undefined leaves either as it is), in one update. The condition
-   * keeps its `lastTransitionTime` while its status stays the same. False when the pod was
-   * deleted or replaced meanwhile (typically while its attachments were released): there is
-   * nothing left to record and nothing to retry. Any other failure throws a
-   * {@linkcode ReconcileError} of kind `status-write`, so the pass is retried.
+   * keeps its `lastTransitionTime` while its status stays the same.
+   *
+   * Resolves to `written` (also when nothing needed writing); to `gone` when the pod was
+   * deleted or replaced meanwhile (there is nothing left to record and nothing to retry); to
+   * `terminating` when the finalizer was to be added to a pod whose deletion has begun, which
+   * the API server refuses: the rest is written without it. Any other failure throws a
+   * {@linkcode ReconcileError} (`conflict` when the pod kept changing under the write, else
+   * `status-write`), so the pass is retried; only a write refused for a reason an operator
+   * must fix is logged at `error`.
    */
   async writeStatus(
     pod: PodSnapshot,
@@ -56,9 +72,10 @@ export class Effects {
     log: Logger,
     finalizer?: boolean,
     condition?: NetworksCondition,
-  ): Promise<boolean> {
+  ): Promise<WriteOutcome> {
     const key = podKey(pod);
     const now = this.#deps.now ?? Date.now;
+    let tooLate = false;
     let update;
     try {
       update = await this.#deps.status.update(
@@ -66,7 +83,8 @@ export class Effects {
         pod.metadata.name,
         pod.metadata.uid,
         (current) => {
-          const keep = finalizer ?? current.finalizer;
+          tooLate = finalizer === true && !current.finalizer && current.deleting === true;
+          const keep = tooLate ? false : finalizer ?? current.finalizer;
           const owned = condition
             ? { condition: withTransition(current.condition, condition, new Date(now())) }
             : {};
@@ -81,9 +99,17 @@ export class Effects {
       );
     } catch (err) {
       this.#deps.observer?.statusWrite?.(false);
-      log.error("writing network-status failed; the next pass repairs it", { err });
+      const failure = err instanceof StatusWriteError ? err.failure : "unavailable";
+      if (failure === "refused") {
+        log.error(
+          "the API server refused to write the pod's status; until an operator fixes the cause, its networks cannot be recorded",
+          { err },
+        );
+      } else {
+        log.debug("writing the pod's status failed; the pass is retried", { failure, err });
+      }
       throw new ReconcileError(key, [{
-        kind: "status-write",
+        kind: failure === "conflict" ? "conflict" : "status-write",
         text: `network-status write failed: ${errorText(err)}`,
       }]);
     }
@@ -91,10 +117,10 @@ export class Effects {
       log.info("pod gone before its network-status was written; nothing to record", {
         reason: update.reason,
       });
-      return false;
+      return "gone";
     }
     this.#deps.observer?.statusWrite?.(true);
-    return true;
+    return tooLate ? "terminating" : "written";
   }
 
   /** Calls the fault hook at `point` once for each kind of operation in `kinds`. */

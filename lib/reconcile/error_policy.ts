@@ -8,6 +8,9 @@
  * is not retried: nothing changes until the input does, and a change of the pod's annotation
  * (or of the NAD it names) queues the pod again at once. A pass with both kinds of failure is
  * retried. Any other exception is a bug, and is retried too, so that a transient one heals.
+ * A pass that failed only because its status write kept meeting newer versions of the pod (a
+ * race with other writers, which the retry settles) is retried quietly: logged at `info`,
+ * since nothing is wrong that an operator could fix.
  *
  * @module
  */
@@ -20,17 +23,19 @@ export const FAILURE_ACTIONS: Readonly<Record<FailureKind, ErrorAction["action"]
   "delegate": "backoff",
   "journal": "backoff",
   "status-write": "backoff",
+  "conflict": "backoff",
   "bad-input": "terminal",
 };
 
 const BACKOFF: ErrorAction = { action: "backoff" };
+const QUIET_BACKOFF: ErrorAction = { action: "backoff", quiet: true };
 const TERMINAL: ErrorAction = { action: "terminal" };
 
 /** The controller's error policy; see the module documentation. */
 export function errorPolicy(_key: string, error: unknown): ErrorAction {
   if (!(error instanceof ReconcileError)) return BACKOFF;
   const kinds = error.kinds;
-  return kinds.length > 0 && kinds.every((kind) => FAILURE_ACTIONS[kind] === "terminal")
-    ? TERMINAL
-    : BACKOFF;
+  if (kinds.length === 0) return BACKOFF;
+  if (kinds.every((kind) => FAILURE_ACTIONS[kind] === "terminal")) return TERMINAL;
+  return kinds.every((kind) => kind === "conflict") ? QUIET_BACKOFF : BACKOFF;
 }

@@ -53,10 +53,19 @@ export function requeueAfter(ms: number): ReconcileOutcome {
  * - `delegate`: multus or a CNI plugin (including time-outs);
  * - `journal`: the node's state directory;
  * - `status-write`: writing network-status;
+ * - `conflict`: the status write met a newer version of the pod every time it tried (a
+ *   normal race with other writers: the next pass reads the pod again);
  * - `bad-input`: an annotation, an element or a NAD config that cannot be used, or that
  *   namespace isolation forbids; only a change of that input can help.
  */
-export type FailureKind = "api" | "cri" | "delegate" | "journal" | "status-write" | "bad-input";
+export type FailureKind =
+  | "api"
+  | "cri"
+  | "delegate"
+  | "journal"
+  | "status-write"
+  | "conflict"
+  | "bad-input";
 
 /** One failure of a pass: its kind and a line that names the attachment and the cause. */
 export interface Failure {
@@ -89,8 +98,11 @@ export class ReconcileError extends Error {
 
 /** What the work queue does with a failed pass. */
 export type ErrorAction =
-  /** Retry after the key's capped exponential backoff. */
-  | { action: "backoff" }
+  /**
+   * Retry after the key's capped exponential backoff. `quiet` when the failure is a normal
+   * race that the retry settles (logged at `info`, not as a warning).
+   */
+  | { action: "backoff"; quiet?: boolean }
   /** Do not retry: only a change of the input (an event) runs the key again. */
   | { action: "terminal" };
 

@@ -13,7 +13,7 @@ import {
   networksCondition,
   sameCondition,
 } from "../core/networks_condition.ts";
-import { attachmentKey } from "../core/plan_types.ts";
+import { attachmentKey, type Operation } from "../core/plan_types.ts";
 import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import type { OperationOutcome } from "./operation.ts";
 import { DONE, type Failure, ReconcileError, type ReconcileOutcome, waitFor } from "./outcome.ts";
@@ -50,25 +50,36 @@ export function settledOutcome(
   return DONE;
 }
 
+/** What a pass adds to what planning found, for {@linkcode passCondition}. */
+export interface PassFindings {
+  /** What the operations did. */
+  outcomes?: readonly OperationOutcome[];
+  /** What the pass waits for, when it could not act (e.g. the pod sandbox). */
+  waitingFor?: string;
+  /** The operations the pass is about to carry out (the condition then says so). */
+  changing?: readonly Operation[];
+}
+
 /**
  * The condition a pass over `pod` leaves: from what planning found (`planned`, `problems`),
- * what the operations did (`outcomes`), and what the pass still waits for (`waitingFor`, when
- * it could not act). Undefined when the pod gets none: it is finished, or it never asked for
+ * what the operations did, what the pass still waits for, or what it is about to change
+ * (`findings`). Undefined when the pod gets none: it is finished, or it never asked for
  * networks.
  */
 export function passCondition(
   pod: PodSnapshot,
   planned: PlannedPod,
   problems: PlanProblems,
-  outcomes: readonly OperationOutcome[] = [],
-  waitingFor?: string,
+  findings: PassFindings = {},
 ): NetworksCondition | undefined {
   if (isFinished(pod)) return undefined;
   const annotation = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
   const gated = pod.spec.networksGate === true;
   if (!keepsCondition(annotation, pod.status?.networksCondition, gated)) return undefined;
-  const failed = outcomes.filter((o) => !o.ok);
+  const failed = (findings.outcomes ?? []).filter((o) => !o.ok);
   const adds = failed.filter((o) => o.op.kind === "add");
+  const changing = findings.changing ?? [];
+  const named = (op: Operation) => ({ interface: op.id.interface, network: op.id.network });
   return networksCondition({
     podKey: podKey(pod),
     desired: (planned.plan?.desired ?? []).map((d) => ({
@@ -81,7 +92,11 @@ export function passCondition(
     missingNad: adds.filter((o) => o.kind === "missing-nad").map(interfaceItem),
     removeFailed: failed.filter((o) => o.op.kind === "remove").map(interfaceItem),
     // Waiting matters only while something the annotation asks for is still to be done.
-    waitingFor: planned.plan?.operations.length ? waitingFor : undefined,
+    waitingFor: planned.plan?.operations.length ? findings.waitingFor : undefined,
+    changing: {
+      attach: changing.filter((op) => op.kind === "add").map(named),
+      detach: changing.filter((op) => op.kind === "remove").map(named),
+    },
   });
 }
 

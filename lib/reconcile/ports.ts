@@ -39,6 +39,27 @@ export type StatusUpdate =
   /** The pod is gone, or another pod took its name: there is nothing left to record. */
   | { result: "gone"; reason: "NotFound" | "UidChanged" };
 
+/**
+ * Why a status write failed, as the {@linkcode StatusStore} tells it: `conflict`, the pod kept
+ * changing between its read and its write; `unavailable`, the API server could not be reached
+ * or failed; `refused`, it refused the write for a reason only an operator can fix (the
+ * credentials, RBAC, an admission policy).
+ */
+export type StatusWriteFailure = "conflict" | "unavailable" | "refused";
+
+/** A failed status write and its {@linkcode StatusWriteFailure}; any other error is `unavailable`. */
+export class StatusWriteError extends Error {
+  /** Why the write failed. */
+  readonly failure: StatusWriteFailure;
+
+  /** The error `message`, of kind `failure`. */
+  constructor(message: string, failure: StatusWriteFailure, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StatusWriteError";
+    this.failure = failure;
+  }
+}
+
 /** The parts of a pod the agent writes, all in one `pods/status` update. */
 export interface OwnedStatus {
   /** The network-status annotation's text; undefined when absent (and to remove it). */
@@ -50,6 +71,11 @@ export interface OwnedStatus {
    * returns undefined leaves it as it is: the agent never removes it.
    */
   condition?: NetworksCondition;
+  /**
+   * True when the pod is being deleted (read only): the API server then refuses a finalizer the
+   * pod does not have yet.
+   */
+  readonly deleting?: boolean;
 }
 
 /** Writes the agent's parts of a pod with optimistic concurrency from a fresh read. */

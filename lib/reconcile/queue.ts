@@ -334,7 +334,8 @@ export class WorkQueue {
   /** Applies the error policy to a run that threw. */
   #failed(key: string, error: unknown, now: number, changed: boolean): RunResult {
     if (this.#stopping) return "error";
-    if (this.#errorPolicy(key, error).action === "terminal") {
+    const action = this.#errorPolicy(key, error);
+    if (action.action === "terminal") {
       this.#delayed.forget(key);
       this.#log?.warn("Reconcile failed", {
         queue: this.name,
@@ -344,7 +345,8 @@ export class WorkQueue {
       });
       return "error";
     }
-    this.#retryLater(key, now, changed, { err: error });
+    const quiet = action.action === "backoff" && action.quiet === true;
+    this.#retryLater(key, now, changed, { err: error, quiet });
     return "error";
   }
 
@@ -379,19 +381,20 @@ export class WorkQueue {
     key: string,
     now: number,
     rerunNow: boolean,
-    why: { err: unknown } | { for: string },
+    why: { err: unknown; quiet: boolean } | { for: string },
   ): void {
     const delayMs = this.#delayed.nextRetryDelay(key);
     this.#metrics?.retried();
     const fields = {
       queue: this.name,
       key,
-      ...why,
+      ...("err" in why ? { err: why.err } : { for: why.for }),
       failures: this.#delayed.failures(key),
       retryInMs: rerunNow ? 0 : delayMs,
     };
-    if ("err" in why) this.#log?.warn("Reconcile failed", fields);
-    else this.#log?.debug("Requeued", fields);
+    if (!("err" in why)) this.#log?.debug("Requeued", fields);
+    else if (why.quiet) this.#log?.info("Reconcile failed", fields);
+    else this.#log?.warn("Reconcile failed", fields);
     if (rerunNow) return; // still waiting: it runs again at once
     if (this.#waiting.delete(key)) {
       this.#queuedAt.delete(key);

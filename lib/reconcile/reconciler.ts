@@ -20,6 +20,7 @@ import { NETWORK_STATUS_ANNOTATION } from "../core/annotations.ts";
 import { splitObjectKey } from "../core/names.ts";
 import type { Plan } from "../core/plan_types.ts";
 import { isActionable, isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
+import { nadKey } from "../core/nad.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
 import type { NetworksCondition } from "../core/networks_condition.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
@@ -45,14 +46,8 @@ import type { PodSandbox, ReconcilerDeps } from "./ports.ts";
 import { settleJournal } from "./recovery.ts";
 import { NadWaiters } from "./nad_waiters.ts";
 import { conditionChanged, passCondition, settledOutcome } from "./pass_end.ts";
-import {
-  type JournalChange,
-  keepsAttachments,
-  SANDBOX_STOP_POLL_MS,
-  wantsFinalizer,
-  warnIfGaveUp,
-  warnIfUnreleased,
-} from "./deletion.ts";
+import { type JournalChange, releaseFinished, wantsFinalizer } from "./deletion.ts";
+import type { WriteOutcome } from "./effects.ts";
 
 /** What a pass that cannot act yet waits for, as the condition says it. */
 const SANDBOX = "the pod sandbox";
@@ -75,9 +70,8 @@ function hasWork(plan: Plan | undefined): boolean {
 /**
  * Reconciles pods one pass at a time. Also remembers, per pod, what a pass cannot read from
  * the world: which NADs it waits for (so that their creation queues it), when its annotation
- * changed (for the latency metric), its last sandbox (to release attachments after the
- * runtime removed it), and the network-status text it wrote last (to tell its echo from
- * someone else's write).
+ * changed (for the latency metric), and the network-status text it wrote last (to tell its
+ * echo from someone else's write).
  */
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
@@ -87,10 +81,6 @@ export class Reconciler {
   readonly #waitingForNad = new NadWaiters();
   /** Pod key → time its networks annotation was seen to change (for the latency metric). */
   readonly #changedAt = new Map<string, number>();
-  /** Pod key → the last sandbox seen for it, to release attachments after its removal. */
-  readonly #lastSandbox = new Map<string, { uid: string; sandbox: PodSandbox }>();
-  /** UIDs of finished pods whose attachments a pass released. */
-  readonly #released = new Set<string>();
   /** Pod key → the network-status text this agent wrote last for it. */
   readonly #ownStatus = new Map<string, string>();
   /** Pod key → the network-status text of its last pass that knew the pod's sandbox. */
@@ -111,23 +101,17 @@ export class Reconciler {
   /** Forgets what the reconciler remembers of pod `key`. */
   forget(key: string): void {
     this.#changedAt.delete(key);
-    this.#lastSandbox.delete(key);
     this.#ownStatus.delete(key);
     this.#checkedStatus.delete(key);
     this.#waitingForNad.forget(key);
   }
 
   /**
-   * Called when pod `pod` (its last known state) has left the API server; forgets it. multus
-   * looks the pod up for every DEL and refuses once it is gone, so attachments still recorded
-   * then can no longer be released (a force deletion, or a grace period that ended while the
-   * agent was down): say so once, naming them. A pass for the key still settles what the
-   * journal holds for it.
+   * Called when pod `pod` (its last known state) has left the API server; forgets it. The pass
+   * the triggers queue for its key then settles what the journal still holds for it.
    */
   podRemoved(pod: PodSnapshot): void {
     this.forget(podKey(pod));
-    if (this.#released.delete(pod.metadata.uid)) return;
-    warnIfUnreleased(pod, this.#deps.log);
   }
 
   /**
@@ -181,6 +165,7 @@ export class Reconciler {
       this.forget(key);
       return DONE;
     }
+    if (isFinished(cached)) return await this.#finish(cached, report, log);
     if (!isActionable(cached)) {
       log.debug("pod not running yet; waiting", { phase: cached.status?.phase });
       return waitFor("the pod to run");
@@ -208,6 +193,7 @@ export class Reconciler {
       log.debug("pod gone or replaced before acting");
       return DONE;
     }
+    if (isFinished(pod)) return await this.#finish(pod, report, log, found);
     const planned = this.#plan(pod, report);
     if (!hasWork(planned.plan)) this.#changedAt.delete(key);
     if (!this.#hasWork(pod, planned)) {
@@ -219,11 +205,23 @@ export class Reconciler {
     return await this.#apply(pod, planned, report, log, found);
   }
 
+  /** The deletion phase of a finished pod (`deletion.ts`); its sandbox is looked up when needed. */
+  async #finish(
+    pod: PodSnapshot,
+    report: PassReport,
+    log: Logger,
+    found?: Promise<PodSandbox | undefined>,
+  ): Promise<ReconcileOutcome> {
+    this.#changedAt.delete(podKey(pod));
+    const sandbox = () => found ?? this.#findSandbox(podKey(pod), pod.metadata.uid);
+    return await releaseFinished(this.#context(log), pod, sandbox, report);
+  }
+
   /**
-   * True when a pass over `pod` has something to do: operations to run, unfinished ADDs or
-   * DELs to settle, attachments of the agent's whose sandbox may have been replaced
-   * (network-status was rewritten since the agent last looked; multus does so for every new
-   * sandbox), or the agent's finalizer to add or remove.
+   * True when a pass over the running `pod` has something to do: operations to run,
+   * unfinished ADDs or DELs to settle, attachments of the agent's whose sandbox may have been
+   * replaced (network-status was rewritten since the agent last looked; multus does so for
+   * every new sandbox), or the agent's finalizer to add or remove.
    */
   #hasWork(pod: PodSnapshot, planned: PlannedPod): boolean {
     const key = podKey(pod);
@@ -233,7 +231,7 @@ export class Reconciler {
     }
     if (journal.attached(key).length > 0) {
       const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
-      if (isFinished(pod) || status !== this.#checkedStatus.get(key)) return true;
+      if (status !== this.#checkedStatus.get(key)) return true;
     }
     return wantsFinalizer(this.#deps.journal, pod, this.#now()) !==
       (pod.metadata.holdsFinalizer === true);
@@ -248,33 +246,13 @@ export class Reconciler {
   ): Promise<ReconcileOutcome> {
     const key = podKey(pod);
     const ctx = this.#context(log);
-    const finished = isFinished(pod);
     const uid = pod.metadata.uid;
-    let sandbox = await found;
-    if (sandbox) this.#lastSandbox.set(key, { uid, sandbox });
-    else if (finished && this.#lastSandbox.get(key)?.uid === uid) {
-      // The runtime removed the sandbox before we released its attachments: DEL still frees
-      // their addresses with the sandbox ID we saw last (plugins accept a vanished netns).
-      sandbox = { ...this.#lastSandbox.get(key)!.sandbox, ready: false };
-      log.info("sandbox already removed; releasing attachments with its last known ID", {
-        sandboxId: sandbox.id,
-      });
-    }
-    if (finished && keepsAttachments(pod, sandbox, this.#now())) {
-      return requeueAfter(SANDBOX_STOP_POLL_MS);
-    }
-    let statusChanged: boolean;
-    try {
-      statusChanged = await settleJournal(ctx, key, pod, sandbox);
-    } catch (err) {
-      // A release that keeps failing must not keep a deleted pod past the give-up deadline.
-      if (finished) await this.#writeFinalizer(pod, log);
-      throw err;
-    }
-    if (statusChanged) {
+    const sandbox = await found;
+    if (await settleJournal(ctx, key, pod, sandbox)) {
       // The release changed network-status: plan from what it says now.
       const fresh = await this.#fetch(key);
       if (!fresh || fresh.metadata.uid !== uid) return DONE;
+      if (isFinished(fresh)) return await this.#finish(fresh, report, log, found);
       const replanned = this.#plan(fresh, report);
       if (!replanned.plan) {
         await this.#keepCondition(fresh, passCondition(fresh, replanned, report.problems), log);
@@ -291,26 +269,16 @@ export class Reconciler {
       this.#checkedStatus.set(key, text);
       settledAs = formattedOrUndefined(text);
     }
-    if (!sandbox) {
-      if (finished) {
-        await this.#writeFinalizer(pod, log);
-        log.info("sandbox already removed; nothing left to release");
-        return DONE;
-      }
+    if (!sandbox?.ready) {
+      const waitingFor = SANDBOX;
       await this.#keepCondition(
         pod,
-        passCondition(pod, planned, report.problems, [], SANDBOX),
+        passCondition(pod, planned, report.problems, { waitingFor }),
         log,
       );
-      return requeue(`a pod sandbox for uid ${uid}`);
-    }
-    if (!sandbox.ready && !finished) {
-      await this.#keepCondition(
-        pod,
-        passCondition(pod, planned, report.problems, [], SANDBOX),
-        log,
+      return requeue(
+        sandbox ? `pod sandbox ${sandbox.id} to be ready` : `a pod sandbox for uid ${uid}`,
       );
-      return requeue(`pod sandbox ${sandbox.id} to be ready`);
     }
     if (sandbox.hostNetwork) {
       const refusal = refuseHostNetworkSandbox(key, pod.metadata.uid, sandbox.id, report);
@@ -319,16 +287,22 @@ export class Reconciler {
     }
 
     const operations = (planned.plan ?? NO_PLAN).operations;
+    const announced = await this.#announce(pod, planned, report, log);
+    if (announced === "gone") return DONE;
+    if (announced === "terminating") {
+      log.info("pod deletion began before its first hot-plug; nothing is plugged into it");
+      return requeueAfter(0);
+    }
+    pod = announced;
     const outcomes = await runOperations(ctx, pod, sandbox, operations);
 
     const succeeded = outcomes.filter((o) => o.ok);
-    if (finished && succeeded.length === outcomes.length) this.#released.add(uid);
     const change: JournalChange = {
       recorded: succeeded.flatMap((o) => o.op.kind === "add" && o.pending ? [o.pending] : []),
       released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
     };
     const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now(), change);
-    const condition = passCondition(pod, planned, report.problems, outcomes);
+    const condition = passCondition(pod, planned, report.problems, { outcomes });
     if (
       succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true) ||
       conditionChanged(pod, condition)
@@ -346,7 +320,7 @@ export class Reconciler {
           return next;
         }
         : undefined;
-      if (!await this.#effects.writeStatus(pod, mutate, log, finalizer, condition)) {
+      if (await this.#effects.writeStatus(pod, mutate, log, finalizer, condition) === "gone") {
         return DONE;
       }
       if (written !== undefined && settledAs !== undefined && basedOn === settledAs) {
@@ -361,7 +335,6 @@ export class Reconciler {
         // Harmless: the next pass finds them recorded in network-status and settles them then.
         log.warn("writing the attachment journal after the status write failed", { err });
       }
-      warnIfGaveUp(this.#deps.journal, pod, finalizer, log, change);
     }
 
     report.about(pod.metadata);
@@ -379,6 +352,47 @@ export class Reconciler {
     return settledOutcome(key, planned, outcomes);
   }
 
+  /**
+   * Before any operation is sent: the condition says what is about to change (`Attaching`,
+   * `Detaching`), and the finalizer is put on a pod that is about to get its first ADD, in one
+   * write. Operations that cannot start (a NAD that does not exist) are not announced. Returns
+   * `pod` as written, or what stops the pass: the pod is gone, or its deletion began, so it
+   * gets no ADD (and the finalizer cannot be added any more).
+   */
+  async #announce(
+    pod: PodSnapshot,
+    planned: PlannedPod,
+    report: PassReport,
+    log: Logger,
+  ): Promise<PodSnapshot | Exclude<WriteOutcome, "written">> {
+    const missing = new Set(planned.missingNads);
+    const changing = (planned.plan ?? NO_PLAN).operations.filter((op) =>
+      op.kind === "remove" ||
+      !missing.has(nadKey({ namespace: op.id.namespace, name: op.id.network }))
+    );
+    if (changing.length === 0) return pod;
+    const addsFirst = changing.some((op) => op.kind === "add") &&
+      pod.metadata.holdsFinalizer !== true;
+    // A condition that is False already keeps the pod from being Ready: it is left as it is
+    // (a retry that keeps failing then costs no extra write).
+    const condition = pod.status?.networksCondition?.status === "False"
+      ? undefined
+      : passCondition(pod, planned, report.problems, { changing });
+    const newCondition = conditionChanged(pod, condition);
+    if (!addsFirst && !newCondition) return pod;
+    const outcome = await this.#effects.writeStatus(
+      pod,
+      undefined,
+      log,
+      addsFirst ? true : undefined,
+      newCondition ? condition : undefined,
+    );
+    if (outcome !== "written") return outcome;
+    const metadata = addsFirst ? { ...pod.metadata, holdsFinalizer: true } : pod.metadata;
+    const status = newCondition ? { ...pod.status, networksCondition: condition } : pod.status;
+    return { ...pod, metadata, ...(status ? { status } : {}) };
+  }
+
   /** Writes `condition` alone, when it says something else than the one `pod` has. */
   async #keepCondition(
     pod: PodSnapshot,
@@ -387,15 +401,6 @@ export class Reconciler {
   ): Promise<void> {
     if (this.#deps.options.dryRun || !conditionChanged(pod, condition)) return;
     await this.#effects.writeStatus(pod, undefined, log, undefined, condition);
-  }
-
-  /** Writes the finalizer alone when `pod` has it and should not, or lacks it and should. */
-  async #writeFinalizer(pod: PodSnapshot, log: Logger): Promise<void> {
-    const finalizer = wantsFinalizer(this.#deps.journal, pod, this.#now());
-    if (finalizer === (pod.metadata.holdsFinalizer === true)) return;
-    if (await this.#effects.writeStatus(pod, undefined, log, finalizer)) {
-      warnIfGaveUp(this.#deps.journal, pod, finalizer, log);
-    }
   }
 
   #context(log: Logger): OperationContext {

@@ -12,8 +12,9 @@
  * - An *attached* ADD made in another sandbox than the pod's current one (the runtime replaced
  *   a dead sandbox, and multus' network-status describes only the new one) is released with a
  *   DEL of its own request: its sandbox ID and network namespace name the old sandbox only,
- *   so the new one is left alone. So is every attached ADD of a pod being deleted that
- *   network-status no longer records, and every ADD of a pod gone from the API server.
+ *   so the new one is left alone. So is every ADD of a pod gone from the API server (multus
+ *   then refuses it: the address may stay allocated, which is said once). A finished pod's
+ *   own attachments are released by the deletion phase (`deletion.ts`).
  * - A *detaching* attachment (its DEL sent, the status write that records its removal never
  *   made) that network-status still shows is released again (DEL is idempotent) and its entry
  *   dropped: the interface that entry describes may be gone, and the annotation may ask for
@@ -30,7 +31,7 @@ import { nadKey } from "../core/nad.ts";
 import { entrySatisfies } from "../core/attachment_match.ts";
 import { groupFailures, type InterfaceItem, listSome } from "../core/event_messages.ts";
 import { attachmentKey } from "../core/plan_types.ts";
-import { isFinished, type PodSnapshot } from "../core/pod.ts";
+import type { PodSnapshot } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import { isEntryOf, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import type { Effects } from "./effects.ts";
@@ -48,7 +49,7 @@ export interface RecoveryContext {
 }
 
 /** Why an entry is released. */
-type Why = "unrecorded" | "unfinished removal" | "stale sandbox" | "pod deleted" | "pod gone";
+type Why = "unrecorded" | "unfinished removal" | "stale sandbox" | "pod gone";
 
 /** One released attachment, as the log names it. */
 interface Released {
@@ -71,10 +72,6 @@ const RELEASED: Record<Why, [string, string]> = {
   "stale sandbox": [
     "released an attachment of a sandbox the runtime replaced",
     "released attachments of a sandbox the runtime replaced",
-  ],
-  "pod deleted": [
-    "released an attachment of a pod being deleted",
-    "released attachments of a pod being deleted",
   ],
   "pod gone": [
     "released an attachment of a pod that no longer exists",
@@ -139,7 +136,7 @@ export async function settleJournal(
     else toRelease.push({ add, why: "unrecorded" });
   }
   for (const add of attached) {
-    const why = attachedRelease(add, pod, sandbox, inSandbox(add), held);
+    const why = attachedRelease(add, pod, sandbox, inSandbox(add));
     if (why) toRelease.push({ add, why });
   }
   // A recorded ADD on the interface means the status write of its pass landed, and with it the
@@ -158,6 +155,7 @@ export async function settleJournal(
   const failures: Failure[] = [];
   const done: Released[] = [];
   const failedReleases: InterfaceItem[] = [];
+  const unreleasable: (Omit<Released, "why"> & { podUid: string; err: string })[] = [];
   for (const { add, why } of toRelease) {
     const fields = {
       interfaceName: add.id.interface,
@@ -177,10 +175,7 @@ export async function settleJournal(
       if (add.request.podUid !== pod?.metadata.uid) {
         // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
         // nothing can release it any more. Its link went with the sandbox.
-        log.warn(
-          "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
-          { ...fields, podUid: add.request.podUid, err },
-        );
+        unreleasable.push({ ...fields, podUid: add.request.podUid, err: errorText(err) });
         released.push(add);
         continue;
       }
@@ -202,6 +197,17 @@ export async function settleJournal(
     released.push(add);
   }
   logReleases(log, done, failedReleases);
+  if (unreleasable.length > 0) {
+    log.warn(
+      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated",
+      {
+        podUid: unreleasable[0]!.podUid,
+        attachments: unreleasable.map((u) => `${u.network}/${u.interfaceName}`),
+        sandboxId: unreleasable[0]!.sandboxId,
+        err: unreleasable[0]!.err,
+      },
+    );
+  }
   const holdsEmptied = (e: NetworkStatus) =>
     e.default !== true && typeof e.interface === "string" && emptied.has(e.interface);
   let changed = false;
@@ -215,7 +221,7 @@ export async function settleJournal(
       pod,
       (current) => current.filter((e) => !holdsEmptied(e)),
       log,
-    );
+    ) !== "gone";
   }
   await writeJournal(deps.journal, key, { recorded, released });
   if (failures.length > 0) throw new ReconcileError(key, failures);
@@ -228,13 +234,11 @@ function attachedRelease(
   pod: PodSnapshot | undefined,
   sandbox: PodSandbox | undefined,
   inSandbox: boolean,
-  held: (add: PendingAdd) => boolean,
 ): Why | undefined {
   if (pod === undefined || add.request.podUid !== pod.metadata.uid) return "pod gone";
   // No sandbox known: nothing tells whether it is still the one the entry was made in.
-  if (sandbox === undefined) return isFinished(pod) ? "pod deleted" : undefined;
-  if (!inSandbox) return "stale sandbox";
-  return isFinished(pod) && !held(add) ? "pod deleted" : undefined;
+  if (sandbox === undefined) return undefined;
+  return inSandbox ? undefined : "stale sandbox";
 }
 
 /**
@@ -249,7 +253,7 @@ function detachingRelease(
   stillShown: (add: PendingAdd) => boolean,
 ): Why | "recorded" | undefined {
   if (pod === undefined || add.request.podUid !== pod.metadata.uid) return "pod gone";
-  if (sandbox === undefined) return isFinished(pod) ? "pod deleted" : undefined;
+  if (sandbox === undefined) return undefined;
   if (!inSandbox) return "stale sandbox";
   return stillShown(add) ? "unfinished removal" : "recorded";
 }
