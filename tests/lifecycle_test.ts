@@ -6,9 +6,9 @@
  * log lines and Events.
  *
  * - Graceful deletion, of one pod, of a pod that ignores SIGTERM for 10 s, and of 20 pods at
- *   once: the agent releases what network-status lists through multus while the pod exists
- *   (its hot-plugged attachments, and a second time those multus plugged at creation); multus'
- *   CNI DEL at sandbox teardown replays only what it plugged at creation; nothing may be left.
+ *   once: the agent releases what it hot-plugged through multus while the pod exists, once
+ *   each, and nothing else; multus' CNI DEL at sandbox teardown replays what it plugged at
+ *   creation; nothing may be left.
  * - The sandbox dies: the kubelet makes a new one, multus plugs the annotation's networks into
  *   it (the hot-plugged one too), and the agent leaves them alone; the old sandbox's hot-plugged
  *   addresses must be released too. An ADD left journaled on the old sandbox by a crash is
@@ -26,6 +26,7 @@ import { RELEASE_FINALIZER } from "../lib/core/annotations.ts";
 import { NETWORKS_READY_CONDITION } from "../lib/core/networks_condition.ts";
 import {
   bridgePorts,
+  coldPlugged,
   CONTROLLER_COMPONENT,
   ControllerProcess,
   type DesiredAttachment,
@@ -34,7 +35,11 @@ import {
   ipamAllocations,
   metricValue,
   mismatch,
+  multusActivity,
+  multusMark,
+  multusSince,
   type PodEvent,
+  releases,
   rigTest,
   secondaryStatus,
   setNetworks,
@@ -71,10 +76,10 @@ const IGNORES_TERM = [
 const WAIT_MS = 60_000;
 /**
  * Who releases what when a pod made with {@linkcode COLD} and given {@linkcode HOT} is deleted:
- * the agent every attachment network-status lists, multus' teardown the cluster network and
- * what it plugged at creation (its cache of the sandbox's ADD).
+ * the agent what it hot-plugged, multus' teardown the cluster network and what it plugged at
+ * creation (its cache of the sandbox's ADD); each attachment once.
  */
-const DELETION_RELEASES = { agent: ["net0", "net1", "net2"], teardown: ["eth0", "net0"] };
+const DELETION_RELEASES = { agent: ["net1", "net2"], teardown: ["eth0", "net0"] };
 /** The field manager of the agent's writes (its User-Agent). */
 const AGENT_MANAGER = "dynamic-networks-controller";
 
@@ -235,106 +240,6 @@ function journalHas(rig: Rig, pod: RigPod): boolean {
   } catch {
     return false;
   }
-}
-
-// ------------------------------------------------------------------ multus' side
-
-/** Where multus' log is now (its length), to read what it writes from there on. */
-function multusMark(rig: Rig): number {
-  return Deno.statSync(rig.logFile("multus")).size;
-}
-
-function multusSince(rig: Rig, mark: number): string {
-  const bytes = Deno.readFileSync(rig.logFile("multus"));
-  return new TextDecoder().decode(bytes.subarray(mark));
-}
-
-interface MultusRequest {
-  command: "ADD" | "DEL";
-  /** `delegate`: the agent's `/delegate` calls; `CNI`: the runtime's, through the shim. */
-  kind: "CNI" | "delegate";
-  sandboxId: string;
-  ifname: string;
-  /** Whether multus answered without an error (from its `finished` line). */
-  ok?: boolean;
-}
-
-/** What multus did for one pod (by uid), read from its verbose log. */
-interface MultusActivity {
-  /** Requests about the pod, in the order they started. */
-  requests: MultusRequest[];
-  /**
-   * The interfaces whose plugin multus ran (`Add:`, `Del:` lines) for the runtime's requests
-   * (sandbox set-up and teardown) and for the agent's.
-   */
-  sandbox: { added: string[]; deleted: string[] };
-  agent: { added: string[]; deleted: string[] };
-}
-
-const REQUEST =
-  /\[verbose\] (ADD|DEL) (starting|finished) (CNI|delegate|Delegate) request ContainerID:"([0-9a-f]+)" Netns:"[^"]*" IfName:"([^"]*)" Args:"([^"]*)"/;
-const PLUGIN = /\[verbose\] (Add|Del): [^:\s]+:[^:\s]+:([0-9a-f-]+):[^:\s]+:(\S+) /;
-
-function multusActivity(log: string, uid: string): MultusActivity {
-  const requests: MultusRequest[] = [];
-  const activity: MultusActivity = {
-    requests,
-    sandbox: { added: [], deleted: [] },
-    agent: { added: [], deleted: [] },
-  };
-  /**
-   * The agent's requests in flight (one at a time per pod), as `command ifname`, and whether
-   * their one plugin line has come: a runtime's plugin line for the same interface meanwhile
-   * is the other one.
-   */
-  const inFlight: { key: string; seen: boolean }[] = [];
-  for (const line of log.split("\n")) {
-    const r = REQUEST.exec(line);
-    if (r) {
-      if (!r[6]!.split(";").includes(`K8S_POD_UID=${uid}`)) continue;
-      const command = r[1] as "ADD" | "DEL";
-      const kind = r[3]!.toLowerCase() === "delegate" ? "delegate" : "CNI";
-      const ifname = r[5]!;
-      if (r[2] === "starting") {
-        requests.push({ command, kind, sandboxId: r[4]!, ifname });
-        if (kind === "delegate") inFlight.push({ key: `${command} ${ifname}`, seen: false });
-        continue;
-      }
-      const started = requests.find((q) =>
-        q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname
-      );
-      if (started) started.ok = /, err: <nil>\s*$/.test(line);
-      const i = inFlight.findIndex((f) => f.key === `${command} ${ifname}`);
-      if (kind === "delegate" && i >= 0) inFlight.splice(i, 1);
-      continue;
-    }
-    const p = PLUGIN.exec(line);
-    if (!p || p[2] !== uid) continue;
-    const command = p[1] === "Add" ? "ADD" : "DEL";
-    const ours = inFlight.find((f) => f.key === `${command} ${p[3]}` && !f.seen);
-    if (ours) ours.seen = true;
-    const side = ours ? activity.agent : activity.sandbox;
-    (command === "ADD" ? side.added : side.deleted).push(p[3]!);
-  }
-  return activity;
-}
-
-/**
- * Who released a deleted pod's attachments: `agent`, the interfaces of its `/delegate` DELs
- * that multus carried out without an error; `teardown`, those multus' CNI DEL at sandbox
- * teardown released.
- */
-function releases(activity: MultusActivity): { agent: string[]; teardown: string[] } {
-  const agent = activity.requests.filter((r) =>
-    r.kind === "delegate" && r.command === "DEL" && r.ok
-  )
-    .map((r) => r.ifname).sort();
-  return { agent, teardown: [...activity.sandbox.deleted].sort() };
-}
-
-/** The interfaces multus plugged at sandbox set-up. */
-function coldPlugged(activity: MultusActivity): string[] {
-  return [...activity.sandbox.added].sort();
 }
 
 // ------------------------------------------------------------------ a pod's every version
@@ -516,15 +421,14 @@ Deno.test({
     // The host end of the bridge's veth goes with the pod's namespace, which multus keeps open
     // a while longer (see the last test of this file).
     const who = releases(multusActivity(multusSince(rig, mark), pod.uid));
-    // The agent releases what network-status lists: the hot-plugged attachments, and net0 that
-    // multus plugged at creation; multus' teardown replays its cache from the sandbox's
-    // creation (the cluster network and net0 again), never the hot-plugged ones.
+    // The agent releases what it hot-plugged; multus' teardown replays its cache from the
+    // sandbox's creation (the cluster network and net0), never the hot-plugged ones.
     assert.deepEqual(who, DELETION_RELEASES);
-    assert.equal((await delegateCalls(ctl)).DEL - calls.DEL, 3);
+    assert.equal((await delegateCalls(ctl)).DEL - calls.DEL, 2);
     const records = agentRecords(ctl, pod, line);
     assert.deepEqual(
       records.filter((r) => r.msg === "removed interface").map((r) => r.interfaceName).sort(),
-      ["net0", "net1", "net2"],
+      ["net1", "net2"],
     );
     assert.deepEqual(complaints(records), []);
     const events = await eventsFor(rig, pod);
@@ -669,10 +573,10 @@ Deno.test({
       }
     }
     assert.deepEqual(problems, []);
-    // Three DELs a pod; one into a namespace the runtime is just tearing down is sent once
-    // more without it (the second one releases the address).
+    // Two DELs a pod, of its hot-plugged attachments; one whose namespace the runtime has torn
+    // down is sent once more without it (the second one releases the address).
     const dels = (await delegateCalls(ctl)).DEL - calls.DEL;
-    assert.ok(dels >= 60 && dels <= 80, `${dels} DELs for 20 pods of 3 attachments`);
+    assert.ok(dels >= 40 && dels <= 60, `${dels} DELs for 20 pods of 2 hot-plugged attachments`);
   },
 });
 

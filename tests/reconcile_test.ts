@@ -621,9 +621,11 @@ Deno.test("a pod that leaves the API before its attachments were released is rep
     req.command === "DEL" ? "unexpected CNI response status 400: pod not found" : undefined;
   reconciler.podRemoved(structuredClone(world.pod));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
-  const reports = world.warnings.filter((w) => String(w.msg).startsWith("pod left the API"));
+  const reports = world.warnings.filter((w) =>
+    String(w.msg).startsWith("cannot release an attachment of a pod that no longer exists")
+  );
   assert.equal(reports.length, 1, JSON.stringify(world.warnings));
-  assert.deepEqual(reports[0]!.attachments, ["ns1/a/net1"]);
+  assert.deepEqual([reports[0]!.interfaceName, reports[0]!.network], ["net1", "ns1/a"]);
   assert.equal(reports[0]!.pod, "ns1/p");
   assert.deepEqual(world.journal.podKeys(), []);
   assert.deepEqual(world.journal.attachedPodKeys(), []);

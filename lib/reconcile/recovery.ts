@@ -155,7 +155,6 @@ export async function settleJournal(
   const failures: Failure[] = [];
   const done: Released[] = [];
   const failedReleases: InterfaceItem[] = [];
-  const unreleasable: (Omit<Released, "why"> & { podUid: string; err: string })[] = [];
   for (const { add, why } of toRelease) {
     const fields = {
       interfaceName: add.id.interface,
@@ -175,7 +174,10 @@ export async function settleJournal(
       if (add.request.podUid !== pod?.metadata.uid) {
         // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
         // nothing can release it any more. Its link went with the sandbox.
-        unreleasable.push({ ...fields, podUid: add.request.podUid, err: errorText(err) });
+        log.warn(
+          "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
+          { ...fields, podUid: add.request.podUid, err },
+        );
         released.push(add);
         continue;
       }
@@ -197,17 +199,6 @@ export async function settleJournal(
     released.push(add);
   }
   logReleases(log, done, failedReleases);
-  if (unreleasable.length > 0) {
-    log.warn(
-      "pod left the API server before its attachments were released; multus can no longer release them, so their IPAM addresses may stay allocated",
-      {
-        podUid: unreleasable[0]!.podUid,
-        attachments: unreleasable.map((u) => `${u.network}/${u.interfaceName}`),
-        sandboxId: unreleasable[0]!.sandboxId,
-        err: unreleasable[0]!.err,
-      },
-    );
-  }
   const holdsEmptied = (e: NetworkStatus) =>
     e.default !== true && typeof e.interface === "string" && emptied.has(e.interface);
   let changed = false;
