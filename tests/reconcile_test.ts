@@ -1327,7 +1327,7 @@ Deno.test("contract: a pod whose deletion begins before its first ADD is sent ge
     world.afterFetch = undefined;
   };
   const reconciler = world.reconciler();
-  assert.deepEqual(await reconciler.reconcile("ns1/p"), { kind: "requeueAfter", ms: 0 });
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), waitFor("the pod's deletion"));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   world.sandboxReady = false;
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);

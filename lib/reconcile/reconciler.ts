@@ -26,14 +26,7 @@ import type { NetworksCondition } from "../core/networks_condition.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { Effects } from "./effects.ts";
 import { applyOutcomes, type OperationContext, runOperations } from "./operation.ts";
-import {
-  DONE,
-  ReconcileError,
-  type ReconcileOutcome,
-  requeue,
-  requeueAfter,
-  waitFor,
-} from "./outcome.ts";
+import { DONE, ReconcileError, type ReconcileOutcome, requeue, waitFor } from "./outcome.ts";
 import { describeOperations } from "./dry_run.ts";
 import { PassReport } from "./pass_report.ts";
 import {
@@ -290,8 +283,9 @@ export class Reconciler {
     const announced = await this.#announce(pod, planned, report, log);
     if (announced === "gone") return DONE;
     if (announced === "terminating") {
+      // Its deletion is an event: the pass it queues releases nothing (nothing was plugged).
       log.info("pod deletion began before its first hot-plug; nothing is plugged into it");
-      return requeueAfter(0);
+      return waitFor("the pod's deletion");
     }
     pod = announced;
     const outcomes = await runOperations(ctx, pod, sandbox, operations);
