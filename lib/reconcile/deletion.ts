@@ -131,18 +131,20 @@ export async function releaseFinished(
   const { deps, effects, log } = ctx;
   const now = (deps.now ?? Date.now)();
   const own = madeFor(deps.journal, pod);
+  if (deps.options.dryRun) {
+    if (own.length > 0) {
+      log.info("dry run: would release the attachments of a finished pod once it has stopped", {
+        attachments: own.map((a) => attachmentKey(a.id)),
+      });
+    }
+    return DONE;
+  }
   if (own.length === 0) {
     // Nothing of the agent's: the pod's networks are multus' to release at teardown.
     if (pod.metadata.holdsFinalizer) await effects.writeStatus(pod, undefined, log, false);
     return DONE;
   }
   if (mayStillRun(pod, await sandbox(), now)) return requeueAfter(SANDBOX_STOP_POLL_MS);
-  if (deps.options.dryRun) {
-    log.info("dry run: would release the attachments of a finished pod", {
-      attachments: own.map((a) => attachmentKey(a.id)),
-    });
-    return DONE;
-  }
 
   const released: PendingAdd[] = [];
   const failed: { add: PendingAdd; error: string }[] = [];

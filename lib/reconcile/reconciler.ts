@@ -1,9 +1,11 @@
 /**
  * The reconciler: one pass over one pod. It reads the world as it is now (the pod's
  * desired networks, its recorded network-status, its sandbox), plans with the pure
- * planner, settles what an interrupted pass left (`recovery.ts`), carries out the
+ * planner, settles what an interrupted pass left (`recovery.ts`), announces what it is about
+ * to change (the condition, and the finalizer before a first ADD), carries out the
  * operations (`operation.ts`), writes network-status once from a fresh read, and reports
- * every outcome as an Event and a log line (`pass_report.ts`).
+ * every outcome as an Event and a log line (`pass_report.ts`). A finished pod (being
+ * deleted, or done) takes the deletion phase instead (`deletion.ts`).
  *
  * A pass returns a {@linkcode ReconcileOutcome} or throws a {@linkcode ReconcileError}, as
  * `outcome.ts` describes: it is done; it waits for an event (a NAD it needs does not exist);
