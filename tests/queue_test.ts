@@ -655,3 +655,28 @@ Deno.test("the error policy decides: backoff retries, terminal waits for the inp
   );
   await queue.shutdown(0);
 });
+
+Deno.test("a failure the policy calls quiet is retried like any other, logged at info", async () => {
+  const clock = new ManualClock();
+  const lines: Record<string, unknown>[] = [];
+  let runs = 0;
+  const queue = new WorkQueue(() => {
+    runs++;
+    return runs === 1 ? Promise.reject(new Error("409 Conflict")) : Promise.resolve(DONE);
+  }, {
+    ...options({ clock }),
+    errorPolicy: () => ({ action: "backoff", quiet: true }),
+    log: new Logger({ level: "info", sink: (line) => lines.push(JSON.parse(line)) }),
+  });
+  queue.add("ns/a");
+  queue.start();
+  await queue.idle();
+  clock.advance(10);
+  await queue.idle();
+  assert.equal(runs, 2);
+  assert.deepEqual(
+    lines.filter((l) => l.msg === "Reconcile failed").map((l) => [l.level, l.retryInMs]),
+    [["info", 10]],
+  );
+  await queue.shutdown(0);
+});

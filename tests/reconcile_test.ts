@@ -1425,3 +1425,15 @@ Deno.test("log levels: a conflict and an unreachable API server are retried quie
   assert.equal(errors.length, 1, JSON.stringify(world.warnings));
   assert.match(JSON.stringify(errors[0]), /403 Forbidden/);
 });
+
+Deno.test("error policy: a pass that failed only on conflicts is retried quietly, any other failure is not", () => {
+  const conflict = { kind: "conflict" as const, text: "network-status write failed: 409" };
+  const delegate = { kind: "delegate" as const, text: "add ns1/a/net1: plugin failed" };
+  assert.deepEqual(errorPolicy("ns1/p", new ReconcileError("ns1/p", [conflict])), {
+    action: "backoff",
+    quiet: true,
+  });
+  assert.deepEqual(errorPolicy("ns1/p", new ReconcileError("ns1/p", [conflict, delegate])), {
+    action: "backoff",
+  });
+});
