@@ -90,3 +90,16 @@ Deno.test("status write: a kept read that finds nothing to write, or another uid
   assert.equal(other.result, "written");
   assert.deepEqual(api.calls, ["GET", "PUT"]);
 });
+
+Deno.test("status write: the pod a PUT answers is the base of the next write, with no read between", async () => {
+  const pod: { uid: string; rv: number; status?: string } = { uid: "u", rv: 1 };
+  const api = fakeApi(pod);
+  const reads = new FreshPodReads();
+  reads.put("ns", "p", api.read());
+  // An announcement, then the record of what was done: two writes on one read.
+  await updateNetworkStatus(api.client, "ns", "p", "u", write("[]"), { reads });
+  const record = await updateNetworkStatus(api.client, "ns", "p", "u", write("[1]"), { reads });
+  assert.equal(record.result, "written");
+  assert.deepEqual(api.calls, ["PUT", "PUT"]);
+  assert.equal(pod.status, "[1]");
+});

@@ -3,10 +3,10 @@
  * its RBAC allows), with the agent's finalizer and its condition (`NETWORKS_READY_CONDITION`,
  * among `status.conditions`) in the same write: a fresh GET of the pod (or the pass's own fresh
  * read of it, when one is kept in `fresh_reads.ts`), then a PUT of the whole object to
- * `/api/v1/namespaces/{ns}/pods/{name}/status` (which
- * keeps spec, deletionTimestamp and ownerReferences as they are, and takes the rest of
- * metadata). The resourceVersion from the GET makes the
- * PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
+ * `/api/v1/namespaces/{ns}/pods/{name}/status` (which keeps spec, deletionTimestamp and
+ * ownerReferences as they are, and takes the rest of metadata). The pod the PUT answers is
+ * kept in the same way, as the base of the pass's next write (the record that follows an
+ * announcement). The resourceVersion of the base makes the PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
  * read again and the caller's `mutate` applied again to what is there now. A pod that is gone,
  * or was replaced by another of the same name, is an outcome (`gone`), not an error: the
  * reconciler has nothing left to record for it.
@@ -89,8 +89,15 @@ export async function updateNetworkStatus(
   const maxAttempts = options.maxAttempts ?? 5;
   const delay = options.retryDelayMs ?? 10;
   const path = podPath(namespace, name);
-  const write = (pod: PodObject, attempt: number) =>
-    writeOnto(client, path, pod, uid, mutate, options, attempt);
+  const write = async (pod: PodObject, attempt: number) => {
+    const outcome = await writeOnto(client, path, pod, uid, mutate, options, attempt);
+    // The pod as written is the base of the pass's next write (the record after an
+    // announcement), as a fresh read would be.
+    if (outcome.result === "written" && outcome.pod) {
+      options.reads?.put(namespace, name, outcome.pod);
+    }
+    return outcome;
+  };
   const kept = options.reads?.take(namespace, name) as PodObject | undefined;
   for (let attempt = 1;; attempt++) {
     let outcome = attempt === 1 && kept ? await write(kept, attempt) : undefined;
@@ -129,7 +136,9 @@ async function writeOnto(
   mutate: (current: OwnedStatus) => OwnedStatus,
   options: StatusWriteOptions,
   attempt: number,
-): Promise<StatusWriteResult | { result: "conflict"; error: KubeApiError }> {
+): Promise<
+  (StatusWriteResult & { pod?: PodObject }) | { result: "conflict"; error: KubeApiError }
+> {
   const meta = pod.metadata ??= {};
   if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
   const finalizers = meta.finalizers ?? [];
@@ -175,6 +184,7 @@ async function writeOnto(
       result: "written",
       attempts: attempt,
       resourceVersion: written.metadata?.resourceVersion,
+      pod: written,
     };
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 404) {
