@@ -26,7 +26,6 @@ import { MultusClient } from "./multus/client.ts";
 import { ControllerMetrics } from "./observe/controller_metrics.ts";
 import { healthChecks } from "./observe/health_checks.ts";
 import { type HealthServer, serveHealth } from "./observe/http.ts";
-import { faultInjection } from "./process/fault_injection.ts";
 import { podCensus } from "./core/pod_census.ts";
 import type { PodSnapshot } from "./core/pod.ts";
 import { dryRunLines } from "./reconcile/dry_run.ts";
@@ -167,7 +166,6 @@ export async function runController(
         dryRun: config.dryRun,
       },
       observer: metrics,
-      faultPoint: faultInjection(log),
     },
     queue: {
       name: "pod-networks-updates",

@@ -12,6 +12,7 @@ import { KubeClient } from "../lib/kube/client.ts";
 import { editNetworksAnnotation } from "../lib/kube/pod_editor.ts";
 import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
+  beforeFirstWrite,
   type CliResult,
   ControllerProcess,
   describeRun,
@@ -187,14 +188,13 @@ Deno.test({
           new Logger({ level: "error" }),
         );
         try {
-          const result = await editNetworksAnnotation(client, NS, "short", (p) => {
+          // Someone else's edit lands between this edit's read and its write.
+          const staged = beforeFirstWrite(client, async () => {
+            await setNetworks(rig, pod, "blue@net1,green@net4");
+          });
+          const result = await editNetworksAnnotation(staged, NS, "short", (p) => {
             const text = p.metadata?.annotations?.[NETWORKS_ANNOTATION];
             return { text: `${text},red@net5` };
-          }, {
-            beforeWrite: async (attempt) => {
-              // Someone else's edit lands between this edit's read and its write.
-              if (attempt === 1) await setNetworks(rig, pod, "blue@net1,green@net4");
-            },
           });
           // At least the one staged here; the agent's own status write for net4 may be another.
           assert.ok(result.conflicts >= 1, `conflicts: ${result.conflicts}`);

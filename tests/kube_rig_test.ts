@@ -21,7 +21,7 @@ import { kubeListWatch } from "../lib/kube/list_watch.ts";
 import { Reflector } from "../lib/kube/reflector.ts";
 import { type ListWatchTransport, Watcher } from "../lib/kube/watcher.ts";
 import { Rig, waitFor } from "./rig/mod.ts";
-import { rigTest } from "./support/mod.ts";
+import { beforeFirstWrite, rigTest } from "./support/mod.ts";
 
 const log = new Logger({ level: (Deno.env.get("KUBE_TEST_LOG") ?? "error") as LogLevel });
 /** Short retry pacing, so the restart test does not wait for the production backoff. */
@@ -536,8 +536,18 @@ Deno.test({
       [NETWORK_STATUS_ANNOTATION]: STATUS,
     });
     const inputs: (string | undefined)[] = [];
+    // Another writer changes the pod between our GET and our PUT.
+    const client = beforeFirstWrite(controllerClient(), async () => {
+      await annotate("status-b", {
+        "example.com/concurrent": "yes",
+        [NETWORK_STATUS_ANNOTATION]: JSON.stringify([
+          ...JSON.parse(STATUS),
+          { name: "other/writer" },
+        ]),
+      });
+    });
     const res = await updateNetworkStatus(
-      controllerClient(),
+      client,
       NS,
       "status-b",
       uid,
@@ -545,19 +555,6 @@ Deno.test({
         inputs.push(current);
         return JSON.stringify([...JSON.parse(current ?? "[]"), { name: `${NS}/net-c` }]);
       }),
-      {
-        beforeWrite: async (attempt) => {
-          if (attempt !== 1) return;
-          // Another writer changes the pod between our GET and our PUT.
-          await annotate("status-b", {
-            "example.com/concurrent": "yes",
-            [NETWORK_STATUS_ANNOTATION]: JSON.stringify([
-              ...JSON.parse(STATUS),
-              { name: "other/writer" },
-            ]),
-          });
-        },
-      },
     );
     assert.equal(res.result, "written");
     assert.equal(res.attempts, 2, "the first PUT got 409 Conflict and was retried");

@@ -706,7 +706,7 @@ Deno.test({
     let armed: ControllerProcess | undefined;
     try {
       armed = await ControllerProcess.start(rig, {
-        env: { DNC_FAULT_INJECTION: "after-delegate:add" },
+        crashAt: "after-delegate:add",
       });
       await setNetworks(rig, old, [COLD, { name: "green", interface: "net1" }]);
       assert.equal((await armed.status).code, 137, "the agent died after the ADD");

@@ -22,6 +22,7 @@ import {
   RUNTIME_DATA_FILES,
 } from "../lib/process/permissions.ts";
 import { runDeno } from "./support/mod.ts";
+import { CRASH_AT_ENV } from "./support/crashing_agent.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -403,6 +404,28 @@ console.log(JSON.stringify(out));
     ]);
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(JSON.parse(out.stdout), hosts);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the shipped grants cannot read the variable that arms a crash in the tests", async () => {
+  const granted = (name: string) =>
+    ALLOWED_ENV.some((g) => g.endsWith("*") ? name.startsWith(g.slice(0, -1)) : g === name);
+  assert.ok(!granted(CRASH_AT_ENV), `${CRASH_AT_ENV} is granted: ${ALLOWED_ENV.join(",")}`);
+  const dir = await Deno.makeTempDir();
+  try {
+    const probe = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      probe,
+      `console.log(JSON.stringify([Deno.env.get("${CRASH_AT_ENV}") ?? "unset", Deno.env.get("DNC_WORKERS")]));`,
+    );
+    const out = await runDeno(
+      ["run", "--no-config", ...permissionFlags(DEPLOY_GRANTS), probe],
+      { env: { [CRASH_AT_ENV]: "after-delegate:add", DNC_WORKERS: "3" }, clearEnv: true },
+    );
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), ["unset", "3"], "a setting's variable still reads");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

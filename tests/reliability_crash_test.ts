@@ -1,8 +1,9 @@
 /**
  * Crash anywhere: the controller process is made to exit abruptly (exit code 137, as after
  * SIGKILL) at each instant of an add, a remove and a swap — before the multus delegate call,
- * after it returned, before the network-status write and after it — through the test-only
- * `DNC_FAULT_INJECTION` hook. A fresh controller without the hook must then converge: the
+ * after it returned, before the network-status write and after it — run as
+ * `tests/support/crashing_agent.ts`, the shipped program with a crash armed around its multus
+ * client and status store. A fresh controller (`main.ts`) must then converge: the
  * netns interfaces, the desired list and network-status agree, host-local holds exactly the
  * addresses in use, no bridge port is left on the host, and no failure is reported on the way.
  * The same holds when an ADD cut short is abandoned (the annotation drops it) before the
@@ -26,6 +27,7 @@ import {
   waitConverged,
 } from "./support/mod.ts";
 import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
+import { CRASH_AT_ENV } from "./support/crashing_agent.ts";
 
 const NS = "crash";
 const BLUE = { network: `${NS}/blue`, ipamNetwork: "crash-blue", ipPrefix: "10.77.1." };
@@ -136,6 +138,26 @@ Deno.test({
         ipam: rig.hostLocalIpam("10.77.2.0/24"),
       });
 
+      await t.step("the shipped agent does not crash where the variable arms one", async () => {
+        // main.ts with the agent's own flags: nothing in it reads the variable or can crash.
+        const agent = await ControllerProcess.start(rig, {
+          env: { [CRASH_AT_ENV]: "after-delegate:add" },
+        });
+        try {
+          const pod = await rig.createPod({ name: "unarmed", namespace: NS });
+          await setNetworks(rig, pod, [{ name: "blue", interface: "net1" }]);
+          await waitConverged(rig, pod, [{ ...BLUE, iface: "net1" }], IPAM_NETWORKS);
+          const exited = await Promise.race([
+            agent.status.then(() => true),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+          ]);
+          assert.equal(exited, false, agent.lines.slice(-20).join("\n"));
+          await rig.deletePod(pod);
+        } finally {
+          await agent.stop();
+        }
+      });
+
       const pods: RigPod[] = [];
       for (const c of CASES) {
         const name = `${c.kind}-${c.point}-${c.op}${
@@ -162,7 +184,7 @@ Deno.test({
 
           // 1. The armed controller dies at the point.
           const armed = await ControllerProcess.start(rig, {
-            env: { DNC_FAULT_INJECTION: `${c.point}:${c.op}` },
+            crashAt: `${c.point}:${c.op}`,
           });
           await setNetworks(rig, pod, desired);
           const status = await waitFor(
@@ -177,9 +199,7 @@ Deno.test({
           await armed.stop();
           assert.equal(status.code, 137, armed.lines.slice(-20).join("\n"));
           assert.ok(
-            armed.lines.some((l) =>
-              l.includes(`fault injection: exiting at ${c.point} of ${c.op}`)
-            ),
+            armed.lines.some((l) => l.includes(`crash armed: exiting at ${c.point} of ${c.op}`)),
             "the process did not exit at the armed point",
           );
           // The world as the crash left it: proves the kill landed where it was meant to.

@@ -73,8 +73,6 @@ export interface EditResult {
 export interface EditOptions {
   /** Attempts before giving up on conflicts (default 10). */
   maxAttempts?: number;
-  /** Called between the read and the write of every attempt; tests use it to cause conflicts. */
-  beforeWrite?: (attempt: number) => Promise<void> | void;
 }
 
 /**
@@ -96,7 +94,6 @@ export async function editNetworksAnnotation(
     const before = await readPod(client, namespace, name);
     const decision = edit(before);
     if (decision === "unchanged") return { before, after: before, conflicts, written: false };
-    await options.beforeWrite?.(attempt);
     const patch = {
       metadata: {
         resourceVersion: before.metadata?.resourceVersion,

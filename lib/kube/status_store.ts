@@ -39,8 +39,6 @@ export interface StatusWriteOptions {
   retryDelayMs?: number;
   /** Aborts the write. */
   signal?: AbortSignal;
-  /** Called between the GET and the PUT of every attempt; tests use it to cause conflicts. */
-  beforeWrite?: (attempt: number) => Promise<void> | void;
   /** Called for every PUT refused with 409 Conflict (whether or not it is retried). */
   onConflict?: () => void;
   /**
@@ -174,7 +172,6 @@ async function writeOnto(
       ? [...finalizers, RELEASE_FINALIZER]
       : finalizers.filter((f) => f !== RELEASE_FINALIZER);
   }
-  await options.beforeWrite?.(attempt);
   try {
     const written = await client.json<PodObject>("PUT", `${path}/status`, {
       body: pod,

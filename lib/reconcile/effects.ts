@@ -1,6 +1,6 @@
 /**
  * The side effects more than one step of a pass needs: delegate calls (timed for the
- * metrics), the network-status write, and the test-only fault points. The pass
+ * metrics) and the network-status write. The pass
  * (`reconciler.ts`), one operation (`operation.ts`) and the crash recovery (`recovery.ts`) all
  * act through one {@linkcode Effects}.
  *
@@ -12,12 +12,7 @@ import { type NetworksCondition, withTransition } from "../core/networks_conditi
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { ReconcileError } from "./outcome.ts";
-import {
-  type DelegateRequest,
-  type FaultPoint,
-  type ReconcilerDeps,
-  StatusWriteError,
-} from "./ports.ts";
+import { type DelegateRequest, type ReconcilerDeps, StatusWriteError } from "./ports.ts";
 
 /**
  * What became of {@linkcode Effects.writeStatus}: written (or nothing to write); the pod gone;
@@ -121,12 +116,5 @@ export class Effects {
     }
     this.#deps.observer?.statusWrite?.(true);
     return tooLate ? "terminating" : "written";
-  }
-
-  /** Calls the fault hook at `point` once for each kind of operation in `kinds`. */
-  fault(point: FaultPoint, kinds: Iterable<"add" | "remove">): void {
-    const hook = this.#deps.faultPoint;
-    if (!hook) return;
-    for (const kind of new Set(kinds)) hook(point, kind);
   }
 }

@@ -69,7 +69,7 @@ export function failed(
 export interface OperationContext {
   /** The reconciler's ports and settings. */
   deps: ReconcilerDeps;
-  /** Delegate calls and fault points. */
+  /** Delegate calls and the status write. */
   effects: Effects;
   /** The pass's logger. */
   log: Logger;
@@ -143,7 +143,6 @@ export async function runOperation(
   if (unjournaled) return unjournaled;
   try {
     let result;
-    deps.faultPoint?.("before-delegate", "add");
     try {
       result = await effects.delegate(request);
     } catch (err) {
@@ -156,7 +155,6 @@ export async function runOperation(
       await effects.delegate({ ...base, command: "DEL" });
       result = await effects.delegate(request);
     }
-    deps.faultPoint?.("after-delegate", "add");
     const entry = statusFromCniResult(network, result ?? {});
     // Plugins that report no sandbox interface must still be recorded under the name we asked for.
     if (!entry.interface) entry.interface = op.id.interface;
@@ -202,9 +200,7 @@ async function detach(
   const unjournaled = await journalBefore(op, "DEL", () => deps.journal.recordDetach(made));
   if (unjournaled) return unjournaled;
   try {
-    deps.faultPoint?.("before-delegate", "remove");
     await releaseWith(effects, made, { withoutNetnsOnFailure: sandbox.ready === false });
-    deps.faultPoint?.("after-delegate", "remove");
     return { op, ok: true, released: [made, ...journaled] };
   } catch (err) {
     return failed(op, "delegate", errorText(err));

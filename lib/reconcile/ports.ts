@@ -251,16 +251,6 @@ export interface ReconcileOptions {
   dryRun: boolean;
 }
 
-/** The instants of an operation where crash tests stop the process. */
-export type FaultPoint =
-  | "before-delegate"
-  | "after-delegate"
-  | "before-status-write"
-  | "after-status-write";
-
-/** Called at each {@linkcode FaultPoint} of an operation of `operation`'s kind. */
-export type FaultHook = (point: FaultPoint, operation: "add" | "remove") => void;
-
 /** Everything a reconcile pass talks to. */
 export interface ReconcilerDeps {
   /** The pods of this node. */
@@ -283,11 +273,6 @@ export interface ReconcilerDeps {
   options: ReconcileOptions;
   /** Metrics. */
   observer?: ReconcileObserver;
-  /** Wall clock in ms; injectable for tests. */
+  /** Wall clock in ms (the finalizer's give-up deadline, the latency metric). */
   now?: () => number;
-  /**
-   * Test-only crash injection: called at each {@linkcode FaultPoint} of an operation (see
-   * `lib/process/fault_injection.ts`). Production wiring leaves it unset.
-   */
-  faultPoint?: FaultHook;
 }

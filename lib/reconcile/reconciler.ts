@@ -303,8 +303,6 @@ export class Reconciler {
       succeeded.length > 0 || finalizer !== (pod.metadata.holdsFinalizer === true) ||
       conditionChanged(pod, condition)
     ) {
-      const kinds = succeeded.map((o) => o.op.kind);
-      this.#effects.fault("before-status-write", kinds);
       let basedOn: string | undefined;
       let written: string | undefined;
       const mutate = succeeded.length > 0
@@ -324,7 +322,6 @@ export class Reconciler {
         // such as a new sandbox's, came in between): the echo of this write needs no pass.
         this.#checkedStatus.set(key, written);
       }
-      this.#effects.fault("after-status-write", kinds);
       try {
         await this.#deps.journal.settle(change);
       } catch (err) {

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { runCommand } from "../../lib/launch.ts";
+import { MAIN_PATH, runCommand } from "../../lib/launch.ts";
+import { CRASH_AT_ENV, CRASHING_AGENT } from "./crashing_agent.ts";
 import type { Rig } from "../rig/mod.ts";
 import { freePort } from "../rig/ports.ts";
 
@@ -19,6 +20,11 @@ export interface ControllerStartOptions {
   waitReady?: boolean;
   /** Extra environment. */
   env?: Record<string, string>;
+  /**
+   * Arms a crash (`<point>:<add|remove>`): the process runs `tests/support/crashing_agent.ts`
+   * instead of `main.ts`, with the same flags plus the grant to read the variable that arms it.
+   */
+  crashAt?: string;
 }
 
 /** One controller process under test. */
@@ -55,8 +61,21 @@ export class ControllerProcess {
       "--retry-max-delay-ms=2000",
       ...(options.args ?? []),
     ];
-    const env = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...options.env };
-    const command = await runCommand(args, { env });
+    const env: Record<string, string> = {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      ...options.env,
+    };
+    let command = await runCommand(args, { env });
+    if (options.crashAt !== undefined) {
+      env[CRASH_AT_ENV] = options.crashAt;
+      command = command.map((arg) =>
+        arg === MAIN_PATH
+          ? CRASHING_AGENT
+          : arg.startsWith("--allow-env=")
+          ? `${arg},${CRASH_AT_ENV}`
+          : arg
+      );
+    }
     const child = new Deno.Command(Deno.execPath(), {
       args: command.slice(1),
       env,

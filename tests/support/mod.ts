@@ -13,3 +13,4 @@ export * from "./deno_run.ts";
 export * from "./multus_log.ts";
 export * from "./pods.ts";
 export * from "./rig_test.ts";
+export * from "./staged_conflict.ts";
