@@ -86,7 +86,7 @@ export function wireReconciler(parts: WiringParts): Wiring {
     ...parts.queue,
     errorPolicy,
   });
-  connectTriggers({ pods: parts.pods, nads: parts.nads }, reconciler, queue);
+  connectTriggers({ pods: parts.pods, nads: parts.nads }, reconciler.memory, queue);
   return {
     reconciler,
     queue,

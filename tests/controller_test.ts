@@ -224,7 +224,7 @@ Deno.test("wiring: a NAD upsert wakes the pods that wait for it", async () => {
   node.wiring.start();
   await node.settle();
   assert.deepEqual(node.delegateCalls, [], "nothing to send without the NAD");
-  assert.deepEqual(node.wiring.reconciler.podsWaitingFor("ns1/late"), [KEY]);
+  assert.deepEqual(node.wiring.reconciler.memory.podsWaitingFor("ns1/late"), [KEY]);
   assert.equal(node.clock.pending, 0, "waiting for an event sets no timer");
 
   node.macvlan("late");

@@ -370,13 +370,13 @@ Deno.test("one failing attachment does not hold back the others", async () => {
     waitFor("NetworkAttachmentDefinition ns1/missing"),
   );
   assert.deepEqual(world.recorded(), { net2: "ns1/a" });
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), ["ns1/p"]);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/missing"), ["ns1/p"]);
   const warning = world.events.find((e) => e.reason === "FailedAddingInterface");
   assert.match(warning?.message ?? "", /not found; create it/);
   world.nads.set("ns1/missing", macvlan("missing"));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(world.recorded(), { net1: "ns1/missing", net2: "ns1/a" });
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/missing"), []);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/missing"), []);
 });
 
 Deno.test("an invalid networks annotation changes nothing and says why", async () => {
@@ -619,7 +619,7 @@ Deno.test("a pod that leaves the API before its attachments were released is rep
   world.sandboxRemoved = true;
   world.failDelegate = (req) =>
     req.command === "DEL" ? "unexpected CNI response status 400: pod not found" : undefined;
-  reconciler.podRemoved(structuredClone(world.pod));
+  reconciler.memory.podRemoved(structuredClone(world.pod));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   const reports = world.warnings.filter((w) =>
     String(w.msg).startsWith("cannot release an attachment of a pod that no longer exists")
@@ -644,7 +644,7 @@ Deno.test("a pod deleted gracefully, its attachments released, leaves without a 
   const lastKnown = structuredClone(world.pod);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
   world.present = false;
-  reconciler.podRemoved(lastKnown);
+  reconciler.memory.podRemoved(lastKnown);
   assert.deepEqual(world.warnings, []);
 });
 
@@ -777,7 +777,7 @@ Deno.test("a thousand elements naming a missing NAD: one Event and few log lines
     assert.deepEqual(warnings.map((w) => [w.msg, w.count]), [["adding interfaces failed", 1000]]);
   }
   assert.deepEqual(world.delegateCalls, [], "nothing was sent for a missing NAD");
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/x"), ["ns1/p"]);
 });
 
 Deno.test("a thousand failing elements: one Event, few log lines, and a short error per pass", async () => {
@@ -824,22 +824,22 @@ Deno.test("the pods waiting for a NAD are those whose latest plan needs it", asy
     await reconciler.reconcile("ns1/p"),
     waitFor("NetworkAttachmentDefinition ns1/x"),
   );
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), ["ns1/p"]);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/x"), ["ns1/p"]);
   world.setNetworks([{ name: "y", interface: "net1" }]);
   assert.deepEqual(
     await reconciler.reconcile("ns1/p"),
     waitFor("NetworkAttachmentDefinition ns1/y"),
   );
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/x"), [], "no longer asked for");
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/y"), ["ns1/p"]);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/x"), [], "no longer asked for");
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/y"), ["ns1/p"]);
   // Waiting starts when the plan needs the NAD, even if the pass stops before acting on it
   // (here to poll for the pod sandbox, which no event announces).
   world.sandboxRemoved = true;
   world.setNetworks([{ name: "z", interface: "net1" }]);
   assert.deepEqual(await reconciler.reconcile("ns1/p"), requeue("a pod sandbox for uid uid-1"));
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), ["ns1/p"]);
-  reconciler.forget("ns1/p");
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/z"), []);
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/z"), ["ns1/p"]);
+  reconciler.memory.forget("ns1/p");
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/z"), []);
 });
 
 Deno.test("the echo of the agent's own status write is no change; others' writes are", async () => {
@@ -854,10 +854,10 @@ Deno.test("the echo of the agent's own status write is no change; others' writes
   );
   const after = structuredClone(world.pod);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
-  assert.equal(reconciler.changeMatters(before, after), false, "own write");
+  assert.equal(reconciler.memory.changeMatters(before, after), false, "own write");
   const edited = structuredClone(after);
   edited.metadata.annotations![NETWORK_STATUS_ANNOTATION] = "[]";
-  assert.equal(reconciler.changeMatters(after, edited), true, "someone else's write");
+  assert.equal(reconciler.memory.changeMatters(after, edited), true, "someone else's write");
 });
 
 Deno.test("a pod without a sandbox yet is polled, not failed", async () => {
@@ -877,7 +877,7 @@ Deno.test("a NAD whose config cannot be used is bad input, and the pod waits for
   world.nads.set("ns1/a", "{not json");
   const reconciler = world.reconciler();
   await assert.rejects(reconciler.reconcile("ns1/p"), isTerminal);
-  assert.deepEqual(reconciler.podsWaitingFor("ns1/a"), ["ns1/p"], "its change wakes the pod");
+  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/a"), ["ns1/p"], "its change wakes the pod");
   world.nads.set("ns1/a", macvlan("a"));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });

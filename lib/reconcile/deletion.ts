@@ -21,11 +21,10 @@
  *
  * @module
  */
-import { errorText, type Logger } from "../base/log.ts";
+import { errorText } from "../base/log.ts";
 import { attachmentKey } from "../core/plan_types.ts";
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { isEntryOf } from "../core/status.ts";
-import type { Effects } from "./effects.ts";
 import type { OperationOutcome } from "./operation.ts";
 import {
   DONE,
@@ -34,8 +33,8 @@ import {
   type ReconcileOutcome,
   requeueAfter,
 } from "./outcome.ts";
-import type { PassReport } from "./pass_report.ts";
-import type { AttachmentJournal, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import { type PassContext, passNow } from "./pass_context.ts";
+import type { AttachmentJournal, PendingAdd, PodSandbox } from "./ports.ts";
 import { releaseWith, writeJournal } from "./recovery.ts";
 import { sameAdd } from "./journal_entries.ts";
 
@@ -102,16 +101,6 @@ export function wantsFinalizer(
   return pod.metadata.holdsFinalizer === true && !pastDeadline(pod, now, RELEASE_GIVE_UP_MS);
 }
 
-/** What {@linkcode releaseFinished} acts through. */
-export interface DeletionContext {
-  /** The reconciler's ports. */
-  deps: ReconcilerDeps;
-  /** Delegate calls and the status write. */
-  effects: Effects;
-  /** The pass's logger. */
-  log: Logger;
-}
-
 /**
  * The deletion phase of a pass over the finished `pod` (see the module documentation):
  * nothing while it may still run, then its own attachments released and its finalizer
@@ -123,13 +112,12 @@ export interface DeletionContext {
  * deadline) or the status or journal write failed.
  */
 export async function releaseFinished(
-  ctx: DeletionContext,
+  ctx: PassContext,
   pod: PodSnapshot,
   sandbox: () => Promise<PodSandbox | undefined>,
-  report: PassReport,
 ): Promise<ReconcileOutcome> {
   const { deps, effects, log } = ctx;
-  const now = (deps.now ?? Date.now)();
+  const now = passNow(ctx);
   const own = madeFor(deps.journal, pod);
   if (deps.options.dryRun) {
     if (own.length > 0) {
@@ -145,7 +133,20 @@ export async function releaseFinished(
     return DONE;
   }
   if (mayStillRun(pod, await sandbox(), now)) return requeueAfter(SANDBOX_STOP_POLL_MS);
+  return await release(ctx, pod, own, now);
+}
 
+/**
+ * Rules 2 and 3: releases `own`, forgets what went, then writes network-status without it and
+ * the finalizer off (kept while a failed release may still be retried).
+ */
+async function release(
+  ctx: PassContext,
+  pod: PodSnapshot,
+  own: readonly PendingAdd[],
+  now: number,
+): Promise<ReconcileOutcome> {
+  const { deps, effects, log, report } = ctx;
   const released: PendingAdd[] = [];
   const failed: { add: PendingAdd; error: string }[] = [];
   for (const add of own) {
@@ -172,13 +173,11 @@ export async function releaseFinished(
   for (const add of released) report.operationEnded(releaseOutcome(add));
   for (const { add, error } of failed) report.operationEnded(releaseOutcome(add, error));
   if (failed.length === 0) return DONE;
+  const attachments = failed.map((f) => attachmentKey(f.add.id));
   if (!keep) {
     log.warn(
       "gave up releasing attachments of a pod being deleted; its finalizer is removed so that the deletion can finish, and their IPAM addresses may stay allocated",
-      {
-        attachments: failed.map((f) => attachmentKey(f.add.id)),
-        giveUpAfterMs: RELEASE_GIVE_UP_MS,
-      },
+      { attachments, giveUpAfterMs: RELEASE_GIVE_UP_MS },
     );
     return DONE;
   }

@@ -14,6 +14,16 @@ import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../
 import { ReconcileError } from "./outcome.ts";
 import { type DelegateRequest, type ReconcilerDeps, StatusWriteError } from "./ports.ts";
 
+/** What a step of a pass that acts through its {@linkcode Effects} works with. */
+export interface EffectsContext {
+  /** The reconciler's ports and settings. */
+  deps: ReconcilerDeps;
+  /** Delegate calls and status writes. */
+  effects: Effects;
+  /** The pass's logger (its lines carry the pod's key). */
+  log: Logger;
+}
+
 /**
  * What became of {@linkcode Effects.writeStatus}: written (or nothing to write); the pod gone;
  * or the pod being deleted without the agent's finalizer, which cannot be added any more.

@@ -12,6 +12,7 @@ import { delegateConfig } from "../core/nad.ts";
 import type { Operation } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import { podKey } from "../core/pod.ts";
+import { objectKey } from "../core/names.ts";
 import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import {
   type NetworkStatus,
@@ -19,7 +20,7 @@ import {
   withAttachment,
   withoutAttachment,
 } from "../core/status.ts";
-import type { Effects } from "./effects.ts";
+import type { Effects, EffectsContext } from "./effects.ts";
 import { releaseWith } from "./recovery.ts";
 import type { FailureKind } from "./outcome.ts";
 import type { DelegateRequest, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
@@ -65,15 +66,8 @@ export function failed(
   return { op, ok: false, kind, error, ...(waitsFor ? { waitsFor } : {}) };
 }
 
-/** What {@linkcode runOperation} acts through. */
-export interface OperationContext {
-  /** The reconciler's ports and settings. */
-  deps: ReconcilerDeps;
-  /** Delegate calls and the status write. */
-  effects: Effects;
-  /** The pass's logger. */
-  log: Logger;
-}
+/** What {@linkcode runOperation} acts through: the pass's ports, effects and logger. */
+export type OperationContext = EffectsContext;
 
 /** Carries out `op` on `pod` in `sandbox`. Never throws: a failure is an outcome. */
 export async function runOperation(
@@ -82,7 +76,7 @@ export async function runOperation(
   sandbox: Pick<PodSandbox, "id" | "netnsPath"> & { ready?: boolean },
   op: Operation,
 ): Promise<OperationOutcome> {
-  const { deps, effects, log } = ctx;
+  const { deps } = ctx;
   const network = nadKey({ namespace: op.id.namespace, name: op.id.network });
   if (op.kind === "remove") {
     const journaled = journaledIn(deps, pod, sandbox, op);
@@ -133,12 +127,26 @@ export async function runOperation(
     };
     return await detach(ctx, op, request, sandbox, []);
   }
-  const request: DelegateRequest = {
-    ...base,
-    command: "ADD",
-    ...delegateAttributes(op.element),
+  return await attach(ctx, op, { ...base, command: "ADD", ...delegateAttributes(op.element) });
+}
+
+/**
+ * The ADD of an add operation with `request`: journaled before it is sent; an attachment left
+ * in place by a pass that died before recording it is detached and attached again; a failed
+ * ADD is undone with a DEL of the same request.
+ */
+async function attach(
+  ctx: OperationContext,
+  op: Operation,
+  request: DelegateRequest,
+): Promise<OperationOutcome> {
+  const { deps, effects, log } = ctx;
+  const network = nadKey({ namespace: op.id.namespace, name: op.id.network });
+  const pending: PendingAdd = {
+    podKey: objectKey(request.podNamespace, request.podName),
+    id: op.id,
+    request,
   };
-  const pending: PendingAdd = { podKey: podKey(pod), id: op.id, request };
   const unjournaled = await journalBefore(op, "ADD", () => deps.journal.record(pending));
   if (unjournaled) return unjournaled;
   try {
@@ -152,7 +160,8 @@ export async function runOperation(
         interfaceName: op.id.interface,
         network,
       });
-      await effects.delegate({ ...base, command: "DEL" });
+      const { interfaceAttributes: _, ...plain } = request;
+      await effects.delegate({ ...plain, command: "DEL" });
       result = await effects.delegate(request);
     }
     const entry = statusFromCniResult(network, result ?? {});

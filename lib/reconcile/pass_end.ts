@@ -18,6 +18,7 @@ import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import type { OperationOutcome } from "./operation.ts";
 import { DONE, type Failure, ReconcileError, type ReconcileOutcome, waitFor } from "./outcome.ts";
 import { interfaceItem, type PlanProblems } from "./pass_report.ts";
+import type { PassContext } from "./pass_context.ts";
 import type { PlannedPod } from "./planning.ts";
 
 /**
@@ -106,4 +107,27 @@ export function conditionChanged(
   condition: NetworksCondition | undefined,
 ): condition is NetworksCondition {
   return condition !== undefined && !sameCondition(pod.status?.networksCondition, condition);
+}
+
+/** Writes `condition` alone, when it says something else than the one `pod` has (not in a dry run). */
+export async function keepCondition(
+  ctx: PassContext,
+  pod: PodSnapshot,
+  condition: NetworksCondition | undefined,
+): Promise<void> {
+  if (ctx.deps.options.dryRun || !conditionChanged(pod, condition)) return;
+  await ctx.effects.writeStatus(pod, undefined, ctx.log, undefined, condition);
+}
+
+/**
+ * The end of a pass that has nothing to do to `pod`: its condition kept up to date, and the
+ * outcome of what planning found (bad input throws, a missing NAD waits).
+ */
+export async function endSettled(
+  ctx: PassContext,
+  pod: PodSnapshot,
+  planned: PlannedPod,
+): Promise<ReconcileOutcome> {
+  await keepCondition(ctx, pod, passCondition(pod, planned, ctx.report.problems));
+  return settledOutcome(podKey(pod), planned, []);
 }

@@ -34,19 +34,12 @@ import { attachmentKey } from "../core/plan_types.ts";
 import type { PodSnapshot } from "../core/pod.ts";
 import type { NetworkSelectionElement } from "../core/selection_element.ts";
 import { isEntryOf, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
-import type { Effects } from "./effects.ts";
+import type { Effects, EffectsContext } from "./effects.ts";
 import { type Failure, ReconcileError } from "./outcome.ts";
-import type { AttachmentJournal, PendingAdd, PodSandbox, ReconcilerDeps } from "./ports.ts";
+import type { AttachmentJournal, PendingAdd, PodSandbox } from "./ports.ts";
 
-/** What {@linkcode settleJournal} acts through. */
-export interface RecoveryContext {
-  /** The reconciler's ports. */
-  deps: ReconcilerDeps;
-  /** Delegate calls and the status write. */
-  effects: Effects;
-  /** The pass's logger. */
-  log: Logger;
-}
+/** What {@linkcode settleJournal} acts through: the pass's ports, effects and logger. */
+export type RecoveryContext = EffectsContext;
 
 /** Why an entry is released. */
 type Why = "unrecorded" | "unfinished removal" | "stale sandbox" | "pod gone";
@@ -95,110 +88,33 @@ export async function settleJournal(
   sandbox: PodSandbox | undefined,
 ): Promise<boolean> {
   const { deps, effects, log } = ctx;
-  const pending = deps.journal.pending(key);
-  const attached = deps.journal.attached(key);
-  const detaching = deps.journal.detaching(key);
-  if (pending.length + attached.length + detaching.length === 0) return false;
+  const journaled = {
+    pending: deps.journal.pending(key),
+    attached: deps.journal.attached(key),
+    detaching: deps.journal.detaching(key),
+  };
+  const unfinished = journaled.pending.length + journaled.detaching.length;
+  if (unfinished + journaled.attached.length === 0) return false;
   let entries: NetworkStatus[] = [];
   try {
     entries = parseNetworkStatus(pod?.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
   } catch {
     // Without a readable status nothing tells a recorded ADD from a lost one: keep them all
     // until the annotation is repaired (the invalid status has its own Event).
-    if (pending.length + detaching.length > 0) {
+    if (unfinished > 0) {
       log.warn(
         "network-status is invalid; unfinished operations stay journaled until it is fixed",
         {
-          pendingAdds: pending.length,
-          pendingDels: detaching.length,
+          pendingAdds: journaled.pending.length,
+          pendingDels: journaled.detaching.length,
         },
       );
     }
     return false;
   }
-  const inSandbox = (add: PendingAdd) =>
-    pod !== undefined && add.request.podUid === pod.metadata.uid &&
-    sandbox !== undefined && add.request.containerId === sandbox.id;
-  const held = (add: PendingAdd) => {
-    const asked = {
-      name: add.id.network,
-      namespace: add.id.namespace,
-      interface: add.id.interface,
-      ...add.request.interfaceAttributes,
-    } satisfies NetworkSelectionElement;
-    return entries.some((e) => isEntryOf(e, add.id) && entrySatisfies(asked, e));
-  };
-
-  const recorded: PendingAdd[] = [];
-  const toRelease: { add: PendingAdd; why: Why }[] = [];
-  for (const add of pending) {
-    if (inSandbox(add) && held(add)) recorded.push(add);
-    else toRelease.push({ add, why: "unrecorded" });
-  }
-  for (const add of attached) {
-    const why = attachedRelease(add, pod, sandbox, inSandbox(add));
-    if (why) toRelease.push({ add, why });
-  }
-  // A recorded ADD on the interface means the status write of its pass landed, and with it the
-  // removal of what held the interface before (the entry there now is the ADD's own).
-  const recordedOn = new Set(recorded.map((add) => add.id.interface));
-  const stillShown = (add: PendingAdd) =>
-    !recordedOn.has(add.id.interface) && entries.some((e) => isEntryOf(e, add.id));
-  const released: PendingAdd[] = [];
-  for (const add of detaching) {
-    const why = detachingRelease(add, pod, sandbox, inSandbox(add), stillShown);
-    if (why === "recorded") released.push(add);
-    else if (why) toRelease.push({ add, why });
-  }
-
-  const emptied = new Set<string>();
-  const failures: Failure[] = [];
-  const done: Released[] = [];
-  const failedReleases: InterfaceItem[] = [];
-  for (const { add, why } of toRelease) {
-    const fields = {
-      interfaceName: add.id.interface,
-      network: nadKey({ namespace: add.id.namespace, name: add.id.network }),
-      sandboxId: add.request.containerId,
-    };
-    try {
-      // An entry of a sandbox that is gone or going may name a namespace that is no more.
-      // (multus refuses any DEL of a pod that is gone, whatever its namespace.)
-      const live = inSandbox(add) && sandbox?.ready === true;
-      const podGone = add.request.podUid !== pod?.metadata.uid;
-      await releaseWith(effects, add, { withoutNetnsOnFailure: !live && !podGone });
-      deps.observer?.unrecordedRelease?.(true);
-      done.push({ ...fields, why });
-    } catch (err) {
-      deps.observer?.unrecordedRelease?.(false);
-      if (add.request.podUid !== pod?.metadata.uid) {
-        // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
-        // nothing can release it any more. Its link went with the sandbox.
-        log.warn(
-          "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
-          { ...fields, podUid: add.request.podUid, err },
-        );
-        released.push(add);
-        continue;
-      }
-      failedReleases.push({
-        iface: add.id.interface,
-        network: add.id.network,
-        namespace: add.id.namespace,
-        error: errorText(err),
-      });
-      failures.push({
-        kind: "delegate",
-        text: `release ${why} ${attachmentKey(add.id)}: ${errorText(err)}`,
-      });
-      continue;
-    }
-    if ((why === "unrecorded" || why === "unfinished removal") && inSandbox(add)) {
-      emptied.add(add.id.interface);
-    }
-    released.push(add);
-  }
-  logReleases(log, done, failedReleases);
+  const where = { pod, sandbox, entries };
+  const { recorded, forgotten, toRelease } = triage(journaled, where);
+  const { released, emptied, failures } = await releaseAll(ctx, toRelease, where);
   const holdsEmptied = (e: NetworkStatus) =>
     e.default !== true && typeof e.interface === "string" && emptied.has(e.interface);
   let changed = false;
@@ -214,9 +130,133 @@ export async function settleJournal(
       log,
     ) !== "gone";
   }
-  await writeJournal(deps.journal, key, { recorded, released });
+  await writeJournal(deps.journal, key, { recorded, released: [...forgotten, ...released] });
   if (failures.length > 0) throw new ReconcileError(key, failures);
   return changed;
+}
+
+/** The pod, its sandbox and its network-status entries, as the journal is settled against them. */
+interface SettledAgainst {
+  pod: PodSnapshot | undefined;
+  sandbox: PodSandbox | undefined;
+  entries: NetworkStatus[];
+}
+
+/** True when `add` was made for `pod` (its uid) in `sandbox`. */
+function madeIn(add: PendingAdd, { pod, sandbox }: SettledAgainst): boolean {
+  return pod !== undefined && add.request.podUid === pod.metadata.uid &&
+    sandbox !== undefined && add.request.containerId === sandbox.id;
+}
+
+/**
+ * Sorts the journal's entries (see the module documentation): pending ADDs network-status now
+ * records, detaching ones whose removal it records (only to forget), and those to release, why.
+ */
+function triage(
+  journaled: {
+    pending: readonly PendingAdd[];
+    attached: readonly PendingAdd[];
+    detaching: readonly PendingAdd[];
+  },
+  where: SettledAgainst,
+): { recorded: PendingAdd[]; forgotten: PendingAdd[]; toRelease: { add: PendingAdd; why: Why }[] } {
+  const { pod, sandbox, entries } = where;
+  const held = (add: PendingAdd) => {
+    const asked = {
+      name: add.id.network,
+      namespace: add.id.namespace,
+      interface: add.id.interface,
+      ...add.request.interfaceAttributes,
+    } satisfies NetworkSelectionElement;
+    return entries.some((e) => isEntryOf(e, add.id) && entrySatisfies(asked, e));
+  };
+  const recorded: PendingAdd[] = [];
+  const forgotten: PendingAdd[] = [];
+  const toRelease: { add: PendingAdd; why: Why }[] = [];
+  for (const add of journaled.pending) {
+    if (madeIn(add, where) && held(add)) recorded.push(add);
+    else toRelease.push({ add, why: "unrecorded" });
+  }
+  for (const add of journaled.attached) {
+    const why = attachedRelease(add, pod, sandbox, madeIn(add, where));
+    if (why) toRelease.push({ add, why });
+  }
+  // A recorded ADD on the interface means the status write of its pass landed, and with it the
+  // removal of what held the interface before (the entry there now is the ADD's own).
+  const recordedOn = new Set(recorded.map((add) => add.id.interface));
+  const stillShown = (add: PendingAdd) =>
+    !recordedOn.has(add.id.interface) && entries.some((e) => isEntryOf(e, add.id));
+  for (const add of journaled.detaching) {
+    const why = detachingRelease(add, pod, sandbox, madeIn(add, where), stillShown);
+    if (why === "recorded") forgotten.push(add);
+    else if (why) toRelease.push({ add, why });
+  }
+  return { recorded, forgotten, toRelease };
+}
+
+/**
+ * Releases `toRelease`, each with a DEL of its own request: those released (and those of a pod
+ * gone, which nothing can release any more: said once each), the interfaces the releases
+ * emptied in the pod's sandbox, and the failures; the releases logged in few lines.
+ */
+async function releaseAll(
+  ctx: RecoveryContext,
+  toRelease: readonly { add: PendingAdd; why: Why }[],
+  where: SettledAgainst,
+): Promise<{ released: PendingAdd[]; emptied: Set<string>; failures: Failure[] }> {
+  const { deps, effects, log } = ctx;
+  const { pod, sandbox } = where;
+  const released: PendingAdd[] = [];
+  const emptied = new Set<string>();
+  const failures: Failure[] = [];
+  const done: Released[] = [];
+  const failedReleases: InterfaceItem[] = [];
+  for (const { add, why } of toRelease) {
+    const fields = {
+      interfaceName: add.id.interface,
+      network: nadKey({ namespace: add.id.namespace, name: add.id.network }),
+      sandboxId: add.request.containerId,
+    };
+    const podGone = add.request.podUid !== pod?.metadata.uid;
+    try {
+      // An entry of a sandbox that is gone or going may name a namespace that is no more.
+      // (multus refuses any DEL of a pod that is gone, whatever its namespace.)
+      const live = madeIn(add, where) && sandbox?.ready === true;
+      await releaseWith(effects, add, { withoutNetnsOnFailure: !live && !podGone });
+      deps.observer?.unrecordedRelease?.(true);
+      done.push({ ...fields, why });
+    } catch (err) {
+      deps.observer?.unrecordedRelease?.(false);
+      if (!podGone) {
+        const error = errorText(err);
+        failedReleases.push({
+          iface: add.id.interface,
+          network: add.id.network,
+          namespace: add.id.namespace,
+          error,
+        });
+        failures.push({
+          kind: "delegate",
+          text: `release ${why} ${attachmentKey(add.id)}: ${error}`,
+        });
+        continue;
+      }
+      // multus looks the pod up for every DEL and refuses once it is gone (or replaced):
+      // nothing can release it any more. Its link went with the sandbox.
+      log.warn(
+        "cannot release an attachment of a pod that no longer exists; its IPAM address may stay allocated",
+        { ...fields, podUid: add.request.podUid, err },
+      );
+      released.push(add);
+      continue;
+    }
+    if ((why === "unrecorded" || why === "unfinished removal") && madeIn(add, where)) {
+      emptied.add(add.id.interface);
+    }
+    released.push(add);
+  }
+  logReleases(log, done, failedReleases);
+  return { released, emptied, failures };
 }
 
 /** Why an attached entry is released now, or undefined when it stays. */

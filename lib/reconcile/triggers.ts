@@ -17,7 +17,7 @@
 import { NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import { nadKey } from "../core/nad.ts";
 import { podKey, type PodSnapshot } from "../core/pod.ts";
-import type { Reconciler } from "./reconciler.ts";
+import type { TriggerMemory } from "./pod_memory.ts";
 
 /** A cache whose changes queue work: an informer, or a test's stand-in. */
 export interface WatchedCache<T> {
@@ -43,10 +43,10 @@ export interface TriggerSources {
   nads: WatchedCache<{ namespace: string; name: string }>;
 }
 
-/** Connects `sources` to `queue` through `reconciler`'s memory; returns a disconnect function. */
+/** Connects `sources` to `queue` through the passes' `memory`; returns a disconnect function. */
 export function connectTriggers(
   sources: TriggerSources,
-  reconciler: Reconciler,
+  memory: TriggerMemory,
   queue: QueueCalls,
 ): () => void {
   const off = [
@@ -54,18 +54,18 @@ export function connectTriggers(
       const key = podKey(pod);
       const networks = pod.metadata.annotations?.[NETWORKS_ANNOTATION];
       if (old !== undefined && networks !== old.metadata.annotations?.[NETWORKS_ANNOTATION]) {
-        reconciler.noteAnnotationChange(key);
+        memory.noteAnnotationChange(key);
       }
       // A change may be the fix (or the deletion to act on): due now, whatever the backoff.
-      if (reconciler.changeMatters(old, pod)) queue.add(key);
+      if (memory.changeMatters(old, pod)) queue.add(key);
       else queue.resync(key);
     }),
     sources.pods.on("delete", (pod) => {
-      reconciler.podRemoved(pod);
+      memory.podRemoved(pod);
       queue.add(podKey(pod));
     }),
     sources.nads.on("upsert", (nad) => {
-      for (const key of reconciler.podsWaitingFor(nadKey(nad))) queue.add(key);
+      for (const key of memory.podsWaitingFor(nadKey(nad))) queue.add(key);
     }),
   ];
   return () => {
