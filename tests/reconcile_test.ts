@@ -877,7 +877,11 @@ Deno.test("a NAD whose config cannot be used is bad input, and the pod waits for
   world.nads.set("ns1/a", "{not json");
   const reconciler = world.reconciler();
   await assert.rejects(reconciler.reconcile("ns1/p"), isTerminal);
-  assert.deepEqual(reconciler.memory.podsWaitingFor("ns1/a"), ["ns1/p"], "its change wakes the pod");
+  assert.deepEqual(
+    reconciler.memory.podsWaitingFor("ns1/a"),
+    ["ns1/p"],
+    "its change wakes the pod",
+  );
   world.nads.set("ns1/a", macvlan("a"));
   assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
   assert.deepEqual(world.recorded(), { net1: "ns1/a" });
