@@ -5,7 +5,7 @@
  * queue pods, the probe and metrics server, and a graceful shutdown on SIGTERM or SIGINT.
  *
  * Where each piece lives: `reconcile/reconciler.ts` (a pass), `reconcile/error_policy.ts`
- * (what a failed pass leads to), `reconcile/queue.ts` (the work queue), `reconcile/triggers.ts`
+ * (what a failed pass leads to), `work_queue/queue.ts` (the work queue), `reconcile/triggers.ts`
  * (what queues a pod), `kube/` (the Kubernetes adapters), `cri/`, `multus/`, `journal/`.
  *
  * @module
@@ -31,8 +31,8 @@ import type { PodSnapshot } from "./core/pod.ts";
 import { dryRunLines } from "./reconcile/dry_run.ts";
 import { errorPolicy } from "./reconcile/error_policy.ts";
 import type { ReconcilerDeps } from "./reconcile/ports.ts";
-import { WorkQueue } from "./reconcile/queue.ts";
-import { type WorkQueueOptions } from "./reconcile/queue_options.ts";
+import { WorkQueue } from "./work_queue/queue.ts";
+import { type WorkQueueOptions } from "./work_queue/queue_options.ts";
 import { Reconciler } from "./reconcile/reconciler.ts";
 import { connectTriggers, type WatchedCache } from "./reconcile/triggers.ts";
 

@@ -119,20 +119,21 @@ Deno.test("import graph: no import cycle in lib/", () => {
 });
 
 /**
- * Which folders of `lib/` each folder may import from, besides itself. The generic base and
- * the pure core know nothing of the rest; the reconcile machinery only the core and its own
+ * Which folders of `lib/` each folder may import from, besides itself. The generic base, the
+ * generic work queue and the pure core know nothing of the rest; the reconcile machinery only the core and its own
  * ports; each adapter implements those ports and knows no other adapter; the process edges
  * and the wiring (`lib/controller.ts`) sit on top.
  */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   base: [],
+  work_queue: ["base"],
   core: ["base"],
-  reconcile: ["base", "core"],
-  kube: ["base", "core", "reconcile"],
+  reconcile: ["base", "core", "work_queue"],
+  kube: ["base", "core", "reconcile", "work_queue"],
   cri: ["base", "core", "reconcile"],
   multus: ["base", "core", "reconcile"],
   journal: ["base", "core", "reconcile"],
-  observe: ["base", "core", "reconcile"],
+  observe: ["base", "core", "reconcile", "work_queue"],
   config: ["base", "core"],
   process: ["base", "core", "reconcile", "config", "kube"],
   commands: ["base", "core", "config", "kube"],

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../lib/base/clock.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
-import { WorkQueue } from "../lib/reconcile/queue.ts";
-import { type WorkQueueOptions } from "../lib/reconcile/queue_options.ts";
+import { WorkQueue } from "../lib/work_queue/queue.ts";
+import { type WorkQueueOptions } from "../lib/work_queue/queue_options.ts";
 import {
   DONE,
   type ReconcileOutcome,
   requeue,
   requeueAfter,
   waitFor,
-} from "../lib/reconcile/outcome.ts";
+} from "../lib/work_queue/outcome.ts";
 import { Logger } from "../lib/base/log.ts";
 
 const quiet = new Logger({ level: "error", sink: () => {} });

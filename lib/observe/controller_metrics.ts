@@ -16,7 +16,7 @@
  */
 import { type Counter, type Gauge, type Histogram } from "../base/metric_families.ts";
 import { Registry } from "../base/metrics.ts";
-import type { InFlightProbe, QueueMetrics, RunResult } from "../reconcile/queue_metrics.ts";
+import type { InFlightProbe, QueueMetrics, RunResult } from "../work_queue/queue_metrics.ts";
 import {
   DELEGATE_BUCKETS,
   HOTPLUG_BUCKETS,

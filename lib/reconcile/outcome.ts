@@ -16,34 +16,15 @@
  */
 import { listSome } from "../core/event_messages.ts";
 
-/** How a pass ended when nothing failed; the work queue acts on it. */
-export type ReconcileOutcome =
-  /** The pod is as it should be (or nothing may be done to it now). */
-  | { kind: "done" }
-  /** Nothing to do until an event: the pod changes, a NAD it needs appears, the resync. */
-  | { kind: "wait"; for: string }
-  /** Waiting for something no event announces: run again after the key's backoff. */
-  | { kind: "requeue"; for: string }
-  /** Run again after `ms`, whatever happens meanwhile. */
-  | { kind: "requeueAfter"; ms: number };
-
-/** The pass reached the desired state, or there is nothing it may do. */
-export const DONE: ReconcileOutcome = { kind: "done" };
-
-/** A pass that waits for an event, `what` saying which (for the log). */
-export function waitFor(what: string): ReconcileOutcome {
-  return { kind: "wait", for: what };
-}
-
-/** A pass that polls for `what` with the key's backoff. */
-export function requeue(what: string): ReconcileOutcome {
-  return { kind: "requeue", for: what };
-}
-
-/** A pass that asks to run again in `ms`. */
-export function requeueAfter(ms: number): ReconcileOutcome {
-  return { kind: "requeueAfter", ms };
-}
+export {
+  DONE,
+  type ErrorAction,
+  type ErrorPolicy,
+  type ReconcileOutcome,
+  requeue,
+  requeueAfter,
+  waitFor,
+} from "../work_queue/outcome.ts";
 
 /**
  * What failed in a pass. Each kind is retried or not by the error policy:
@@ -95,16 +76,3 @@ export class ReconcileError extends Error {
     return [...new Set(this.failures.map((f) => f.kind))];
   }
 }
-
-/** What the work queue does with a failed pass. */
-export type ErrorAction =
-  /**
-   * Retry after the key's capped exponential backoff. `quiet` when the failure is a normal
-   * race that the retry settles (logged at `info`, not as a warning).
-   */
-  | { action: "backoff"; quiet?: boolean }
-  /** Do not retry: only a change of the input (an event) runs the key again. */
-  | { action: "terminal" };
-
-/** Maps a failed pass of `key` to what the queue does next (kube-rs' `error_policy`). */
-export type ErrorPolicy = (key: string, error: unknown) => ErrorAction;
