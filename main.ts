@@ -8,9 +8,8 @@
  */
 import { PROGRAM, UsageError, VERSION } from "./lib/config/cli.ts";
 import { CONFIG_KEYS } from "./lib/config/settings.ts";
-import { isCommand } from "./lib/config/commands.ts";
+import { isCommand, programHelp } from "./lib/commands/command_line.ts";
 import { ConfigError, describeOrigin, loadConfig, readEnvironment } from "./lib/config/load.ts";
-import { helpText } from "./lib/config/help.ts";
 import { parseCommandLine } from "./lib/config/flags.ts";
 import { errorText, Logger } from "./lib/base/log.ts";
 
@@ -52,7 +51,7 @@ export function main(args: readonly string[], io: MainIo = processIo): Promise<n
   try {
     const commandLine = parseCommandLine(args);
     if (commandLine.help) {
-      io.out(helpText());
+      io.out(programHelp());
       return Promise.resolve(0);
     }
     if (commandLine.version) {

@@ -25,7 +25,7 @@
 import { UsageError } from "./config/cli.ts";
 import { ConfigError, configFileOf, loadConfig } from "./config/load.ts";
 import { parseCommandLine } from "./config/flags.ts";
-import { isCommand } from "./config/commands.ts";
+import { isCommand } from "./commands/command_line.ts";
 import {
   commandGrants,
   COMPILE_TARGETS,

@@ -10,7 +10,7 @@ import {
 } from "../lib/config/cli.ts";
 import { CONFIG_KEYS } from "../lib/config/settings.ts";
 import { FLAG_SPECS } from "../lib/config/flags.ts";
-import { helpText } from "../lib/config/help.ts";
+import { programHelp } from "../lib/commands/command_line.ts";
 import { MAIN_PATH, runCommand } from "../lib/launch.ts";
 import { main, type MainIo } from "../main.ts";
 import { runDeno } from "./support/mod.ts";
@@ -125,7 +125,7 @@ function captureIo(): MainIo & { stdout: string[]; stderr: string[] } {
 Deno.test("main --help prints the help and returns 0", async () => {
   const io = captureIo();
   assert.equal(await main(["--help"], io), 0);
-  assert.equal(io.stdout.join(""), helpText());
+  assert.equal(io.stdout.join(""), programHelp());
   assert.deepEqual(io.stderr, []);
 });
 
@@ -159,7 +159,7 @@ async function runMain(
 Deno.test("deno run <permission flags> main.ts --help exits 0 and lists every key", async () => {
   const r = await runMain(["--help"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, helpText());
+  assert.equal(r.stdout, programHelp());
   for (const spec of CONFIG_KEYS) {
     assert.ok(r.stdout.includes(`--${spec.flag}`), spec.flag);
     assert.ok(r.stdout.includes(spec.key), spec.key);
@@ -170,7 +170,7 @@ Deno.test("plain deno run main.ts --help needs no permission at all", async () =
   // --help must not load the controller's modules: grpc-js reads GRPC_* at import time.
   const out = await runDeno(["run", "--no-prompt", MAIN_PATH, "--help"]);
   assert.equal(out.code, 0, out.stderr);
-  assert.equal(out.stdout, helpText());
+  assert.equal(out.stdout, programHelp());
 });
 
 Deno.test("deno run <permission flags> main.ts --config bad.json exits 1 naming the key", async () => {

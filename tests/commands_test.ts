@@ -11,10 +11,10 @@ import {
   parseCommand,
   parseDuration,
   userKubeconfig,
-} from "../lib/config/commands.ts";
-import { changeVerdict, STALE_VERDICT_MS } from "../lib/core/change_verdict.ts";
+} from "../lib/commands/command_line.ts";
+import { changeVerdict, STALE_VERDICT_MS } from "../lib/commands/change_verdict.ts";
 import type { NetworksCondition } from "../lib/core/networks_condition.ts";
-import { networksTable, podNetworks } from "../lib/core/pod_networks.ts";
+import { networksTable, podNetworks } from "../lib/commands/pod_networks.ts";
 import { runCommand } from "../lib/launch.ts";
 import { commandGrants } from "../lib/process/permissions.ts";
 

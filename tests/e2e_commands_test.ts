@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
 import { Logger } from "../lib/base/log.ts";
 import { KubeClient } from "../lib/kube/client.ts";
-import { editNetworksAnnotation } from "../lib/kube/pod_editor.ts";
+import { editNetworksAnnotation } from "../lib/commands/pod_editor.ts";
 import { Rig, type RigPod, waitFor } from "./rig/mod.ts";
 import {
   beforeFirstWrite,

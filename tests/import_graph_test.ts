@@ -135,8 +135,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   journal: ["base", "core", "reconcile"],
   observe: ["base", "core", "reconcile", "work_queue"],
   config: ["base", "core"],
-  process: ["base", "core", "reconcile", "config", "kube"],
   commands: ["base", "core", "config", "kube"],
+  process: ["base", "core", "reconcile", "config", "kube", "commands"],
 };
 
 /** The folder of a module under `lib/`, or `.` for `lib/controller.ts`. */

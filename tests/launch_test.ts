@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/config/cli.ts";
 import { DEFAULT_CONFIG_PATH } from "../lib/config/settings.ts";
-import { helpText } from "../lib/config/help.ts";
+import { programHelp } from "../lib/commands/command_line.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   compileCommand,
@@ -154,7 +154,7 @@ async function task(
 Deno.test("deno task start -- --help prints the help and exits 0", async () => {
   const r = await task(["start", "--", "--help"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, helpText());
+  assert.equal(r.stdout, programHelp());
 });
 
 Deno.test("deno task start passes the controller's exit code on", async () => {

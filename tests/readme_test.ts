@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { referenceMarkdown } from "../lib/config/help.ts";
-import { COMMAND_NAMES, commandFlags, commandHelp } from "../lib/config/commands.ts";
+import { COMMAND_NAMES, commandFlags, commandHelp } from "../lib/commands/command_line.ts";
 import { NETWORKS_READY_CONDITION, NetworksReadyReason } from "../lib/core/networks_condition.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 import {

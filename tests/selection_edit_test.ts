@@ -5,7 +5,7 @@ import {
   EditError,
   withElement,
   withoutInterface,
-} from "../lib/core/selection_edit.ts";
+} from "../lib/commands/selection_edit.ts";
 import { parseNetworkSelection } from "../lib/core/selection.ts";
 import { SelectionError } from "../lib/core/selection_element.ts";
 import type { NetworkStatus } from "../lib/core/status.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { CommandLine } from "../config/commands.ts";
+import type { CommandLine } from "./command_line.ts";
 import type { KubeClient } from "../kube/client.ts";
 
 /** Where a command writes; replaceable in tests. */

@@ -9,7 +9,7 @@
 import { sleep } from "../base/backoff.ts";
 import { PROGRAM } from "../config/cli.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
-import { changeVerdict, type WaitedChange } from "../core/change_verdict.ts";
+import { changeVerdict, type WaitedChange } from "./change_verdict.ts";
 import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
 import { objectKey } from "../core/names.ts";
 import { parseNetworkSelection } from "../core/selection.ts";
@@ -20,9 +20,9 @@ import {
   type NewElement,
   withElement,
   withoutInterface,
-} from "../core/selection_edit.ts";
+} from "./selection_edit.ts";
 import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
-import { editNetworksAnnotation, nadExists, type PodObject, readPod } from "../kube/pod_editor.ts";
+import { editNetworksAnnotation, nadExists, type PodObject, readPod } from "./pod_editor.ts";
 import { type CommandContext, CommandFailure } from "./context.ts";
 
 /** How often `--wait` reads the pod. */

@@ -1,6 +1,6 @@
 /**
  * The commands for people (`networks`, `attach`, `detach`): each reads its command line
- * (`lib/config/commands.ts`), connects with the user's kubeconfig, and reports in plain text
+ * (`command_line.ts`), connects with the user's kubeconfig, and reports in plain text
  * on standard output, problems on standard error. Exit codes: 0 done, 1 failed, 2 unusable
  * command line, 3 timed out waiting.
  *
@@ -14,14 +14,14 @@ import {
   type CommandLine,
   parseCommand,
   userKubeconfig,
-} from "../config/commands.ts";
+} from "./command_line.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import { findNetworksCondition } from "../core/networks_condition.ts";
-import { networksTable, podNetworks } from "../core/pod_networks.ts";
-import { EditError } from "../core/selection_edit.ts";
+import { networksTable, podNetworks } from "./pod_networks.ts";
+import { EditError } from "./selection_edit.ts";
 import { SelectionError } from "../core/selection_element.ts";
 import { KubeApiError, KubeClient } from "../kube/client.ts";
-import { PodNotFoundError, readPod } from "../kube/pod_editor.ts";
+import { PodNotFoundError, readPod } from "./pod_editor.ts";
 import { attach, detach } from "./edit.ts";
 import { type CommandContext, CommandFailure, type CommandIo } from "./context.ts";
 

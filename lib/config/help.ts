@@ -6,7 +6,6 @@
 import { type HelpEntry, renderHelp, renderReference } from "./cli.ts";
 import { EXTRA_FLAGS } from "./flags.ts";
 import { CONFIG_KEYS } from "./settings.ts";
-import { commandsSummary } from "./commands.ts";
 
 const SUMMARY =
   "Hot-plugs and unplugs secondary network interfaces into running pods on this node when their k8s.v1.cni.cncf.io/networks annotation changes, through the multus thick daemon and the CRI runtime.";
@@ -27,13 +26,11 @@ function helpEntries(): HelpEntry[] {
 }
 
 /**
- * The `--help` text: every flag and config key, with its default and environment variable,
- * then the commands for people (each has its own `--help`).
+ * The agent's part of `--help`: every flag and config key, with its default and environment
+ * variable (`programHelp` in `lib/commands/command_line.ts` adds the commands for people).
  */
 export function helpText(): string {
-  return `${
-    renderHelp(helpEntries(), SUMMARY).replace(/\n$/, "")
-  }\n\nCommands for people who edit pod networks (each has its own --help):\n${commandsSummary()}\n`;
+  return renderHelp(helpEntries(), SUMMARY);
 }
 
 /** The settings reference as a Markdown table (the README's configuration section). */

@@ -25,7 +25,7 @@
  */
 import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/settings.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { COMMAND_ENV, parseCommand, userKubeconfig } from "../config/commands.ts";
+import { COMMAND_ENV, parseCommand, userKubeconfig } from "../commands/command_line.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
 
 /** What the controller may touch. Every path is exact; lists may be empty. */

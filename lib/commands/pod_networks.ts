@@ -6,11 +6,11 @@
  * @module
  */
 import { errorText } from "../base/log.ts";
-import { conditionNames, inProgress, type NetworksCondition } from "./networks_condition.ts";
-import { objectKey } from "./names.ts";
-import { parseNetworkSelection } from "./selection.ts";
+import { conditionNames, inProgress, type NetworksCondition } from "../core/networks_condition.ts";
+import { objectKey } from "../core/names.ts";
+import { parseNetworkSelection } from "../core/selection.ts";
 import { assignedInterfaces } from "./selection_edit.ts";
-import { type NetworkStatus, parseNetworkStatus } from "./status.ts";
+import { type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 
 /** The state of one interface. */
 export type InterfaceState =

@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { objectKey } from "./names.ts";
-import { planPod } from "./plan.ts";
-import { parseNetworkSelection } from "./selection.ts";
-import type { NetworkSelectionElement } from "./selection_element.ts";
-import type { NetworkStatus } from "./status.ts";
+import { objectKey } from "../core/names.ts";
+import { planPod } from "../core/plan.ts";
+import { parseNetworkSelection } from "../core/selection.ts";
+import type { NetworkSelectionElement } from "../core/selection_element.ts";
+import type { NetworkStatus } from "../core/status.ts";
 
 /** The element a person adds. */
 export interface NewElement {

@@ -10,9 +10,9 @@
  */
 import { sleep } from "../base/backoff.ts";
 import { NETWORKS_ANNOTATION } from "../core/annotations.ts";
-import { KubeApiError, type KubeClient } from "./client.ts";
-import { nadPath } from "./nads.ts";
-import { getPod, podPath } from "./pods.ts";
+import { KubeApiError, type KubeClient } from "../kube/client.ts";
+import { nadPath } from "../kube/nads.ts";
+import { getPod, podPath } from "../kube/pods.ts";
 
 /** A pod as the API server sends it (the fields the commands read). */
 export interface PodObject {

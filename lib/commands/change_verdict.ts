@@ -18,8 +18,8 @@ import {
   inProgress,
   type NetworksCondition,
   sameCondition,
-} from "./networks_condition.ts";
-import type { NetworkStatus } from "./status.ts";
+} from "../core/networks_condition.ts";
+import type { NetworkStatus } from "../core/status.ts";
 
 /** The change waited for. */
 export interface WaitedChange {

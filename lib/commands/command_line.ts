@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { closest, PROGRAM, UsageError } from "./cli.ts";
+import { closest, PROGRAM, UsageError } from "../config/cli.ts";
+import { helpText } from "../config/help.ts";
 
 /** The names of the commands. */
 export const COMMAND_NAMES = ["networks", "attach", "detach"] as const;
@@ -270,9 +271,19 @@ export function commandFlags(command: CommandName): string[] {
   return COMMANDS[command].flags.map((f) => `--${f.name}`);
 }
 
-/** A line per command for the agent's own `--help`. */
+/** A line per command for the program's `--help`. */
 export function commandsSummary(): string {
   return COMMAND_NAMES.map((c) => `  ${PROGRAM} ${c} ${COMMANDS[c].args}`).join("\n");
+}
+
+/**
+ * The program's `--help`: the agent's flags and config keys (`config/help.ts`), then the
+ * commands for people (each has its own `--help`).
+ */
+export function programHelp(): string {
+  return `${
+    helpText().replace(/\n$/, "")
+  }\n\nCommands for people who edit pod networks (each has its own --help):\n${commandsSummary()}\n`;
 }
 
 /**
