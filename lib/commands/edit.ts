@@ -1,8 +1,8 @@
 /**
  * `attach` and `detach`: one element added to or removed from a pod's networks annotation
- * by a read-modify-write with optimistic concurrency (`kube/pod_editor.ts`), the form and
- * every other element kept (`core/selection_edit.ts`), then with `--wait` the pod followed
- * until its condition says the change is done or has failed (`core/change_verdict.ts`).
+ * by a read-modify-write with optimistic concurrency (`pod_editor.ts`), the form and
+ * every other element kept (`selection_edit.ts`), then with `--wait` the pod followed
+ * until its condition says the change is done or has failed (`change_verdict.ts`).
  *
  * @module
  */
