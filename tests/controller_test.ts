@@ -1,7 +1,8 @@
 /**
  * The controller's wiring (`wireReconciler` in `lib/controller.ts`), with the real reconciler,
  * work queue and caches, fed by fake sources: the pod and NAD caches are `Reflector`s given
- * watch events by hand, the API server, runtime, multus and journal are in memory, and the
+ * watch events by hand, the API server, runtime, multus and journal are in memory
+ * (`tests/support/memory_world.ts`, as for the pass's own tests), and the
  * queue's timers run on a manual clock. Each case checks which queue call an event makes and
  * what the pod's next pass then does.
  */
@@ -15,7 +16,7 @@ import { wireReconciler, type Wiring } from "../lib/controller.ts";
 import { MemoryJournal } from "../lib/journal/memory_journal.ts";
 import { Reflector } from "../lib/kube/reflector.ts";
 import type { WatcherEvent } from "../lib/kube/types.ts";
-import type { DelegateRequest } from "../lib/reconcile/ports.ts";
+import { MemoryWorld } from "./support/memory_world.ts";
 
 const KEY = "ns1/p";
 const RETRY_MS = 1000;
@@ -31,95 +32,31 @@ class Node {
   readonly clock = new ManualClock();
   readonly pods = cache<PodSnapshot>();
   readonly nads = cache<NetworkAttachmentDefinition>((n) => `${n.namespace}/${n.name}`);
-  /** The API server's copy of the pod (status writes land here). */
-  pod: PodSnapshot;
-  readonly nadConfigs = new Map<string, string>();
-  readonly journal = new MemoryJournal();
-  readonly delegateCalls: string[] = [];
-  failing = new Set<string>();
+  /** The API server's pod, its NADs, the runtime, multus and the journal. */
+  readonly world: MemoryWorld;
+  /** Interfaces whose ADD fails. */
+  readonly failing = new Set<string>();
   /** Queue calls made by the triggers, in order. */
   readonly calls: string[] = [];
   readonly wiring: Wiring;
 
   constructor(networks: unknown[]) {
-    this.pod = {
-      metadata: {
-        name: "p",
-        namespace: "ns1",
-        uid: "uid-1",
-        resourceVersion: "1",
-        annotations: { [NETWORKS_ANNOTATION]: JSON.stringify(networks) },
-      },
-      spec: { nodeName: "n1" },
-      status: { phase: "Running" },
-    };
-    // deno-lint-ignore no-this-alias
-    const node = this;
+    this.world = new MemoryWorld(networks, []);
+    this.world.pod.metadata.resourceVersion = "1";
+    this.world.failDelegate = (req) =>
+      req.command === "ADD" && this.failing.has(req.ifname) ? "plugin failed" : undefined;
+    const quiet = new Logger({ level: "error", sink: () => {} });
     this.wiring = wireReconciler({
       pods: this.pods,
       nads: this.nads,
-      deps: {
-        pods: {
-          cached: (key) => node.pods.get(key),
-          fetch: () => Promise.resolve(structuredClone(node.pod)),
-        },
-        nads: {
-          get: (namespace, name) => {
-            const config = node.nadConfigs.get(`${namespace}/${name}`);
-            return config === undefined ? undefined : { namespace, name, config };
-          },
-        },
-        sandboxes: {
-          findSandbox: () =>
-            Promise.resolve({ id: "sb1", netnsPath: "/run/netns/x", ready: true, createdAt: 1 }),
-        },
-        delegator: {
-          delegate(req: DelegateRequest) {
-            node.delegateCalls.push(`${req.command} ${req.ifname}`);
-            if (req.command === "ADD" && node.failing.has(req.ifname)) {
-              return Promise.reject(new Error("plugin failed"));
-            }
-            return Promise.resolve(
-              req.command === "DEL" ? undefined : {
-                cniVersion: "1.0.0",
-                interfaces: [{ name: req.ifname, sandbox: req.netns }],
-              },
-            );
-          },
-        },
-        status: {
-          update(_namespace, _name, _uid, mutate) {
-            const annotations = node.pod.metadata.annotations!;
-            const finalizer = node.pod.metadata.holdsFinalizer === true;
-            const next = mutate({
-              networkStatus: annotations[NETWORK_STATUS_ANNOTATION],
-              finalizer,
-            });
-            if (
-              next.networkStatus === annotations[NETWORK_STATUS_ANNOTATION] &&
-              next.finalizer === finalizer
-            ) {
-              return Promise.resolve({ result: "unchanged" });
-            }
-            annotations[NETWORK_STATUS_ANNOTATION] = next.networkStatus!;
-            if (next.finalizer) node.pod.metadata.holdsFinalizer = true;
-            else delete node.pod.metadata.holdsFinalizer;
-            node.pod.metadata.resourceVersion = `${Number(node.pod.metadata.resourceVersion) + 1}`;
-            return Promise.resolve({ result: "written" });
-          },
-        },
-        journal: this.journal,
-        events: { record() {} },
-        log: new Logger({ level: "error", sink: () => {} }),
-        options: { namespaceIsolation: false, allowedNadNamespaces: [], dryRun: false },
-      },
+      deps: this.world.deps({ cached: (key) => this.pods.get(key), log: quiet }),
       queue: {
         concurrency: 2,
         baseDelayMs: RETRY_MS,
         maxDelayMs: RETRY_MS,
         jitter: 0,
         clock: this.clock,
-        log: new Logger({ level: "error", sink: () => {} }),
+        log: quiet,
       },
     });
     const queue = this.wiring.queue;
@@ -135,8 +72,22 @@ class Node {
     };
   }
 
+  /** The API server's copy of the pod (status writes land here). */
+  get pod(): PodSnapshot {
+    return this.world.pod;
+  }
+
+  get journal(): MemoryJournal {
+    return this.world.journal;
+  }
+
+  /** The delegate calls so far, as `command ifname`. */
+  get delegateCalls(): string[] {
+    return this.world.delegateRequests.map((r) => `${r.command} ${r.ifname}`);
+  }
+
   macvlan(name: string): void {
-    this.nadConfigs.set(
+    this.world.nads.set(
       `ns1/${name}`,
       JSON.stringify({ cniVersion: "0.3.1", name, type: "macvlan" }),
     );
@@ -151,7 +102,7 @@ class Node {
   watchNad(name: string): void {
     this.nads.apply({
       type: "applied",
-      object: { namespace: "ns1", name, config: this.nadConfigs.get(`ns1/${name}`)! },
+      object: { namespace: "ns1", name, config: this.world.nads.get(`ns1/${name}`)! },
     });
   }
 
