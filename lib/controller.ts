@@ -21,7 +21,6 @@ import { KubeEventRecorder } from "./kube/events.ts";
 import { nadInformer, nadSource } from "./kube/nads.ts";
 import { podInformer, podSource } from "./kube/pods.ts";
 import { KubeStatusStore } from "./kube/status_store.ts";
-import { FreshPodReads } from "./kube/fresh_reads.ts";
 import { MultusClient } from "./multus/client.ts";
 import { ControllerMetrics } from "./observe/controller_metrics.ts";
 import { healthChecks } from "./observe/health_checks.ts";
@@ -141,8 +140,6 @@ export async function runController(
   const multus = new MultusClient(config.multusSocketPath, {
     timeoutMs: config.delegateTimeoutMs,
   });
-  // A pass's fresh read of a pod is the read its status write starts from (one GET, not two).
-  const reads = new FreshPodReads();
   const events = new KubeEventRecorder(kube, {
     nodeName: config.nodeName,
     log,
@@ -152,11 +149,11 @@ export async function runController(
     pods,
     nads,
     deps: {
-      pods: podSource(kube, pods, reads),
+      pods: podSource(kube, pods),
       nads: nadSource(nads),
       sandboxes: cri,
       delegator: multus,
-      status: new KubeStatusStore(kube, { onConflict: () => metrics.statusConflict(), reads }),
+      status: new KubeStatusStore(kube, { onConflict: () => metrics.statusConflict() }),
       journal,
       events,
       log,

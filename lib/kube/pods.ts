@@ -17,9 +17,9 @@ import {
 } from "../core/annotations.ts";
 import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
 import type { PodSnapshot } from "../core/pod.ts";
-import type { PodSource } from "../reconcile/ports.ts";
+import type { FreshPod, PodSource } from "../reconcile/ports.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
-import type { FreshPodReads } from "./fresh_reads.ts";
+import { PodBase } from "./pod_base.ts";
 import { kubeListWatch } from "./list_watch.ts";
 import { Reflector } from "./reflector.ts";
 import { Watcher, type WatcherOptions } from "./watcher.ts";
@@ -151,21 +151,16 @@ export function podPath(namespace: string, name: string): string {
 }
 
 /**
- * The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike.
- * With `reads`, each fresh read is also kept whole there, for the status write that follows.
+ * The reconciler's {@linkcode PodSource}: the informer's cache, and a fresh GET, slimmed alike;
+ * a fresh read also carries the whole object, as the base of the pass's status write.
  */
-export function podSource(
-  client: KubeClient,
-  informer: Reflector<Pod>,
-  reads?: FreshPodReads,
-): PodSource {
+export function podSource(client: KubeClient, informer: Reflector<Pod>): PodSource {
   return {
     cached: (key) => informer.get(key),
-    fetch: async (namespace, name) => {
-      const pod = await getPod(client, namespace, name);
-      if (pod) reads?.put(namespace, name, pod);
-      else reads?.forget(namespace, name);
-      return slimPod(pod);
+    fetch: async (namespace, name): Promise<FreshPod | undefined> => {
+      const object = await getPod(client, namespace, name);
+      const pod = slimPod(object);
+      return object && pod ? { pod, base: new PodBase(object) } : undefined;
     },
   };
 }

@@ -1,11 +1,11 @@
 /**
  * Writes a pod's `k8s.v1.cni.cncf.io/network-status` annotation the way upstream does (and
  * its RBAC allows), with the agent's finalizer and its condition (`NETWORKS_READY_CONDITION`,
- * among `status.conditions`) in the same write: a fresh GET of the pod (or the pass's own fresh
- * read of it, when one is kept in `fresh_reads.ts`), then a PUT of the whole object to
- * `/api/v1/namespaces/{ns}/pods/{name}/status` (which keeps spec, deletionTimestamp and
- * ownerReferences as they are, and takes the rest of metadata). The pod the PUT answers is
- * kept in the same way, as the base of the pass's next write (the record that follows an
+ * among `status.conditions`) in the same write: from the base the pass gives (its fresh read,
+ * or the pod its last write answered; `pod_base.ts`), else from a GET of the pod, a PUT of the
+ * whole object to `/api/v1/namespaces/{ns}/pods/{name}/status` (which keeps spec,
+ * deletionTimestamp and ownerReferences as they are, and takes the rest of metadata). The pod
+ * the PUT answers is the base of the pass's next write (the record that follows an
  * announcement). The resourceVersion of the base makes the PUT conditional, so a concurrent change is never overwritten: on 409 Conflict the pod is
  * read again and the caller's `mutate` applied again to what is there now. A pod that is gone,
  * or was replaced by another of the same name, is an outcome (`gone`), not an error: the
@@ -16,6 +16,7 @@
 import { sleep } from "../base/backoff.ts";
 import {
   type OwnedStatus,
+  type StatusBase,
   type StatusStore,
   type StatusUpdate,
   StatusWriteError,
@@ -29,7 +30,7 @@ import {
   setNetworksCondition,
 } from "../core/networks_condition.ts";
 import { podPath } from "./pods.ts";
-import type { FreshPodReads } from "./fresh_reads.ts";
+import { PodBase } from "./pod_base.ts";
 
 /** Options of {@linkcode updateNetworkStatus}. */
 export interface StatusWriteOptions {
@@ -41,12 +42,6 @@ export interface StatusWriteOptions {
   signal?: AbortSignal;
   /** Called for every PUT refused with 409 Conflict (whether or not it is retried). */
   onConflict?: () => void;
-  /**
-   * Fresh reads to start from: the first attempt uses the pod's kept read instead of a GET
-   * when it leads to a write (a read that finds nothing to write, or another uid, is made
-   * again, so that those outcomes always come from a read of the pod as it is now).
-   */
-  reads?: FreshPodReads;
 }
 
 /** The outcome of {@linkcode updateNetworkStatus}: the port's outcome, and how it went. */
@@ -55,6 +50,8 @@ export type StatusWriteResult = StatusUpdate & {
   attempts: number;
   /** The pod's resourceVersion after the write (or as read, when nothing was written). */
   resourceVersion?: string;
+  /** The pod as written: the base of the next write. */
+  base?: PodBase;
 };
 
 type PodObject = {
@@ -72,9 +69,10 @@ type PodObject = {
  * Applies `mutate` to the pod's network-status annotation (undefined when absent), the
  * presence of the agent's finalizer and the agent's condition (`NETWORKS_READY_CONDITION`),
  * and writes the result when it differs; an undefined
- * annotation removes it. Other annotations, finalizers, conditions and fields are written back as read. Resolves to `gone` (nothing written) when
- * the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when the
- * API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
+ * annotation removes it. Other annotations, finalizers, conditions and fields are written back
+ * as read. Starts from `base` when given, else from a GET. Resolves to `gone` (nothing written)
+ * when the pod does not exist or its uid is not `uid`. Throws a {@linkcode KubeApiError} when
+ * the API refuses the write (409 after `maxAttempts`), and whatever `mutate` throws.
  */
 export async function updateNetworkStatus(
   client: KubeClient,
@@ -83,23 +81,18 @@ export async function updateNetworkStatus(
   uid: string,
   mutate: (current: OwnedStatus) => OwnedStatus,
   options: StatusWriteOptions = {},
+  base?: PodBase,
 ): Promise<StatusWriteResult> {
   const maxAttempts = options.maxAttempts ?? 5;
   const delay = options.retryDelayMs ?? 10;
   const path = podPath(namespace, name);
-  const write = async (pod: PodObject, attempt: number) => {
-    const outcome = await writeOnto(client, path, pod, uid, mutate, options, attempt);
-    // The pod as written is the base of the pass's next write (the record after an
-    // announcement), as a fresh read would be.
-    if (outcome.result === "written" && outcome.pod) {
-      options.reads?.put(namespace, name, outcome.pod);
-    }
-    return outcome;
-  };
-  const kept = options.reads?.take(namespace, name) as PodObject | undefined;
+  const write = (pod: PodObject, attempt: number) =>
+    writeOnto(client, path, pod, uid, mutate, options, attempt);
+  // A copy: the attempt writes its changes into the object it starts from.
+  const kept = base ? structuredClone(base.object) as PodObject : undefined;
   for (let attempt = 1;; attempt++) {
     let outcome = attempt === 1 && kept ? await write(kept, attempt) : undefined;
-    // A kept read counts only when it leads to a PUT: another uid and nothing to write are
+    // A base counts only when it leads to a PUT: another uid and nothing to write are
     // answered from a read of the pod as it is now.
     const decidedByRead = outcome?.result === "unchanged" ||
       (outcome?.result === "gone" && outcome.reason === "UidChanged");
@@ -134,9 +127,7 @@ async function writeOnto(
   mutate: (current: OwnedStatus) => OwnedStatus,
   options: StatusWriteOptions,
   attempt: number,
-): Promise<
-  (StatusWriteResult & { pod?: PodObject }) | { result: "conflict"; error: KubeApiError }
-> {
+): Promise<StatusWriteResult | { result: "conflict"; error: KubeApiError }> {
   const meta = pod.metadata ??= {};
   if (meta.uid !== uid) return { result: "gone", reason: "UidChanged", attempts: attempt };
   const finalizers = meta.finalizers ?? [];
@@ -181,7 +172,7 @@ async function writeOnto(
       result: "written",
       attempts: attempt,
       resourceVersion: written.metadata?.resourceVersion,
-      pod: written,
+      base: new PodBase(written as Record<string, unknown>),
     };
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 404) {
@@ -211,6 +202,7 @@ export class KubeStatusStore implements StatusStore {
     name: string,
     uid: string,
     mutate: (current: OwnedStatus) => OwnedStatus,
+    base?: StatusBase,
   ): Promise<StatusUpdate> {
     let written;
     try {
@@ -221,14 +213,16 @@ export class KubeStatusStore implements StatusStore {
         uid,
         mutate,
         this.#options,
+        // A base from elsewhere (none is) names a version only: the write starts from a read.
+        base instanceof PodBase ? base : undefined,
       );
     } catch (err) {
       if (!(err instanceof KubeApiError)) throw err;
       throw new StatusWriteError(err.message, writeFailure(err.status), { cause: err });
     }
-    return written.result === "gone"
-      ? { result: "gone", reason: written.reason }
-      : { result: written.result };
+    if (written.result === "gone") return { result: "gone", reason: written.reason };
+    if (written.result === "unchanged") return { result: "unchanged" };
+    return written.base ? { result: "written", base: written.base } : { result: "written" };
   }
 }
 

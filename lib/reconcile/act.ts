@@ -58,8 +58,8 @@ export async function act(
     return waitFor("the pod's deletion");
   }
   const operations = planned.plan?.operations ?? [];
-  const outcomes = await runOperations(ctx, announced, sandbox, operations);
-  return { ...settled, pod: announced, outcomes };
+  const outcomes = await runOperations(ctx, announced.pod, sandbox, operations);
+  return { ...settled, ...announced, outcomes };
 }
 
 /**
@@ -72,30 +72,28 @@ export async function act(
  */
 async function announce(
   ctx: PassContext,
-  { pod, planned }: Settled,
-): Promise<PodSnapshot | Exclude<WriteOutcome, "written">> {
+  { pod, planned, base }: Settled,
+): Promise<Pick<Settled, "pod" | "base"> | Exclude<WriteOutcome, "written">> {
   const missing = new Set(planned.missingNads);
   const changing = (planned.plan?.operations ?? []).filter((op) =>
     op.kind === "remove" ||
     !missing.has(nadKey({ namespace: op.id.namespace, name: op.id.network }))
   );
-  if (changing.length === 0) return pod;
+  if (changing.length === 0) return { pod, base };
   const addsFirst = changing.some((op) => op.kind === "add") &&
     pod.metadata.holdsFinalizer !== true;
   const condition = pod.status?.networksCondition?.status === "False"
     ? undefined
     : passCondition(pod, planned, ctx.report.problems, { changing });
   const newCondition = conditionChanged(pod, condition);
-  if (!addsFirst && !newCondition) return pod;
-  const outcome = await ctx.effects.writeStatus(
-    pod,
-    undefined,
-    ctx.log,
-    addsFirst ? true : undefined,
-    newCondition ? condition : undefined,
-  );
-  if (outcome !== "written") return outcome;
+  if (!addsFirst && !newCondition) return { pod, base };
+  const written = await ctx.effects.writeStatus(pod, ctx.log, {
+    finalizer: addsFirst ? true : undefined,
+    condition: newCondition ? condition : undefined,
+    base,
+  });
+  if (written.outcome !== "written") return written.outcome;
   const metadata = addsFirst ? { ...pod.metadata, holdsFinalizer: true } : pod.metadata;
   const status = newCondition ? { ...pod.status, networksCondition: condition } : pod.status;
-  return { ...pod, metadata, ...(status ? { status } : {}) };
+  return { pod: { ...pod, metadata, ...(status ? { status } : {}) }, base: written.base };
 }

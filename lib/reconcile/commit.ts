@@ -41,9 +41,13 @@ export async function commit(ctx: PassContext, acted: Acted): Promise<ReconcileO
         return next;
       }
       : undefined;
-    if (await ctx.effects.writeStatus(pod, record, ctx.log, finalizer, condition) === "gone") {
-      return DONE;
-    }
+    const write = await ctx.effects.writeStatus(pod, ctx.log, {
+      record,
+      finalizer,
+      condition,
+      base: acted.base,
+    });
+    if (write.outcome === "gone") return DONE;
     if (written !== undefined && acted.settledAs !== undefined && basedOn === acted.settledAs) {
       // Written onto the very network-status the journal was settled against (no newer one,
       // such as a new sandbox's, came in between): the echo of this write needs no pass.

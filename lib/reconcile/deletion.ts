@@ -129,7 +129,7 @@ export async function releaseFinished(
   }
   if (own.length === 0) {
     // Nothing of the agent's: the pod's networks are multus' to release at teardown.
-    if (pod.metadata.holdsFinalizer) await effects.writeStatus(pod, undefined, log, false);
+    if (pod.metadata.holdsFinalizer) await effects.writeStatus(pod, log, { finalizer: false });
     return DONE;
   }
   if (mayStillRun(pod, await sandbox(), now)) return requeueAfter(SANDBOX_STOP_POLL_MS);
@@ -163,12 +163,10 @@ async function release(
   const keep = failed.length > 0 && !pastDeadline(pod, now, RELEASE_GIVE_UP_MS);
   const forgotten = keep ? released : [...released, ...failed.map((f) => f.add)];
   await writeJournal(deps.journal, podKey(pod), { released: forgotten });
-  await effects.writeStatus(
-    pod,
-    (entries) => entries.filter((e) => !released.some((a) => isEntryOf(e, a.id))),
-    log,
-    keep,
-  );
+  await effects.writeStatus(pod, log, {
+    record: (entries) => entries.filter((e) => !released.some((a) => isEntryOf(e, a.id))),
+    finalizer: keep,
+  });
   report.about(pod.metadata);
   for (const add of released) report.operationEnded(releaseOutcome(add));
   for (const { add, error } of failed) report.operationEnded(releaseOutcome(add, error));

@@ -12,7 +12,24 @@ import { type NetworksCondition, withTransition } from "../core/networks_conditi
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { formatNetworkStatus, type NetworkStatus, parseNetworkStatus } from "../core/status.ts";
 import { ReconcileError } from "./outcome.ts";
-import { type DelegateRequest, type ReconcilerDeps, StatusWriteError } from "./ports.ts";
+import {
+  type DelegateRequest,
+  type ReconcilerDeps,
+  type StatusBase,
+  StatusWriteError,
+} from "./ports.ts";
+
+/** What one status write changes, and what it starts from. */
+export interface StatusChange {
+  /** Network-status as it should be, from the entries as they are; undefined leaves it. */
+  record?: (entries: NetworkStatus[]) => NetworkStatus[];
+  /** Whether the agent's finalizer should be on the pod; undefined leaves it. */
+  finalizer?: boolean;
+  /** The agent's condition; undefined leaves it. */
+  condition?: NetworksCondition;
+  /** The pod as the pass last read or wrote it; undefined: the write reads it first. */
+  base?: StatusBase;
+}
 
 /** What a step of a pass that acts through its {@linkcode Effects} works with. */
 export interface EffectsContext {
@@ -58,26 +75,26 @@ export class Effects {
   }
 
   /**
-   * Writes `pod`'s network-status through `mutate` (undefined leaves it as it is), its
-   * finalizer when `finalizer` says whether it should be there, and the agent's condition
-   * when `condition` is set (undefined leaves either as it is), in one update. The condition
-   * keeps its `lastTransitionTime` while its status stays the same.
+   * Writes `change` to `pod` in one update: network-status through `change.record`
+   * (undefined leaves it as it is), the finalizer when `change.finalizer` says whether it
+   * should be there, and the agent's condition when `change.condition` is set (undefined
+   * leaves either as it is), starting from `change.base` when given. The condition keeps its
+   * `lastTransitionTime` while its status stays the same.
    *
-   * Resolves to `written` (also when nothing needed writing); to `gone` when the pod was
-   * deleted or replaced meanwhile (there is nothing left to record and nothing to retry); to
-   * `terminating` when the finalizer was to be added to a pod whose deletion has begun, which
-   * the API server refuses: the rest is written without it. Any other failure throws a
-   * {@linkcode ReconcileError} (`conflict` when the pod kept changing under the write, else
-   * `status-write`), so the pass is retried; only a write refused for a reason an operator
-   * must fix is logged at `error`.
+   * Resolves to `written` (also when nothing needed writing), with the pod as written when
+   * known (the base of a next write); to `gone` when the pod was deleted or replaced meanwhile
+   * (there is nothing left to record and nothing to retry); to `terminating` when the
+   * finalizer was to be added to a pod whose deletion has begun, which the API server refuses:
+   * the rest is written without it. Any other failure throws a {@linkcode ReconcileError}
+   * (`conflict` when the pod kept changing under the write, else `status-write`), so the pass
+   * is retried; only a write refused for a reason an operator must fix is logged at `error`.
    */
   async writeStatus(
     pod: PodSnapshot,
-    mutate: ((entries: NetworkStatus[]) => NetworkStatus[]) | undefined,
     log: Logger,
-    finalizer?: boolean,
-    condition?: NetworksCondition,
-  ): Promise<WriteOutcome> {
+    change: StatusChange,
+  ): Promise<{ outcome: WriteOutcome; base?: StatusBase }> {
+    const { record: mutate, finalizer, condition } = change;
     const key = podKey(pod);
     const now = this.#deps.now ?? Date.now;
     let tooLate = false;
@@ -101,6 +118,7 @@ export class Effects {
           if (!same) this.#wrote(key, text);
           return { networkStatus: same ? current.networkStatus : text, finalizer: keep, ...owned };
         },
+        change.base,
       );
     } catch (err) {
       this.#deps.observer?.statusWrite?.(false);
@@ -122,9 +140,10 @@ export class Effects {
       log.info("pod gone before its network-status was written; nothing to record", {
         reason: update.reason,
       });
-      return "gone";
+      return { outcome: "gone" };
     }
     this.#deps.observer?.statusWrite?.(true);
-    return tooLate ? "terminating" : "written";
+    const base = update.result === "written" ? update.base : change.base;
+    return { outcome: tooLate ? "terminating" : "written", ...(base ? { base } : {}) };
   }
 }

@@ -116,7 +116,7 @@ export async function keepCondition(
   condition: NetworksCondition | undefined,
 ): Promise<void> {
   if (ctx.deps.options.dryRun || !conditionChanged(pod, condition)) return;
-  await ctx.effects.writeStatus(pod, undefined, ctx.log, undefined, condition);
+  await ctx.effects.writeStatus(pod, ctx.log, { condition });
 }
 
 /**

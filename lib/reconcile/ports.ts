@@ -21,7 +21,25 @@ export interface PodSource {
   /** The cached pod for `namespace/name`, if any. */
   cached(key: string): PodSnapshot | undefined;
   /** A fresh read from the API server; undefined when the pod is gone. */
-  fetch(namespace: string, name: string): Promise<PodSnapshot | undefined>;
+  fetch(namespace: string, name: string): Promise<FreshPod | undefined>;
+}
+
+/**
+ * The version of a pod a status write starts from: the pod as a fresh read, or the last write
+ * of the pass, answered it. Opaque to the pass but for the version it names: a write from it
+ * is refused (409 Conflict) when the pod has changed since, and then made from a new read.
+ */
+export interface StatusBase {
+  /** The pod's `metadata.resourceVersion` in it. */
+  readonly resourceVersion: string;
+}
+
+/** A pod read afresh: what the pass reads of it, and the base of its next status write. */
+export interface FreshPod {
+  /** The pod. */
+  pod: PodSnapshot;
+  /** The pod as read, for a status write to start from. */
+  base: StatusBase;
 }
 
 /** NetworkAttachmentDefinitions by namespace and name. */
@@ -32,8 +50,8 @@ export interface NadSource {
 
 /** What became of a status update. */
 export type StatusUpdate =
-  /** The change was written. */
-  | { result: "written" }
+  /** The change was written; `base` is the pod as written, for the pass's next write. */
+  | { result: "written"; base?: StatusBase }
   /** The mutation left the pod as it was: nothing was written. */
   | { result: "unchanged" }
   /** The pod is gone, or another pod took its name: there is nothing left to record. */
@@ -82,15 +100,18 @@ export interface OwnedStatus {
 export interface StatusStore {
   /**
    * Applies `mutate` to the agent's parts of the pod as they are now and writes the result
-   * when it differs, leaving everything else of the pod as it is. Never writes to a pod whose
-   * uid is not `uid`. Throws only when the write could not be made (the API refused it or
-   * could not be reached), and whatever `mutate` throws.
+   * when it differs, leaving everything else of the pod as it is. Starts from `base` (a fresh
+   * read or the last write of the pass) when given, else reads the pod; a write the pod has
+   * changed since is refused, and made again from a new read with `mutate` applied again.
+   * Never writes to a pod whose uid is not `uid`. Throws only when the write could not be made
+   * (the API refused it or could not be reached), and whatever `mutate` throws.
    */
   update(
     namespace: string,
     name: string,
     uid: string,
     mutate: (current: OwnedStatus) => OwnedStatus,
+    base?: StatusBase,
   ): Promise<StatusUpdate>;
 }
 

@@ -114,7 +114,7 @@ async function pass(ctx: PassContext, key: string): Promise<ReconcileOutcome> {
       ctx.memory.changeApplied(key);
       return await endSettled(ctx, seen.pod, seen.planned);
   }
-  const settled = await settle(ctx, seen.pod, seen.planned, await seen.sandbox);
+  const settled = await settle(ctx, seen, await seen.sandbox);
   if ("kind" in settled) return settled;
   const acted = await act(ctx, settled, await seen.sandbox);
   if ("kind" in acted) return acted;

@@ -124,11 +124,10 @@ export async function settleJournal(
     });
     // A failed write throws before the journal is written: the next pass releases them again
     // (DEL is idempotent) and retries the write.
-    changed = await effects.writeStatus(
-      pod,
-      (current) => current.filter((e) => !holdsEmptied(e)),
-      log,
-    ) !== "gone";
+    const written = await effects.writeStatus(pod, log, {
+      record: (current) => current.filter((e) => !holdsEmptied(e)),
+    });
+    changed = written.outcome !== "gone";
   }
   await writeJournal(deps.journal, key, { recorded, released: [...forgotten, ...released] });
   if (failures.length > 0) throw new ReconcileError(key, failures);

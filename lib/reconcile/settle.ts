@@ -14,7 +14,7 @@ import { DONE, type ReconcileOutcome } from "./outcome.ts";
 import type { PassContext } from "./pass_context.ts";
 import { endSettled } from "./pass_end.ts";
 import type { PlannedPod } from "./planning.ts";
-import type { PodSandbox } from "./ports.ts";
+import type { PodSandbox, StatusBase } from "./ports.ts";
 import { settleJournal } from "./recovery.ts";
 
 /** The pod as settled, for the act phase. */
@@ -23,6 +23,8 @@ export interface Settled {
   pod: PodSnapshot;
   /** Its plan. */
   planned: PlannedPod;
+  /** The pod as last read or written, for the next status write to start from. */
+  base?: StatusBase;
   /**
    * The network-status the journal was settled against in the live sandbox (as the agent
    * writes it), when it is readable: a record written onto it needs no other look.
@@ -37,27 +39,27 @@ export interface Settled {
  */
 export async function settle(
   ctx: PassContext,
-  pod: PodSnapshot,
-  planned: PlannedPod,
+  seen: Settled,
   sandbox: PodSandbox | undefined,
 ): Promise<Settled | ReconcileOutcome> {
+  let { pod, planned, base } = seen;
   const key = podKey(pod);
   if (await settleJournal(ctx, key, pod, sandbox)) {
     // The release changed network-status: plan from what it says now.
-    const fresh = await fetchPod(ctx, key);
-    if (!fresh || fresh.metadata.uid !== pod.metadata.uid) return DONE;
-    if (isFinished(fresh)) return await releaseFinished(ctx, fresh, () => Promise.resolve(sandbox));
-    pod = fresh;
-    planned = plan(ctx, fresh);
+    const read = await fetchPod(ctx, key);
+    if (!read || read.pod.metadata.uid !== pod.metadata.uid) return DONE;
+    ({ pod, base } = read);
+    if (isFinished(pod)) return await releaseFinished(ctx, pod, () => Promise.resolve(sandbox));
+    planned = plan(ctx, pod);
     if (!planned.plan) return await endSettled(ctx, pod, planned);
   }
-  if (!sandbox?.ready) return { pod, planned };
+  if (!sandbox?.ready) return { pod, planned, ...(base ? { base } : {}) };
   // Settled against the live sandbox: until network-status changes again, the journal's
   // attachments need no other look (a sandbox still being replaced is no such look).
   const text = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "";
   ctx.memory.settled(key, text);
   const settledAs = formattedOrUndefined(text);
-  return settledAs === undefined ? { pod, planned } : { pod, planned, settledAs };
+  return { pod, planned, ...(base ? { base } : {}), ...(settledAs ? { settledAs } : {}) };
 }
 
 /** A network-status text as the agent would write it back; undefined when it cannot be read. */

@@ -147,7 +147,7 @@ export class MemoryWorld {
         fetch: () => {
           const read = world.present ? structuredClone(world.pod) : undefined;
           world.afterFetch?.();
-          return Promise.resolve(read);
+          return Promise.resolve(read && { pod: read, base: { resourceVersion: "" } });
         },
       },
       nads: {
