@@ -16,7 +16,9 @@
  *    and the writes while nothing changes (resync every 10 s during that window).
  * 6. Start-up with an edit waiting on every pod (`--startups` runs): process start → config
  *    loaded → caches synced → first and last network-status written.
- * 7. What each loaded part costs (RSS, load time), each in a process of its own (`parts.ts`).
+ * 7. What each loaded part costs (RSS, load time), each in a process of its own (`parts.ts`),
+ *    and two of the agent's own parts against the library that could stand in for each: the
+ *    CRI codec against protobufjs, the metrics registry against prom-client (`libraries.ts`).
  * 8. Floors (`floors.ts`): multus' `/delegate`, the CRI lookup, the watch and the API server's
  *    own time per read and per status write (PUT, and the two PATCHes it could be), each alone.
  * 9. Wake-ups (`--wakeups` rounds): a pod in a ten-minute backoff after a partial pass, and
@@ -44,6 +46,7 @@ import { deltaBy, Scrape } from "./prom.ts";
 import { round, summarize, type Summary } from "./stats.ts";
 import { wakeupPhase, type WakeupResult } from "./wakeups.ts";
 import { type PartCost, partCosts } from "./parts.ts";
+import { type LibraryCost, libraryCosts } from "./libraries.ts";
 import { type ApiFloor, floorsPhase, type FloorsResult } from "./floors.ts";
 
 const NAMESPACE = "bench";
@@ -841,6 +844,26 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
     );
   }
   lines.push("");
+  const lw = [46, 5, 9, 7, 10, 10];
+  lines.push(
+    row(
+      ["own part or library (own process)", "runs", "load ms", "+MiB", "work µs", "render µs"],
+      lw,
+    ),
+  );
+  for (const l of report.libraries as LibraryCost[]) {
+    lines.push(
+      row([
+        l.label,
+        l.runs,
+        ms(l.loadMs),
+        ms(l.extraMiB),
+        ms(l.workUs),
+        l.renderUs === undefined ? "" : ms(l.renderUs),
+      ], lw),
+    );
+  }
+  lines.push("");
   const mem = report.memory as Record<string, number>;
   lines.push(
     `memory (MiB): idle 0 pods ${ms(mem.idle0PodsMiB!)} · idle ${report.pods} pods ${
@@ -979,6 +1002,8 @@ async function main(): Promise<void> {
     }
     progress("what each loaded part costs, in processes of their own");
     const parts = await partCosts(5);
+    progress("our CRI codec and metrics registry against protobufjs and prom-client");
+    const libraries = await libraryCosts(5);
     const wakeups = options.wakeups > 0
       ? await wakeupPhase(rig, watch, NAMESPACE, options.wakeups, progress)
       : undefined;
@@ -1075,6 +1100,7 @@ async function main(): Promise<void> {
       pendingStartup: pendingSummary,
       pendingStartupSamples: pendingStartups,
       parts,
+      libraries,
       memory,
       api: {
         perPlug: perOp("add"),
