@@ -6,7 +6,7 @@
  * @module
  */
 import { nadKey } from "../core/nad.ts";
-import { podKey, type PodSnapshot } from "../core/pod.ts";
+import { podKey } from "../core/pod.ts";
 import type { WriteOutcome } from "./effects.ts";
 import { type OperationOutcome, runOperations } from "./operation.ts";
 import { DONE, type ReconcileOutcome, requeue, waitFor } from "./outcome.ts";
