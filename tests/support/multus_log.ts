@@ -41,9 +41,20 @@ export interface MultusActivity {
   agent: { added: string[]; deleted: string[] };
 }
 
-const REQUEST =
-  /\[verbose\] (ADD|DEL) (starting|finished) (CNI|delegate|Delegate) request ContainerID:"([0-9a-f]+)" Netns:"[^"]*" IfName:"([^"]*)" Args:"([^"]*)"/;
-const PLUGIN = /\[verbose\] (Add|Del): [^:\s]+:[^:\s]+:([0-9a-f-]+):[^:\s]+:(\S+) /;
+/**
+ * multus writes each log line in three writes (header, message, newline) from many goroutines
+ * at once, so under load the pieces of two lines interleave: one text line may hold two
+ * messages, and a message may follow another's header. Messages are therefore matched anywhere
+ * in the text, in order, never one per line.
+ */
+const MESSAGE = new RegExp(
+  [
+    String
+      .raw`(ADD|DEL) (starting|finished) (CNI|delegate|Delegate) request ContainerID:"([0-9a-f]+)" Netns:"[^"]*" IfName:"([^"]*)" Args:"([^"]*)" Path:"[^"]*"(?:, result: "(?:[^"\\]|\\.)*", err: (<nil>)?)?`,
+    String.raw`(Add|Del): [^:\s]+:[^:\s]+:([0-9a-f-]+):[^:\s]+:(\S+) `,
+  ].join("|"),
+  "g",
+);
 
 /** What multus did for pod `uid`, according to `log`. */
 export function multusActivity(log: string, uid: string): MultusActivity {
@@ -59,33 +70,31 @@ export function multusActivity(log: string, uid: string): MultusActivity {
    * is the other one.
    */
   const inFlight: { key: string; seen: boolean }[] = [];
-  for (const line of log.split("\n")) {
-    const r = REQUEST.exec(line);
-    if (r) {
-      if (!r[6]!.split(";").includes(`K8S_POD_UID=${uid}`)) continue;
-      const command = r[1] as "ADD" | "DEL";
-      const kind = r[3]!.toLowerCase() === "delegate" ? "delegate" : "CNI";
-      const ifname = r[5]!;
-      if (r[2] === "starting") {
-        requests.push({ command, kind, sandboxId: r[4]!, ifname });
+  for (const m of log.matchAll(MESSAGE)) {
+    if (m[1]) {
+      if (!m[6]!.split(";").includes(`K8S_POD_UID=${uid}`)) continue;
+      const command = m[1] as "ADD" | "DEL";
+      const kind = m[3]!.toLowerCase() === "delegate" ? "delegate" : "CNI";
+      const ifname = m[5]!;
+      if (m[2] === "starting") {
+        requests.push({ command, kind, sandboxId: m[4]!, ifname });
         if (kind === "delegate") inFlight.push({ key: `${command} ${ifname}`, seen: false });
         continue;
       }
       const started = requests.find((q) =>
         q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname
       );
-      if (started) started.ok = /, err: <nil>\s*$/.test(line);
+      if (started) started.ok = m[7] !== undefined;
       const i = inFlight.findIndex((f) => f.key === `${command} ${ifname}`);
       if (kind === "delegate" && i >= 0) inFlight.splice(i, 1);
       continue;
     }
-    const p = PLUGIN.exec(line);
-    if (!p || p[2] !== uid) continue;
-    const command = p[1] === "Add" ? "ADD" : "DEL";
-    const ours = inFlight.find((f) => f.key === `${command} ${p[3]}` && !f.seen);
+    if (m[9] !== uid) continue;
+    const command = m[8] === "Add" ? "ADD" : "DEL";
+    const ours = inFlight.find((f) => f.key === `${command} ${m[10]}` && !f.seen);
     if (ours) ours.seen = true;
     const side = ours ? activity.agent : activity.sandbox;
-    (command === "ADD" ? side.added : side.deleted).push(p[3]!);
+    (command === "ADD" ? side.added : side.deleted).push(m[10]!);
   }
   return activity;
 }
