@@ -4,11 +4,14 @@
  * Exit codes: 0 success, 1 invalid configuration, 2 unusable command line. The commands for
  * people (`networks`, `attach`, `detach`; `lib/commands/`) also use 3: timed out waiting.
  *
+ * `main.ts kubectl …` is the kubectl plugin (`kubectl hotplug …`): the plugin binary is this
+ * file compiled with the first argument `kubectl` baked in (`lib/commands/plugin.ts`).
+ *
  * @module
  */
 import { PROGRAM, UsageError, VERSION } from "./lib/config/cli.ts";
 import { CONFIG_KEYS } from "./lib/config/settings.ts";
-import { isCommand, programHelp } from "./lib/commands/command_line.ts";
+import { isCommand, KUBECTL_MODE, programHelp } from "./lib/commands/command_line.ts";
 import { ConfigError, describeOrigin, loadConfig, readEnvironment } from "./lib/config/load.ts";
 import { parseCommandLine } from "./lib/config/flags.ts";
 import { errorText, Logger } from "./lib/base/log.ts";
@@ -42,9 +45,13 @@ function fail(io: MainIo, err: unknown): number {
 /**
  * Runs the program with `args` (without the program name) and returns its exit code. A first
  * argument that names a command (`networks`, `attach`, `detach`) runs that command for a
- * person instead of the agent.
+ * person instead of the agent; a first argument `kubectl` runs the kubectl plugin
+ * (`kubectl hotplug …`) with the rest.
  */
 export function main(args: readonly string[], io: MainIo = processIo): Promise<number> {
+  if (args[0] === KUBECTL_MODE) {
+    return import("./lib/commands/plugin.ts").then(({ runPlugin }) => runPlugin(args.slice(1), io));
+  }
   if (isCommand(args[0])) {
     return import("./lib/commands/run.ts").then(({ runCommand }) => runCommand(args, io));
   }

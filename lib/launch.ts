@@ -7,8 +7,13 @@
  * ```sh
  * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts run [--print] [--] <program flags>
  * deno run --no-prompt --allow-read --allow-env --allow-run=deno lib/launch.ts compile [--print] \
- *   [--target amd64|arm64|<triple>] [--output <file>] [--api-server <host:port>]...
+ *   [--target amd64|arm64|<triple>] [--only agent|plugin] [--output <file>] \
+ *   [--plugin-output <file>] [--api-server <host:port>]...
  * ```
+ *
+ * `compile` builds two binaries from `main.ts`: the agent (`dist/dynamic-networks-controller`,
+ * the deployment grants) and the kubectl plugin (`dist/kubectl-hotplug`, people's grants and
+ * the baked-in argument `kubectl`); `--only` builds one of them.
  *
  * For `run` it loads the configuration exactly as the program will (same flags, environment,
  * file and socket detection), then grants the chosen sockets, the config file, the kubeconfig
@@ -34,6 +39,7 @@ import {
   type Grants,
   grantsFor,
   permissionFlags,
+  pluginCompileArgs,
   RUNTIME_FLAGS,
 } from "./process/permissions.ts";
 
@@ -137,21 +143,28 @@ export function shellQuote(argv: readonly string[]): string {
 
 /** The options of the `compile` command. */
 export interface CompileCommandOptions {
-  /** Print the command instead of running it. */
+  /** Print the commands instead of running them. */
   print: boolean;
-  /** The full `deno compile` command. */
+  /** The full `deno compile` commands, run one after the other: the agent's, the plugin's. */
+  commands: string[][];
+  /** The first of {@linkcode CompileCommandOptions.commands}: the agent's, unless `--only plugin`. */
   argv: string[];
 }
+
+/** The binaries `deno task compile` builds: the agent and the kubectl plugin. */
+export const COMPILE_BINARIES = ["agent", "plugin"] as const;
 
 function hostArch(): keyof typeof COMPILE_TARGETS {
   return Deno.build.arch === "aarch64" ? "arm64" : "amd64";
 }
 
-/** Parses the `compile` command's options into the `deno compile` command line. */
+/** Parses the `compile` command's options into the `deno compile` command lines. */
 export function compileCommand(args: readonly string[]): CompileCommandOptions {
   let print = false;
   let target: string = hostArch();
   let output: string | undefined;
+  let pluginOutput: string | undefined;
+  let only: typeof COMPILE_BINARIES[number] | undefined;
   const apiServers: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -161,24 +174,42 @@ export function compileCommand(args: readonly string[]): CompileCommandOptions {
       print = true;
       continue;
     }
-    if (name === "target" || name === "output" || name === "api-server") {
+    if (
+      name === "target" || name === "output" || name === "api-server" ||
+      name === "plugin-output" || name === "only"
+    ) {
       const value = m?.[2] ?? args[++i];
       if (value === undefined || value === "") {
         throw new UsageError(`compile: --${name} needs a value: write --${name}=<value>`);
       }
       if (name === "target") target = value;
       else if (name === "output") output = value;
-      else apiServers.push(value);
+      else if (name === "plugin-output") pluginOutput = value;
+      else if (name === "api-server") apiServers.push(value);
+      else if ((COMPILE_BINARIES as readonly string[]).includes(value)) {
+        only = value as typeof COMPILE_BINARIES[number];
+      } else {
+        throw new UsageError(
+          `compile: --only ${JSON.stringify(value)} names no binary: use --only ${
+            COMPILE_BINARIES.join(" or --only ")
+          }`,
+        );
+      }
       continue;
     }
     throw new UsageError(
       `compile: unknown argument ${
         JSON.stringify(arg)
-      }: use --print, --target, --output or --api-server`,
+      }: use --print, --target, --only, --output, --plugin-output or --api-server`,
     );
   }
   const grants = apiServers.length > 0 ? { ...DEPLOY_GRANTS, apiServers } : DEPLOY_GRANTS;
-  return { print, argv: ["deno", ...compileArgs(target, { output, grants })] };
+  const commands: string[][] = [];
+  if (only !== "plugin") commands.push(["deno", ...compileArgs(target, { output, grants })]);
+  if (only !== "agent") {
+    commands.push(["deno", ...pluginCompileArgs(target, { output: pluginOutput })]);
+  }
+  return { print, commands, argv: commands[0]! };
 }
 
 async function spawn(argv: readonly string[], cwd?: string): Promise<number> {
@@ -228,9 +259,14 @@ export async function launch(args: readonly string[]): Promise<number> {
       return await spawn(argv);
     }
     if (command === "compile") {
-      const { print, argv } = compileCommand(rest[0] === "--" ? rest.slice(1) : rest);
-      console.log(shellQuote(argv));
-      return print ? 0 : await spawn(argv, PROJECT_ROOT);
+      const { print, commands } = compileCommand(rest[0] === "--" ? rest.slice(1) : rest);
+      for (const argv of commands) {
+        console.log(shellQuote(argv));
+        if (print) continue;
+        const code = await spawn(argv, PROJECT_ROOT);
+        if (code !== 0) return code;
+      }
+      return 0;
     }
     throw new UsageError(
       `unknown command ${JSON.stringify(command ?? "")}: use "run" or "compile"`,

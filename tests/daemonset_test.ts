@@ -3,7 +3,12 @@
  * overlay (`tests/rig/deploy/`) with an image packed on the node, run by the kubelet.
  *
  * - the pod turns Ready through its `httpGet` probes, and its controller process runs with no
- *   capability, no new privileges, seccomp and a read-only root;
+ *   capability, no new privileges, seccomp and a read-only root, under exactly the shipped
+ *   binary's permission flags, reaching the API server only at an IPv6 address on a port other
+ *   than 443 (as in an IPv6 single-stack cluster);
+ * - node confinement: with the token the kubelet gave the agent pod, a `pods/status` write may
+ *   change the agent's annotation, finalizer and condition of a pod on its node, and is refused,
+ *   with the policy's message, for anything else or a pod on another node;
  * - it hot-plugs and unplugs an interface in a kubelet-run pod;
  * - `kubectl rollout restart` while an ADD is journaled but unfinished: the new pod, which
  *   finds the journal on its hostPath, settles it (one attachment, one address, nothing left
@@ -13,6 +18,7 @@
  */
 import assert from "node:assert/strict";
 import { Rig, waitFor } from "./rig/mod.ts";
+import { DEPLOY_GRANTS, permissionFlags, RUNTIME_FLAGS } from "../lib/process/permissions.ts";
 import {
   AGENT_DAEMONSET,
   AGENT_NAMESPACE,
@@ -87,6 +93,90 @@ function rootMountOptions(pid: number): string[] {
   throw new Error(`no root mount in /proc/${pid}/mountinfo`);
 }
 
+const NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status";
+const OWN_FINALIZER = "dynamic-networks-controller.io/release-attachments";
+
+/** The ServiceAccount token the kubelet projected into the pod `uid` (bound to it and its node). */
+async function podToken(rig: Rig, uid: string): Promise<string> {
+  const volumes = `${rig.kubeletRootDir}/pods/${uid}/volumes/kubernetes.io~projected`;
+  for await (const v of Deno.readDir(volumes)) {
+    try {
+      return (await Deno.readTextFile(`${volumes}/${v.name}/token`)).trim();
+    } catch {
+      // another projected volume
+    }
+  }
+  throw new Error(`no projected ServiceAccount token under ${volumes}`);
+}
+
+/**
+ * A pod bound to node `elsewhere`. No Node object is made: the DaemonSet would want a pod there
+ * too, which would never be Ready and would hold up its rollouts.
+ */
+async function farPod(rig: Rig): Promise<{ name: string; namespace: string }> {
+  await rig.api.request("POST", `/api/v1/namespaces/${NS}/pods`, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "far", namespace: NS },
+    spec: { nodeName: "elsewhere", containers: [{ name: "c", image: "none" }] },
+  });
+  return { name: "far", namespace: NS };
+}
+
+/** Sets annotation `key` to what `value` makes of its current value. */
+// deno-lint-ignore no-explicit-any
+function annotate(pod: any, key: string, value: (current?: string) => string): void {
+  pod.metadata.annotations = {
+    ...pod.metadata.annotations,
+    [key]: value(pod.metadata.annotations?.[key]),
+  };
+}
+
+/** The same network-status, spelled differently: a real change that changes nothing. */
+function reformatted(current?: string): string {
+  return JSON.stringify(JSON.parse(current ?? "[]"), null, 1);
+}
+
+/**
+ * Each change PUT to `pods/status` with `token`, one after the other: 200, or the status code
+ * and the API server's message.
+ */
+async function statusWrites(
+  rig: Rig,
+  token: string,
+  // deno-lint-ignore no-explicit-any
+  changes: [string, { name: string; namespace: string }, (pod: any) => void][],
+): Promise<Record<string, number | string>> {
+  const client = Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(rig.caCertPath)] });
+  const out: Record<string, number | string> = {};
+  try {
+    for (const [what, target, change] of changes) {
+      const path = `/api/v1/namespaces/${target.namespace}/pods/${target.name}`;
+      // The running agent may write the pod between the read and the write: read again then.
+      for (let attempt = 0;; attempt++) {
+        // deno-lint-ignore no-explicit-any
+        const object = await rig.api.request<any>("GET", path);
+        change(object);
+        const res = await fetch(new URL(`${path}/status`, rig.apiServerUrl), {
+          method: "PUT",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: JSON.stringify(object),
+          client,
+        });
+        const body = await res.json() as { message?: string };
+        if (res.status === 409 && attempt < 5) continue;
+        out[what] = res.ok
+          ? res.status
+          : `${res.status} ${body.message?.replace(/^.*?denied request: /, "")}`;
+        break;
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return out;
+}
+
 async function exists(rig: Rig, ...what: string[]): Promise<boolean> {
   const res = await rig.kubectl("get", "--ignore-not-found", "-o", "name", ...what);
   assert.equal(res.code, 0, res.stderr);
@@ -136,6 +226,21 @@ Deno.test({
         assert.equal(status.NoNewPrivs, "1");
         assert.equal(status.Seccomp, "2", "seccomp filter mode");
         assert.ok(rootMountOptions(controller.pid).includes("ro"), "read-only root");
+        // Exactly the shipped binary's flags, and the API server only at an IPv6 address on a
+        // port other than 443: the grants reach it without being told where it is.
+        const argv = controller.cmdline.trim().split(" ");
+        const flags = argv.slice(argv.indexOf("run") + 1, argv.indexOf("/app/main.ts"));
+        assert.deepEqual(flags, [...permissionFlags(DEPLOY_GRANTS), ...RUNTIME_FLAGS]);
+        const env = new Map(
+          Deno.readTextFileSync(`/proc/${controller.pid}/environ`).split("\0").map((kv) => {
+            const eq = kv.indexOf("=");
+            return [kv.slice(0, eq), kv.slice(eq + 1)] as const;
+          }),
+        );
+        const api = rig.ipv6ApiEndpoint();
+        assert.equal(env.get("KUBERNETES_SERVICE_HOST"), api.host);
+        assert.equal(env.get("KUBERNETES_SERVICE_PORT"), `${api.port}`);
+        assert.ok(api.host.includes(":") && api.port !== 443);
         const logs = await rig.kubectl("logs", "-n", AGENT_NAMESPACE, agent.metadata.name);
         assert.equal(logs.code, 0, logs.stderr);
         assert.ok(!/Download https?:/.test(logs.stdout + logs.stderr), "nothing downloaded");
@@ -157,6 +262,47 @@ Deno.test({
         assert.ok(!(await interfacesByName(rig, pod)).has("net1"));
         assert.equal((await ipamAllocations(rig, "ds-blue", pod.sandboxId)).size, 0);
       });
+
+      await t.step(
+        "confined to its node: its own token writes only what it owns, on its node's pods",
+        async () => {
+          const token = await podToken(rig, agent!.metadata.uid);
+          const far = await farPod(rig);
+          const before = await rig.api.request<{ metadata: { finalizers?: string[] } }>(
+            "GET",
+            `/api/v1/namespaces/${NS}/pods/${pod.name}`,
+          );
+          const finalizers = before.metadata.finalizers ?? [];
+          const denied = await statusWrites(rig, token, [
+            ["own annotation", pod, (p) => annotate(p, NETWORK_STATUS, reformatted)],
+            ["own finalizer", pod, (p) => (p.metadata.finalizers = [OWN_FINALIZER])],
+            ["finalizer removed", pod, (p) => (p.metadata.finalizers = [])],
+            ["finalizers as they were", pod, (p) => (p.metadata.finalizers = finalizers)],
+            ["another annotation", pod, (p) => annotate(p, "example.com/x", () => "y")],
+            ["a label", pod, (p) => (p.metadata.labels = { ...p.metadata.labels, x: "y" })],
+            ["another finalizer", pod, (p) => (p.metadata.finalizers = ["example.com/x"])],
+            ["the phase", pod, (p) => (p.status.phase = "Failed")],
+            ["a pod on another node", far, (p) => annotate(p, NETWORK_STATUS, () => "[]")],
+          ]);
+          assert.deepEqual(denied, {
+            "own annotation": 200,
+            "own finalizer": 200,
+            "finalizer removed": 200,
+            "finalizers as they were": 200,
+            "another annotation":
+              "422 dynamic-networks-controller may change only the k8s.v1.cni.cncf.io/network-status annotation of pod daemonset/app; another annotation was changed",
+            "a label":
+              "422 dynamic-networks-controller may not change the labels or owners of pod daemonset/app",
+            "another finalizer":
+              "422 dynamic-networks-controller may add or remove only its own finalizer on pod daemonset/app",
+            "the phase":
+              "422 dynamic-networks-controller may change only its dynamic-networks-controller.io/NetworksReady condition in the status of pod daemonset/app",
+            "a pod on another node":
+              `422 dynamic-networks-controller on node ${rig.nodeName} may write only the pods of its own node; pod daemonset/far is on elsewhere`,
+          });
+          await rig.kubectl("delete", "pod", "-n", NS, "far", "--grace-period=0", "--force");
+        },
+      );
 
       await t.step("a rollout restart with an unfinished ADD: the new pod settles it", async () => {
         const old = agent!;

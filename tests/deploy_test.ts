@@ -110,6 +110,8 @@ for (const overlay of ["base", "crio"]) {
         `ConfigMap/${NAME}-config`,
         `DaemonSet/${NAME}-ds`,
         `ServiceAccount/${NAME}`,
+        `ValidatingAdmissionPolicy/${NAME}-node-confinement`,
+        `ValidatingAdmissionPolicyBinding/${NAME}-node-confinement`,
       ]);
       const out = ok(
         await kubectl(["apply", "--dry-run=server", "--validate=strict", "-f", "-"], {

@@ -17,6 +17,7 @@ import {
   DEPLOY_GRANTS,
   LAUNCHER_FLAGS,
   permissionFlags,
+  pluginCompileArgs,
   RUNTIME_FLAGS,
 } from "../lib/process/permissions.ts";
 import { runDeno } from "./support/mod.ts";
@@ -182,5 +183,11 @@ Deno.test("deno task start --print shows the command the launcher computes", asy
 Deno.test("deno task compile --print prints the deno compile command with the one list", async () => {
   const r = await task(["compile", "--print", "--target", "amd64"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), shellQuote(["deno", ...compileArgs("amd64")]));
+  assert.equal(
+    r.stdout.trim(),
+    [
+      shellQuote(["deno", ...compileArgs("amd64")]),
+      shellQuote(["deno", ...pluginCompileArgs("amd64")]),
+    ].join("\n"),
+  );
 });

@@ -376,19 +376,30 @@ Deno.test({
     assertKeptThroughShutdown(samples, ["eth0", "net0", "net1"], 14_000, 250);
     assert.deepEqual(samples.flatMap((s) => s.finalizers), [], "no finalizer, ever");
     const activity = multusActivity(multusSince(rig, mark), pod.uid);
-    assert.deepEqual(releases(activity), { agent: [], teardown: ["eth0", "net0"] });
+    const released = releases(activity);
+    assert.deepEqual(released.agent, [], "the agent sent no DEL");
+    // multus' teardown replays what it plugged at creation (its cache); a second teardown of
+    // the same sandbox, which the runtime sometimes runs, finds no cache and rebuilds the list
+    // from the pod's annotation, net1 included.
+    assert.ok(
+      ["eth0,net0", "eth0,net0,net1"].includes(released.teardown.join(",")),
+      `multus' teardown released ${released.teardown}`,
+    );
     assert.deepEqual(agentRecords(ctl, pod, line).filter((r) => r.level === "error"), []);
-    // The known limitation: nothing releases its address (multus' teardown knows only what it
-    // plugged at creation, and the agent only what it made).
+    // The known limitation: unless that second teardown comes, nothing releases its address
+    // (the agent releases only what it made).
     const left = await heldBy(rig, pod.sandboxId);
-    assert.deepEqual(left.map((h) => h.split(" ")[0]), [GREEN.ipamNetwork]);
+    const byTeardown = released.teardown.includes("net1");
+    assert.deepEqual(left.map((h) => h.split(" ")[0]), byTeardown ? [] : [GREEN.ipamNetwork]);
     for (const held of left) {
       await Deno.remove(`${rig.ipamDataDir}/${GREEN.ipamNetwork}/${held.split(" ")[1]}`);
     }
     console.log(
       `${samples.length} looks over ${samples.at(-1)!.atMs} ms: eth0, net0 and net1 in every one ` +
-        `while the container ran; no DEL from the agent; net1's address ${left[0]} stayed ` +
-        `allocated after the pod went (removed by the test)`,
+        `while the container ran; no DEL from the agent; ` +
+        (byTeardown
+          ? "multus' second teardown released net1"
+          : `net1's address ${left[0]} stayed allocated after the pod went (removed by the test)`),
     );
   },
 });

@@ -53,3 +53,16 @@ Deno.test("multus log: a finished request with an error is not ok", () => {
     }, result: "", err: pod not found during Multus GetPod\n`;
   assert.deepEqual(multusActivity(log, UID).requests.map((r) => r.ok), [false]);
 });
+
+Deno.test("multus log: a sandbox torn down twice counts each released interface once", () => {
+  const teardown = (ifnames: string[]) => [
+    `${T} [verbose] ${request("DEL", "starting", "CNI", "eth0", UID)}`,
+    ...ifnames.map((i) => `${T} [verbose] ${plugin("Del", i, UID)}`),
+    `${T} [verbose] ${request("DEL", "finished", "CNI", "eth0", UID)}`,
+  ];
+  const log = [...teardown(["net0", "eth0"]), ...teardown(["net1", "net0", "eth0"])].join("\n");
+  assert.deepEqual(releases(multusActivity(log, UID)), {
+    agent: [],
+    teardown: ["eth0", "net0", "net1"],
+  });
+});

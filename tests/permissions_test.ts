@@ -11,6 +11,7 @@ import { loadConfig, type LoadedConfig } from "../lib/config/load.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/kubeconfig.ts";
 import {
   ALLOWED_ENV,
+  ANY_API_SERVER,
   COMPILE_TARGETS,
   compileArgs,
   DEPLOY_GRANTS,
@@ -20,6 +21,7 @@ import {
   kubeconfigGrants,
   permissionFlags,
   RUNTIME_DATA_FILES,
+  UNREACHABLE_HOSTS,
 } from "../lib/process/permissions.ts";
 import { runDeno } from "./support/mod.ts";
 import { CRASH_AT_ENV } from "./support/crashing_agent.ts";
@@ -36,7 +38,9 @@ function listOf(flags: readonly string[], name: string): string[] | undefined {
 function assertScoped(flags: readonly string[]): void {
   for (const f of flags) {
     assert.ok(f !== "-A" && !f.startsWith("--allow-all"), f);
-    if (f.startsWith("--allow-")) assert.match(f, /^--allow-[a-z]+=[^,]+(,[^,]+)*$/, f);
+    if (f.startsWith("--allow-") && f !== "--allow-net") {
+      assert.match(f, /^--allow-[a-z]+=[^,]+(,[^,]+)*$/, f);
+    }
     assert.ok(!/^-[A-Za-z]$/.test(f), `short flag ${f}`);
     assert.ok(!f.startsWith("--allow-sys") && !f.startsWith("--allow-ffi"), f);
   }
@@ -44,32 +48,98 @@ function assertScoped(flags: readonly string[]): void {
   assert.ok(flags.includes("--ignore-env"));
 }
 
-Deno.test("the deployment flags are scoped: no -A, no bare grant, every list explicit", () => {
+Deno.test("the deployment flags are scoped: no -A, no bare grant but the network's, every list explicit", () => {
   const flags = permissionFlags(DEPLOY_GRANTS);
   assertScoped(flags);
-  for (
-    const bare of ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-run"]
-  ) {
+  for (const bare of ["--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
     assert.ok(!flags.includes(bare), bare);
   }
   assert.equal(listOf(flags, "run"), undefined);
+  // The API server is known only at run time (module doc): any host, but the metadata services.
+  assert.ok(flags.includes("--allow-net"));
+  assert.ok(flags.includes(`--deny-net=${UNREACHABLE_HOSTS.join(",")}`));
+  assert.equal(listOf(flags, "net"), undefined);
+});
+
+// Under the bare network grant, sockets stay exact: a unix socket is reached through its read
+// and write grants, which name only the agent's own.
+Deno.test("a process that may reach any API server still reaches only its own unix sockets, and no metadata service", async () => {
+  const dir = await Deno.makeTempDir();
+  const listeners: Deno.Listener[] = [];
+  try {
+    const criSock = `${dir}/cri.sock`;
+    const otherSock = `${dir}/other.sock`;
+    listeners.push(Deno.listen({ transport: "unix", path: criSock }));
+    listeners.push(Deno.listen({ transport: "unix", path: otherSock }));
+    const v4 = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const v6 = Deno.listen({ hostname: "::1", port: 0 });
+    listeners.push(v4, v6);
+    const probe = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      probe,
+      `
+const [criSock, otherSock, v4Port, v6Port] = Deno.args;
+const results: Record<string, string> = {};
+async function attempt(name: string, fn: () => unknown) {
+  try { await fn(); results[name] = "ok"; } catch (e) { results[name] = (e as Error).name; }
+}
+await attempt("unixGranted", async () => (await Deno.connect({ transport: "unix", path: criSock })).close());
+await attempt("unixOther", async () => (await Deno.connect({ transport: "unix", path: otherSock })).close());
+await attempt("tcpV4", async () => (await Deno.connect({ hostname: "127.0.0.1", port: Number(v4Port) })).close());
+await attempt("tcpV6", async () => (await Deno.connect({ hostname: "::1", port: Number(v6Port) })).close());
+await attempt("metadataV4", async () => (await Deno.connect({ hostname: "169.254.169.254", port: 80 })).close());
+await attempt("metadataName", () => fetch("http://metadata.google.internal/computeMetadata/v1/"));
+console.log(JSON.stringify(results));
+`,
+    );
+    const flags = permissionFlags({
+      criSockets: [criSock],
+      multusSockets: [],
+      apiServers: ANY_API_SERVER,
+      metricsAddress: "",
+    });
+    const out = await runDeno([
+      "run",
+      "--no-config",
+      ...flags,
+      probe,
+      criSock,
+      otherSock,
+      String(v4.addr.port),
+      String(v6.addr.port),
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), {
+      unixGranted: "ok",
+      unixOther: "NotCapable",
+      tcpV4: "ok",
+      tcpV6: "ok",
+      metadataV4: "NotCapable",
+      metadataName: "NotCapable",
+    });
+  } finally {
+    for (const l of listeners) l.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("each socket is granted read, write and unix: net on its exact path; only they and the state directory are written", () => {
-  const flags = permissionFlags(DEPLOY_GRANTS);
-  const sockets = [...DEPLOY_GRANTS.criSockets, ...DEPLOY_GRANTS.multusSockets];
-  const read = listOf(flags, "read")!;
-  const net = listOf(flags, "net")!;
-  for (const s of sockets) {
-    assert.ok(read.includes(s), s);
-    assert.ok(net.includes(`unix:${s}`), s);
+  const exact = { ...DEPLOY_GRANTS, apiServers: ["10.96.0.1:443"] };
+  for (const grants of [DEPLOY_GRANTS, exact]) {
+    const flags = permissionFlags(grants);
+    const sockets = [...grants.criSockets, ...grants.multusSockets];
+    const read = listOf(flags, "read")!;
+    for (const s of sockets) assert.ok(read.includes(s), s);
+    assert.deepEqual(listOf(flags, "write")!.sort(), [...sockets, grants.stateDir].sort());
+    assert.ok(read.includes(grants.stateDir!));
   }
-  assert.deepEqual(listOf(flags, "write")!.sort(), [...sockets, DEPLOY_GRANTS.stateDir].sort());
-  assert.ok(read.includes(DEPLOY_GRANTS.stateDir!));
+  // With an exact API server the network list is exact too: the sockets and that address.
+  const net = listOf(permissionFlags(exact), "net")!;
   assert.deepEqual(
     net.filter((n) => n.startsWith("unix:")).sort(),
-    sockets.map((s) => `unix:${s}`).sort(),
+    [...exact.criSockets, ...exact.multusSockets].map((s) => `unix:${s}`).sort(),
   );
+  assert.ok(net.includes("10.96.0.1:443"));
 });
 
 Deno.test("the deployment grants match the program's defaults and the pod's mounts", () => {
@@ -83,7 +153,12 @@ Deno.test("the deployment grants match the program's defaults and the pod's moun
   const flags = permissionFlags(DEPLOY_GRANTS);
   assert.ok(listOf(flags, "read")!.includes(DEFAULT_CONFIG_PATH));
   assert.ok(listOf(flags, "read")!.includes(SERVICE_ACCOUNT_DIR));
-  assert.ok(listOf(flags, "net")!.includes(DEFAULTS.metricsAddress));
+  assert.ok(flags.includes("--allow-net"));
+  assert.ok(
+    listOf(permissionFlags({ ...DEPLOY_GRANTS, apiServers: [] }), "net")!.includes(
+      DEFAULTS.metricsAddress,
+    ),
+  );
 });
 
 Deno.test("the ConfigMaps' sockets, the DaemonSet's --config and metrics port agree with the grants", async () => {
@@ -372,7 +447,7 @@ console.log(JSON.stringify(results));
   }
 });
 
-Deno.test("Deno accepts the deployment flags and they allow the Service network on 443 only", async () => {
+Deno.test("Deno accepts the deployment flags: any Service network on any port, never a cloud metadata service", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const probe = `${dir}/probe.ts`;
@@ -388,12 +463,16 @@ console.log(JSON.stringify(out));
       "10.43.0.1:443": "granted", // k3s
       "172.20.0.1:443": "granted", // EKS
       "172.30.0.1:443": "granted", // OpenShift
-      "192.168.0.1:443": "granted",
-      "10.96.0.1:6443": "prompt",
-      "8.8.8.8:443": "prompt",
-      "kubernetes.default.svc:443": "prompt",
+      "34.118.224.1:443": "granted", // GKE
+      "10.96.0.1:6443": "granted",
+      "[fd00:10:96::1]:443": "granted", // IPv6 single-stack
+      "[2001:db8:96::1]:8443": "granted",
+      "kubernetes.default.svc:443": "granted",
       "0.0.0.0:9091": "granted",
-      "0.0.0.0:9090": "prompt",
+      "169.254.169.254:80": "denied", // AWS, GCE, Azure, OpenStack metadata
+      "169.254.170.2:80": "denied", // ECS task credentials
+      "[fd00:ec2::254]:80": "denied", // AWS over IPv6
+      "metadata.google.internal:80": "denied",
     };
     const out = await runDeno([
       "run",

@@ -145,8 +145,11 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-/** Parses `args` (starting with the command's name) into a {@linkcode CommandLine}. */
-export function parseCommand(args: readonly string[]): CommandLine {
+/**
+ * Parses `args` (starting with the command's name) into a {@linkcode CommandLine}. `program`
+ * is how usage errors name the program ({@linkcode PLUGIN_PROGRAM} for the kubectl plugin).
+ */
+export function parseCommand(args: readonly string[], program: string = PROGRAM): CommandLine {
   const [name, ...rest] = args;
   if (!isCommand(name)) {
     throw new UsageError(
@@ -177,7 +180,7 @@ export function parseCommand(args: readonly string[]): CommandLine {
       throw new UsageError(
         `${name}: unknown flag ${arg}${
           guess ? `: did you mean --${guess}?` : ""
-        } (see ${PROGRAM} ${name} --help)`,
+        } (see ${program} ${name} --help)`,
       );
     }
     let value: string | undefined = long
@@ -203,7 +206,7 @@ export function parseCommand(args: readonly string[]): CommandLine {
     throw new UsageError(
       `${name}: expected ${spec.args}, got ${
         line.args.length === 0 ? "nothing" : line.args.map((a) => JSON.stringify(a)).join(" ")
-      } (see ${PROGRAM} ${name} --help)`,
+      } (see ${program} ${name} --help)`,
     );
   }
   return line;
@@ -243,11 +246,14 @@ function apply(line: CommandLine, flag: string, value: string | undefined): void
   }
 }
 
-/** The `--help` text of `command`: its usage, what it does, and every flag. */
-export function commandHelp(command: CommandName): string {
+/**
+ * The `--help` text of `command`: its usage, what it does, and every flag. `program` is how
+ * the usage line names the program ({@linkcode PLUGIN_PROGRAM} for the kubectl plugin).
+ */
+export function commandHelp(command: CommandName, program: string = PROGRAM): string {
   const spec = COMMANDS[command];
   const lines = [
-    `Usage: ${PROGRAM} ${command} ${spec.args} [flags]`,
+    `Usage: ${program} ${command} ${spec.args} [flags]`,
     "",
     spec.about,
     "",
@@ -271,9 +277,9 @@ export function commandFlags(command: CommandName): string[] {
   return COMMANDS[command].flags.map((f) => `--${f.name}`);
 }
 
-/** A line per command for the program's `--help`. */
-export function commandsSummary(): string {
-  return COMMAND_NAMES.map((c) => `  ${PROGRAM} ${c} ${COMMANDS[c].args}`).join("\n");
+/** A line per command for the program's `--help`, each starting with `program`. */
+export function commandsSummary(program: string = PROGRAM): string {
+  return COMMAND_NAMES.map((c) => `  ${program} ${c} ${COMMANDS[c].args}`).join("\n");
 }
 
 /**
@@ -306,3 +312,46 @@ export function userKubeconfig(
 
 /** Environment variables the commands read. */
 export const COMMAND_ENV: readonly string[] = ["KUBECONFIG", "HOME"];
+
+/**
+ * The first argument that makes `main.ts` the kubectl plugin: the plugin binary is compiled
+ * with it baked in (`deno compile … main.ts kubectl`), so `kubectl hotplug attach …` runs
+ * `main.ts kubectl attach …`. It never starts the agent.
+ */
+export const KUBECTL_MODE = "kubectl";
+
+/** The plugin's file name; kubectl finds `kubectl-hotplug` on `$PATH` as `kubectl hotplug`. */
+export const PLUGIN_NAME = "kubectl-hotplug";
+
+/** How people type the plugin, and how its help and errors name it. */
+export const PLUGIN_PROGRAM = "kubectl hotplug";
+
+/**
+ * The kubectl plugin's `--help` (also printed by `kubectl hotplug` alone): its commands, an
+ * example of each, and where each command's own `--help` is.
+ */
+export function pluginHelp(): string {
+  const p = PLUGIN_PROGRAM;
+  return [
+    `Usage: ${p} <command> [arguments] [flags]`,
+    "",
+    "Plugs secondary network interfaces into running pods, and unplugs them, by editing the pod's",
+    "k8s.v1.cni.cncf.io/networks annotation; the dynamic-networks-controller agent on the pod's",
+    "node carries the change out. Acts as you, with your kubeconfig.",
+    "",
+    "Commands (each has its own --help):",
+    commandsSummary(p),
+    "",
+    "Examples:",
+    `  ${p} attach app macvlan-net@net1 --ips 10.10.0.5/24 --wait`,
+    `  ${p} networks app -n default`,
+    `  ${p} detach app net1 --wait`,
+    "",
+    "Flags:",
+    `  -h, --help                           Print this help and exit.`,
+    `      --version                        Print the version and exit.`,
+    "",
+    "Exit codes: 0 done, 1 failed (the reason is printed), 2 unusable command line, 3 timed out waiting.",
+    "",
+  ].join("\n");
+}

@@ -36,4 +36,6 @@ export interface CommandContext {
   line: CommandLine;
   /** Output. */
   io: CommandIo;
+  /** How messages name the program: `dynamic-networks-controller` or `kubectl hotplug`. */
+  program: string;
 }

@@ -7,7 +7,6 @@
  * @module
  */
 import { sleep } from "../base/backoff.ts";
-import { PROGRAM } from "../config/cli.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import { changeVerdict, type WaitedChange } from "./change_verdict.ts";
 import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
@@ -91,11 +90,11 @@ export async function attach(ctx: CommandContext): Promise<number> {
   const exists = await nadExists(client, parsed.namespace, parsed.name);
   if (exists === false) {
     io.err(
-      `${PROGRAM} attach: warning: NetworkAttachmentDefinition ${nadKey} does not exist (yet): the agent attaches the interface once it is created; until then the pod's condition says NetworkNotFound\n`,
+      `${ctx.program} attach: warning: NetworkAttachmentDefinition ${nadKey} does not exist (yet): the agent attaches the interface once it is created; until then the pod's condition says NetworkNotFound\n`,
     );
   } else if (exists === undefined) {
     io.err(
-      `${PROGRAM} attach: warning: you may not get NetworkAttachmentDefinition ${nadKey} (403), so whether it exists was not checked\n`,
+      `${ctx.program} attach: warning: you may not get NetworkAttachmentDefinition ${nadKey} (403), so whether it exists was not checked\n`,
     );
   }
   let iface = element.interface;
@@ -176,7 +175,7 @@ async function waitFor(ctx: CommandContext, change: WaitedChange): Promise<numbe
       io.out(`pod/${key}: ${change.interface} ${change.kind}ed${detail} in ${seconds}s\n`);
       if (last.others) {
         io.err(
-          `${PROGRAM} ${change.kind}: warning: ${NETWORKS_READY_CONDITION} is False for other interfaces (${last.others.reason}): ${last.others.message}\n`,
+          `${ctx.program} ${change.kind}: warning: ${NETWORKS_READY_CONDITION} is False for other interfaces (${last.others.reason}): ${last.others.message}\n`,
         );
       }
       return 0;

@@ -13,6 +13,7 @@ import {
   commandHelp,
   type CommandLine,
   parseCommand,
+  PLUGIN_NAME,
   userKubeconfig,
 } from "./command_line.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
@@ -52,17 +53,31 @@ export function explainApiError(err: unknown, method: string, path: string): str
 }
 
 /** A client for the user's kubeconfig; says so clearly when this process may not read it. */
-async function userClient(line: CommandLine): Promise<KubeClient> {
+async function userClient(line: CommandLine, program: string): Promise<KubeClient> {
   const env = Object.fromEntries(COMMAND_ENV.map((name) => [name, Deno.env.get(name)]));
   const path = userKubeconfig(line, env);
   if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
     throw new CommandFailure(
-      `this process may not read the kubeconfig ${path}: run the command through the launcher, which grants exactly that file and its API server (deno task start ${line.command} …), or pass --kubeconfig with a file it may read`,
+      program === PROGRAM
+        ? `this process may not read the kubeconfig ${path}: run the command through the launcher, which grants exactly that file and its API server (deno task start ${line.command} …), or pass --kubeconfig with a file it may read`
+        : `this process may not read the kubeconfig ${path}: run the compiled ${PLUGIN_NAME} (deno task compile), whose grants read any file, or pass --kubeconfig with a file it may read`,
+    );
+  }
+  try {
+    Deno.statSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new CommandFailure(
+      `kubeconfig ${path} does not exist: pass --kubeconfig <path>, or set KUBECONFIG to your kubeconfig`,
     );
   }
   const log = new Logger({ level: "error", format: "text" });
   return await KubeClient.create(
-    { kubeconfig: path, context: line.context, userAgent: `${PROGRAM}-cli` },
+    {
+      kubeconfig: path,
+      context: line.context,
+      userAgent: program === PROGRAM ? `${PROGRAM}-cli` : PLUGIN_NAME,
+    },
     log,
   );
 }
@@ -108,34 +123,40 @@ async function networks(ctx: CommandContext): Promise<number> {
   } else if (annotations[NETWORKS_ANNOTATION] !== undefined) {
     ctx.io.out("\nNetworksReady: not set yet (no agent has looked at this pod)\n");
   }
-  if (view.problem) ctx.io.err(`${PROGRAM}: ${view.problem}\n`);
+  if (view.problem) ctx.io.err(`${ctx.program}: ${view.problem}\n`);
   return 0;
 }
 
 /**
  * Runs the command in `args` (starting with its name) and returns its exit code; never throws.
+ * Help and messages name the program as `program` (`kubectl hotplug` for the kubectl plugin).
  */
-export async function runCommand(args: readonly string[], io: CommandIo): Promise<number> {
+export async function runCommand(
+  args: readonly string[],
+  io: CommandIo,
+  program: string = PROGRAM,
+): Promise<number> {
   let line: CommandLine;
   try {
-    line = parseCommand(args);
+    line = parseCommand(args, program);
   } catch (err) {
-    io.err(`${PROGRAM}: ${errorText(err)}\n`);
+    io.err(`${program}: ${errorText(err)}\n`);
     return err instanceof UsageError ? err.exitCode : 1;
   }
   if (line.help) {
-    io.out(commandHelp(line.command));
+    io.out(commandHelp(line.command, program));
     return 0;
   }
   // These commands never write a file: give up the right to, whatever this process was granted.
   Deno.permissions.revokeSync({ name: "write" });
   try {
-    const client = await userClient(line);
+    const client = await userClient(line, program);
     const ctx: CommandContext = {
       client,
       namespace: line.namespace ?? client.namespace ?? "default",
       line,
       io,
+      program,
     };
     try {
       if (line.command === "networks") return await networks(ctx);
@@ -146,17 +167,17 @@ export async function runCommand(args: readonly string[], io: CommandIo): Promis
     }
   } catch (err) {
     if (err instanceof CommandFailure) {
-      io.err(`${PROGRAM} ${line.command}: ${err.message}\n`);
+      io.err(`${program} ${line.command}: ${err.message}\n`);
       return err.exitCode;
     }
     if (err instanceof UsageError) {
-      io.err(`${PROGRAM} ${line.command}: ${err.message}\n`);
+      io.err(`${program} ${line.command}: ${err.message}\n`);
       return err.exitCode;
     }
     const known = err instanceof PodNotFoundError || err instanceof EditError ||
       err instanceof SelectionError;
     const text = err instanceof KubeApiError ? apiText(err) : errorText(err);
-    io.err(`${PROGRAM} ${line.command}: ${known ? err.message : text}\n`);
+    io.err(`${program} ${line.command}: ${known ? err.message : text}\n`);
     return 1;
   }
 }

@@ -13,20 +13,58 @@
  * - the environment variables it reads (everything else reads as unset, `--ignore-env`).
  *
  * In a cluster the API server is `$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, the
- * ClusterIP of the `kubernetes` Service, which a binary compiled in advance cannot know. Deno
- * (2.9) matches `--allow-net` against the host as written in the URL (an IP never matches a
- * host name or the reverse) and accepts IPv4 CIDR ranges with a port (`10.0.0.0/8:443`), so
- * {@linkcode DEPLOY_GRANTS} allows port 443 on the private IPv4 ranges, where every common
- * distribution puts its Service network (kubeadm 10.96.0.0/12, k3s 10.43.0.0/16, EKS
- * 172.20.0.0/16 or 10.100.0.0/16, OpenShift 172.30.0.0/16). Clusters elsewhere (an IPv6
- * Service network, GKE's 34.118.224.0/20) compile with `--api-server <ip>:443`.
+ * ClusterIP of the `kubernetes` Service, which a binary compiled in advance cannot know: any
+ * IPv4 or IPv6 address, private or public (GKE's Service network is 34.118.224.0/20), on any
+ * port. Deno (2.9) matches `--allow-net` against the host as written in the URL and accepts
+ * IPv4 CIDR ranges, but no IPv6 range in any spelling (`[fd00::]/8`, `fd00::/8`, `::/0` are all
+ * refused), so no list can name every Service network. {@linkcode DEPLOY_GRANTS} therefore
+ * grants the network without a list and denies what a compromised agent would reach first
+ * ({@linkcode UNREACHABLE_HOSTS}: the cloud metadata services that hand out the node's
+ * credentials). Everything else stays exact: its unix sockets are still reached only through
+ * their read and write grants, and no file outside its grants can be read or written.
+ * `deno compile --api-server <host:port>` bakes in one exact address instead.
+ *
+ * People's grants, {@linkcode PLUGIN_FLAGS}: the kubectl plugin (`kubectl hotplug networks|
+ * attach|detach`, the binary `kubectl-hotplug`) is compiled once for every user, so its list
+ * cannot name one kubeconfig as {@linkcode commandGrants} does for `deno task start`. It may
+ * read any file (the kubeconfig is wherever `$KUBECONFIG` or `--kubeconfig` points, and names
+ * CA, certificate, key and token files anywhere), connect to any host (any API server or
+ * proxy), and run any program: kubeconfigs of EKS, GKE, AKS and OIDC logins get their
+ * credentials from an exec plugin (`aws`, `gke-gcloud-auth-plugin`, `kubelogin`, …), whose
+ * name and place are the user's. That last grant is the wide one: a program the plugin starts
+ * runs outside Deno's sandbox, with all of the user's rights, exactly as it would under
+ * kubectl. So the plugin confines its own code, not what it runs: it reads only the variables
+ * in {@linkcode PLUGIN_ENV} (the commands' and those exec plugins read; every other reads as
+ * unset), writes nowhere (no `--allow-write`; the commands also revoke the right at start), and
+ * never prompts. It runs only when a person types it, with that person's rights; the agent's
+ * binary keeps its own narrow list.
  *
  * @module
  */
 import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/settings.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { COMMAND_ENV, parseCommand, userKubeconfig } from "../commands/command_line.ts";
+import {
+  COMMAND_ENV,
+  KUBECTL_MODE,
+  parseCommand,
+  PLUGIN_NAME,
+  userKubeconfig,
+} from "../commands/command_line.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
+
+/** {@linkcode Grants.apiServers} for an API server known only at run time: any host and port. */
+export const ANY_API_SERVER = "any";
+
+/**
+ * Hosts never reached, even under {@linkcode ANY_API_SERVER}: the cloud instance metadata
+ * services (IPv4 link-local, where AWS, GCE, Azure and OpenStack serve it; AWS's IPv6
+ * address; GCE's name), which hand out the node's cloud credentials.
+ */
+export const UNREACHABLE_HOSTS: readonly string[] = [
+  "169.254.0.0/16",
+  "[fd00:ec2::254]",
+  "metadata.google.internal",
+];
 
 /** What the controller may touch. Every path is exact; lists may be empty. */
 export interface Grants {
@@ -42,8 +80,11 @@ export interface Grants {
   kubeconfigFiles?: readonly string[];
   /** The ServiceAccount directory: token, ca.crt, namespace (read). */
   serviceAccountDir?: string;
-  /** API servers and proxies: `host:port`, `[ipv6]:port` or `ipv4/prefix:port` (net). */
-  apiServers: readonly string[];
+  /**
+   * API servers and proxies: `host:port`, `[ipv6]:port` or `ipv4/prefix:port` (net), or
+   * {@linkcode ANY_API_SERVER}.
+   */
+  apiServers: readonly string[] | typeof ANY_API_SERVER;
   /** The `/metrics` `/healthz` `/readyz` listen address `host:port` (net); `""` for none. */
   metricsAddress: string;
   /** Programs run: only kubeconfig exec credential plugins. */
@@ -66,8 +107,8 @@ export const ALLOWED_ENV: readonly string[] = [
 /**
  * The grants baked into the image: the DaemonSet's mounts and ConfigMap (both CRI runtimes and
  * both multus socket layouts, so one image serves the containerd and CRI-O manifests and socket
- * detection), the in-cluster ServiceAccount, and the private IPv4 ranges on port 443 for the
- * API server (see the module documentation).
+ * detection), the in-cluster ServiceAccount, and any API server but the
+ * {@linkcode UNREACHABLE_HOSTS} (see the module documentation).
  */
 export const DEPLOY_GRANTS: Grants = {
   criSockets: ["/host/run/containerd/containerd.sock", "/host/run/crio/crio.sock"],
@@ -75,7 +116,7 @@ export const DEPLOY_GRANTS: Grants = {
   stateDir: DEFAULTS.stateDir,
   configFile: DEFAULT_CONFIG_PATH,
   serviceAccountDir: SERVICE_ACCOUNT_DIR,
-  apiServers: ["10.0.0.0/8:443", "172.16.0.0/12:443", "192.168.0.0/16:443"],
+  apiServers: ANY_API_SERVER,
   metricsAddress: DEFAULTS.metricsAddress,
 };
 
@@ -154,8 +195,9 @@ function list(flag: string, items: readonly string[]): string[] {
 /**
  * The Deno permission flags for `grants`: `--no-prompt --ignore-env --allow-env=… --allow-read=…
  * --allow-write=… --allow-net=… [--allow-run=…]`. Every `--allow-*` flag carries an explicit
- * list; a flag whose list would be empty is left out, never passed bare. Throws when a path or
- * host cannot be expressed as a grant.
+ * list; a flag whose list would be empty is left out, never passed bare. The one exception is
+ * {@linkcode ANY_API_SERVER}: a bare `--allow-net` with `--deny-net` of the
+ * {@linkcode UNREACHABLE_HOSTS}. Throws when a path or host cannot be expressed as a grant.
  */
 export function permissionFlags(grants: Grants): string[] {
   const sockets = [...grants.criSockets, ...grants.multusSockets].map(checkSocket);
@@ -171,9 +213,10 @@ export function permissionFlags(grants: Grants): string[] {
       ? [checkPath("ServiceAccount directory", grants.serviceAccountDir)]
       : []),
   ];
-  const net = [
+  const anyHost = grants.apiServers === ANY_API_SERVER;
+  const net = anyHost ? [] : [
     ...sockets.map((s) => `unix:${s}`),
-    ...grants.apiServers.map((h) => checkHost("API server", h)),
+    ...(grants.apiServers as readonly string[]).map((h) => checkHost("API server", h)),
     ...(grants.metricsAddress ? [checkHost("metrics address", grants.metricsAddress)] : []),
   ];
   const run = (grants.run ?? []).map((p) => checkPath("program", p));
@@ -183,16 +226,19 @@ export function permissionFlags(grants: Grants): string[] {
     ...list("--allow-env", ALLOWED_ENV),
     ...list("--allow-read", reads),
     ...list("--allow-write", writes),
-    ...list("--allow-net", net),
+    ...(anyHost
+      ? ["--allow-net", ...list("--deny-net", UNREACHABLE_HOSTS)]
+      : list("--allow-net", net)),
     ...list("--allow-run", run),
   ];
 }
 
 /**
  * The smaller list the commands for people (`networks`, `attach`, `detach`) run with: the
- * user's kubeconfig and the files it names, its API server, its exec credential plugin, and
- * the variables that find the kubeconfig. No socket, no state directory, no config file, no
- * listen address, and no write anywhere.
+ * user's kubeconfig and the files it names, its API server, its exec credential plugin (and
+ * then the variables it reads, {@linkcode EXEC_PLUGIN_ENV}), and the variables that find the
+ * kubeconfig. No socket, no state directory, no config file, no listen address, and no write
+ * anywhere.
  */
 export async function commandGrants(
   args: readonly string[],
@@ -205,12 +251,63 @@ export async function commandGrants(
   return [
     "--no-prompt",
     "--ignore-env",
-    ...list("--allow-env", COMMAND_ENV),
+    ...list("--allow-env", k.run.length > 0 ? PLUGIN_ENV : COMMAND_ENV),
     ...list("--allow-read", k.files.map((p) => checkPath("kubeconfig file", p))),
     ...list("--allow-net", k.hosts.map((h) => checkHost("API server", h))),
     ...list("--allow-run", k.run.map((p) => checkPath("program", p))),
   ];
 }
+
+/**
+ * Variables an exec credential plugin reads besides `HOME`, passed on to it because Deno hands
+ * a child only the variables its parent may read: `PATH` (the plugins are scripts and call
+ * other tools), proxies, and those of the plugins of EKS (`aws eks get-token`,
+ * aws-iam-authenticator: `AWS_*`), GKE (gke-gcloud-auth-plugin: `CLOUDSDK_*`,
+ * `GOOGLE_APPLICATION_CREDENTIALS`) and AKS (kubelogin: `AZURE_*`, `AAD_*`).
+ */
+export const EXEC_PLUGIN_ENV: readonly string[] = [
+  "PATH",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "AWS_*",
+  "CLOUDSDK_*",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "AZURE_*",
+  "AAD_*",
+];
+
+/**
+ * The variables the kubectl plugin may read: the commands' ({@linkcode COMMAND_ENV}) and
+ * {@linkcode EXEC_PLUGIN_ENV}.
+ */
+export const PLUGIN_ENV: readonly string[] = [...COMMAND_ENV, ...EXEC_PLUGIN_ENV];
+
+/**
+ * People's grants: the Deno flags of the kubectl plugin, baked into `dist/kubectl-hotplug` by
+ * {@linkcode pluginCompileArgs} (see the module documentation for why each is as wide as it
+ * is). Unrestricted `--allow-read`, `--allow-net` and `--allow-run`; `--allow-env` for
+ * {@linkcode PLUGIN_ENV} only; no `--allow-write`; `--no-prompt`. No V8 setting: the
+ * commands are short-lived.
+ */
+export const PLUGIN_FLAGS: readonly string[] = [
+  "--no-prompt",
+  "--ignore-env",
+  `--allow-env=${PLUGIN_ENV.join(",")}`,
+  "--allow-read",
+  "--allow-net",
+  "--allow-run",
+];
+
+/** The script arguments baked into the plugin binary after `main.ts`: the kubectl mode. */
+export const PLUGIN_SCRIPT_ARGS: readonly string[] = [KUBECTL_MODE];
+
+/** Where `deno task compile` writes the agent's binary. */
+export const AGENT_OUTPUT = "dist/dynamic-networks-controller";
+
+/** Where `deno task compile` writes the kubectl plugin's binary. */
+export const PLUGIN_OUTPUT = `dist/${PLUGIN_NAME}`;
 
 /** Options of {@linkcode compileArgs}. */
 export interface CompileOptions {
@@ -228,6 +325,41 @@ export interface CompileOptions {
  * `target` is a Rust target triple or one of the {@linkcode COMPILE_TARGETS} keys.
  */
 export function compileArgs(target: string, options: CompileOptions = {}): string[] {
+  return compileLine(
+    target,
+    options.output ?? AGENT_OUTPUT,
+    options.include ?? RUNTIME_DATA_FILES,
+    [...permissionFlags(options.grants ?? DEPLOY_GRANTS), ...RUNTIME_FLAGS],
+    [],
+  );
+}
+
+/**
+ * The `deno compile` argument list of the kubectl plugin, like {@linkcode compileArgs}: the
+ * same `main.ts` with people's grants ({@linkcode PLUGIN_FLAGS}) and the script argument
+ * `kubectl` baked in after it ({@linkcode PLUGIN_SCRIPT_ARGS}; a compiled program's
+ * `Deno.args` start with the arguments given after its script at compile time).
+ */
+export function pluginCompileArgs(
+  target: string,
+  options: Pick<CompileOptions, "output" | "include"> = {},
+): string[] {
+  return compileLine(
+    target,
+    options.output ?? PLUGIN_OUTPUT,
+    options.include ?? RUNTIME_DATA_FILES,
+    PLUGIN_FLAGS,
+    PLUGIN_SCRIPT_ARGS,
+  );
+}
+
+function compileLine(
+  target: string,
+  output: string,
+  include: readonly string[],
+  flags: readonly string[],
+  scriptArgs: readonly string[],
+): string[] {
   const triple = (COMPILE_TARGETS as Record<string, string>)[target] ?? target;
   if (!Object.values(COMPILE_TARGETS).includes(triple as never)) {
     throw new Error(
@@ -236,18 +368,17 @@ export function compileArgs(target: string, options: CompileOptions = {}): strin
       }`,
     );
   }
-  const include = options.include ?? RUNTIME_DATA_FILES;
   return [
     "compile",
     "--frozen",
     "--output",
-    options.output ?? "dist/dynamic-networks-controller",
+    output,
     "--target",
     triple,
     ...include.flatMap((f) => ["--include", f]),
-    ...permissionFlags(options.grants ?? DEPLOY_GRANTS),
-    ...RUNTIME_FLAGS,
+    ...flags,
     "main.ts",
+    ...scriptArgs,
   ];
 }
 

@@ -7,12 +7,13 @@
  * creates a macvlan NetworkAttachmentDefinition and a pod that the kubelet runs
  * (`kubectl get pods -o wide`), hot-plugs an interface by editing the pod's annotation with
  * kubectl, shows the pod's network-status, the interface from inside the pod
- * (`kubectl exec … ip addr`) and the pod's events, unplugs it, shows it gone, and tears
- * everything down. Exits 0 on success, 1 with a reason on failure. Needs root.
+ * (`kubectl exec … ip addr`) and the pod's events, unplugs it, shows it gone, does the same
+ * through the kubectl plugin (`kubectl hotplug attach|networks|detach`, run by the real kubectl
+ * with the plugin's exact grants), and tears everything down. Exits 0 on success, 1 with a reason on failure. Needs root.
  *
  * @module
  */
-import { ControllerProcess } from "../support/mod.ts";
+import { ControllerProcess, installPluginLauncher } from "../support/mod.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, waitFor } from "../rig/mod.ts";
 
 const NAMESPACE = "demo";
@@ -31,7 +32,7 @@ const red = paint("31");
 const cyan = paint("36");
 
 let stepNumber = 0;
-const STEPS = 8;
+const STEPS = 9;
 
 function step(title: string): void {
   stepNumber++;
@@ -113,6 +114,27 @@ async function events(rig: Rig): Promise<string> {
 async function eventsOf(rig: Rig, reason: string): Promise<string> {
   const selector = `involvedObject.name=${POD},reason=${reason}`;
   return await kubectl(rig, "get", "events", "-n", NAMESPACE, "--field-selector", selector);
+}
+
+/**
+ * Runs the rig's real kubectl as a person would, with the kubectl plugin on `PATH` and the
+ * kubeconfig in `$KUBECONFIG`; shows the command and its output; fails the demo if it fails.
+ */
+async function kubectlAsPerson(rig: Rig, bin: string, ...args: string[]): Promise<string> {
+  command(["kubectl", ...args]);
+  const out = await new Deno.Command(rig.binaries.kubectl, {
+    args,
+    env: { PATH: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, KUBECONFIG: rig.kubeconfig },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  const stdout = text.decode(out.stdout);
+  if (out.code !== 0) {
+    throw new DemoFailure(`kubectl ${args.join(" ")} failed: ${text.decode(out.stderr).trim()}`);
+  }
+  return stdout;
 }
 
 async function demo(): Promise<void> {
@@ -234,6 +256,39 @@ async function demo(): Promise<void> {
     show(after, "      ");
     if (!/can't find device/.test(after)) throw new DemoFailure(`${IFACE} is still in the pod`);
     show(await eventsOf(rig, "RemovedInterface"), "      ");
+
+    step("The same for people: the kubectl plugin, `kubectl hotplug`");
+    console.log(
+      dim("    (kubectl-hotplug on PATH: main.ts with the compiled plugin's exact grants)"),
+    );
+    const bin = `${rig.dir}/plugin-bin`;
+    await Deno.mkdir(bin, { recursive: true });
+    await installPluginLauncher(bin);
+    const person = (...args: string[]) => kubectlAsPerson(rig!, bin, ...args);
+    show(
+      (await person("plugin", "list")).split("\n").filter((l) => l.includes("hotplug")).join(
+        "\n",
+      ),
+    );
+    t = Date.now();
+    show(
+      await person(
+        "hotplug",
+        "attach",
+        POD,
+        `${NAD}@${IFACE}`,
+        "--ips",
+        ADDRESS,
+        "-n",
+        NAMESPACE,
+        "--wait",
+      ),
+    );
+    console.log(`    ${green("attached")} in ${seconds(Date.now() - t)}, waited for by the plugin`);
+    show(await person("hotplug", "networks", POD, "-n", NAMESPACE));
+    t = Date.now();
+    show(await person("hotplug", "detach", POD, IFACE, "-n", NAMESPACE, "--wait"));
+    console.log(`    ${green("detached")} in ${seconds(Date.now() - t)}, waited for by the plugin`);
 
     step("Tear down");
     await rig.deletePod(pod);

@@ -39,6 +39,12 @@ Deno.test({
         /unplugged: network-status written/,
         /ip: can't find device 'net1'/,
         /RemovedInterface +pod\/app +pod \[demo\/app\]: removed interface net1/,
+        // The kubectl plugin, through the real kubectl.
+        /\$ kubectl plugin list\n +\S+\/kubectl-hotplug\n/,
+        /\$ kubectl hotplug attach app macvlan-net@net1 --ips 10\.10\.0\.5\/24 -n demo --wait\n/,
+        /attached in [\d.]+ s, waited for by the plugin/,
+        /\$ kubectl hotplug networks app -n demo\n(.*\n)*.*net1/,
+        /detached in [\d.]+ s, waited for by the plugin/,
         /controller stopped \(SIGTERM\), exit code 0/,
         /demo passed/,
       ]

@@ -3,8 +3,9 @@
  * (`tests/rig/deploy/`) on a containerd node, `deploy/crio` through `tests/rig/deploy/crio/` on
  * a CRI-O node, with the image of `agent_image.ts` imported into the node's runtime.
  * Each run writes a kustomization of its own on top of the overlay: the image's tag, the
- * hostPaths of the run's runtime socket, multus socket and journal directories, the loopback
- * API server's port and a free metrics port (the pod shares the node's network).
+ * hostPaths of the run's runtime socket, multus socket and journal directories, the API server
+ * as an IPv6 single-stack cluster would name it (an IPv6 address and a port other than 443,
+ * {@linkcode Rig.ipv6ApiEndpoint}) and a free metrics port (the pod shares the node's network).
  *
  * @module
  */
@@ -51,11 +52,13 @@ export function runKustomization(
   image: AgentImage,
   metricsPort: number,
 ): string {
-  const apiPort = new URL(rig.apiServerUrl).port;
+  // As in an IPv6 single-stack cluster whose API server port is not 443: the image's
+  // grants must reach it as it is.
+  const api = rig.ipv6ApiEndpoint();
   const criDir = rig.criSocket.replace(/\/[^/]+$/, "");
   const env = [
-    { name: "KUBERNETES_SERVICE_HOST", value: "127.0.0.1" },
-    { name: "KUBERNETES_SERVICE_PORT", value: apiPort },
+    { name: "KUBERNETES_SERVICE_HOST", value: api.host },
+    { name: "KUBERNETES_SERVICE_PORT", value: `${api.port}` },
     // The kubelet probes the pod's IP, which on the host network is the node IP.
     { name: "DNC_METRICS_ADDRESS", value: `${rig.nodeIp}:${metricsPort}` },
   ];
@@ -168,7 +171,7 @@ export async function waitAgentReady(
 }
 
 /**
- * The PIDs of the processes in an agent pod's container (the launcher and the controller),
+ * The PIDs of the processes in an agent pod's container (the controller),
  * found by the pod's UID in their cgroup paths.
  */
 export function agentProcesses(pod: AgentPod): { pid: number; cmdline: string }[] {

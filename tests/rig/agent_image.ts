@@ -8,14 +8,14 @@
  * - a read-only `DENO_DIR` (`/deno-dir`) with the npm registry metadata Deno reads even when
  *   `node_modules` is complete (without it, Deno tries to download it at start-up);
  *
- * and its entrypoint is the launcher (`lib/launch.ts run --`), so that the controller runs with
- * exactly the grants of the one permission list, computed from the DaemonSet's configuration.
+ * and its entrypoint is `deno run` of `main.ts` with exactly the flags `deno compile` bakes into
+ * the shipped binary: the permission flags of `DEPLOY_GRANTS` and the V8 settings.
  * Images are cached in the rig's cache directory, keyed by the Deno version and the content of
  * everything they hold.
  *
  * @module
  */
-import { LAUNCHER_FLAGS } from "../../lib/process/permissions.ts";
+import { DEPLOY_GRANTS, permissionFlags, RUNTIME_FLAGS } from "../../lib/process/permissions.ts";
 import { run } from "./exec.ts";
 
 const PROJECT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/$/, "");
@@ -149,10 +149,9 @@ export async function packAgentImage(cacheDir: string): Promise<AgentImage> {
     const entrypoint = [
       "/usr/bin/deno",
       "run",
-      ...LAUNCHER_FLAGS,
-      "/app/lib/launch.ts",
-      "run",
-      "--",
+      ...permissionFlags(DEPLOY_GRANTS),
+      ...RUNTIME_FLAGS,
+      "/app/main.ts",
     ];
     const env = [
       "PATH=/usr/bin",

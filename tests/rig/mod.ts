@@ -60,6 +60,7 @@ import {
   nadCrd,
 } from "./manifests.ts";
 import { createPki, type Pki } from "./pki.ts";
+import { TcpRelay } from "./tcp_relay.ts";
 import { freePort } from "./ports.ts";
 import { unixRequest } from "./unix_http.ts";
 import {
@@ -70,6 +71,16 @@ import {
   RIG_BASE_DIR,
   teardownRunDir,
 } from "./run_dir.ts";
+
+/**
+ * Where {@linkcode Rig.agentKubeconfig} gets the agent's identity: `deploy/base`'s
+ * ServiceAccount, and the pod its token is bound to.
+ */
+export const AGENT_IDENTITY = {
+  namespace: "kube-system",
+  serviceAccount: "dynamic-networks-controller",
+  pod: "agent-identity",
+} as const;
 
 /** The annotation a user edits to request networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
@@ -241,6 +252,8 @@ export interface CreatePodOptions {
   readinessProbe?: Record<string, unknown>;
   /** Pod condition types the pod's readiness waits for (`spec.readinessGates`); none by default. */
   readinessGates?: string[];
+  /** The pod's ServiceAccount (default `default`). */
+  serviceAccountName?: string;
 }
 
 /** A pod the rig's kubelet runs. */
@@ -284,6 +297,11 @@ export type RigPart =
 export interface PodRef {
   name: string;
   namespace?: string;
+}
+
+/** The IPv6 ULA of run `id` (six hex digits) on its cluster bridge. */
+export function rigIpv6Address(id: string): string {
+  return `fd64:646e:63${id.slice(0, 2)}:${id.slice(2, 6)}::1`;
 }
 
 function randomId(): string {
@@ -611,7 +629,7 @@ export class Rig {
       // later also appear in multus' private mount namespace.
       await run(["mount", "--bind", dir, dir]);
       await run(["mount", "--make-shared", dir]);
-      const pki = await createPki(`${dir}/pki`, `rig-${id}`);
+      const pki = await createPki(`${dir}/pki`, `rig-${id}`, [rigIpv6Address(id)]);
       const ports: RigPorts = {
         etcdClient: freePort(),
         etcdPeer: freePort(),
@@ -656,6 +674,27 @@ export class Rig {
   /** The cgroup the kubelet puts its `kubepods` tree under. */
   get cgroupRoot(): string {
     return `/${rigCgroupName(this.id)}`;
+  }
+
+  /**
+   * The API server as an IPv6 single-stack cluster's agent reaches it: on
+   * {@linkcode Rig.ipv6Address} (a ULA on the rig's own bridge, named in the API server's
+   * certificate) and a port of its own, relayed to the API server. Started on first use;
+   * returns the host and port as `KUBERNETES_SERVICE_HOST` and `_PORT` would say them.
+   */
+  ipv6ApiEndpoint(): { host: string; port: number } {
+    this.#ipv6Relay ??= new TcpRelay(this.ipv6Address, {
+      hostname: "127.0.0.1",
+      port: this.#ports.api,
+    });
+    return { host: this.ipv6Address, port: this.#ipv6Relay.port };
+  }
+
+  #ipv6Relay: TcpRelay | undefined;
+
+  /** An IPv6 ULA of this run on its cluster bridge (`fd64:…::1`). */
+  get ipv6Address(): string {
+    return rigIpv6Address(this.id);
   }
 
   /** `https://127.0.0.1:<port>` */
@@ -933,6 +972,9 @@ export class Rig {
     // bridge plugin would give it (so the plugin keeps it): the node IP the kubelet needs.
     await run(["ip", "link", "add", bridge, "type", "bridge"]);
     await run(["ip", "addr", "add", this.clusterSubnet.replace(/0\/24$/, "1/24"), "dev", bridge]);
+    // No duplicate address detection: the bridge has no port yet, and a tentative address
+    // cannot be bound.
+    await run(["ip", "-6", "addr", "add", `${this.ipv6Address}/64`, "dev", bridge, "nodad"]);
     await run(["ip", "link", "set", bridge, "up"]);
   }
 
@@ -1210,17 +1252,48 @@ export class Rig {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
       subjects: [{ kind: "ServiceAccount", name, namespace }],
     });
+    return await this.#tokenRequest(name, namespace);
+  }
+
+  /**
+   * A week-long token of ServiceAccount `namespace/name`. The agent's own
+   * ({@linkcode AGENT_IDENTITY}) is bound to a pod on the node, as its DaemonSet pod's is, so
+   * that it names the node: the node-confinement policy refuses every write of a token that
+   * does not.
+   */
+  async #tokenRequest(name: string, namespace: string): Promise<string> {
+    const agent = name === AGENT_IDENTITY.serviceAccount && namespace === AGENT_IDENTITY.namespace;
+    const holder = agent ? await this.#agentIdentityPod() : undefined;
     const res = await this.api.request<{ status: { token: string } }>(
       "POST",
       `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
       {
         apiVersion: "authentication.k8s.io/v1",
         kind: "TokenRequest",
-        spec: { expirationSeconds: 7 * 24 * 3600 },
+        spec: {
+          expirationSeconds: 7 * 24 * 3600,
+          ...(holder
+            ? {
+              boundObjectRef: { apiVersion: "v1", kind: "Pod", name: holder.name, uid: holder.uid },
+            }
+            : {}),
+        },
       },
     );
     return res.status.token;
   }
+
+  /** The pod the agent's tokens are bound to, made on first use. */
+  #agentIdentityPod(): Promise<RigPod> {
+    this.#identityPod ??= this.createPod({
+      name: AGENT_IDENTITY.pod,
+      namespace: AGENT_IDENTITY.namespace,
+      serviceAccountName: AGENT_IDENTITY.serviceAccount,
+    });
+    return this.#identityPod;
+  }
+
+  #identityPod: Promise<RigPod> | undefined;
 
   // ------------------------------------------------------------------ cluster helpers
 
@@ -1281,6 +1354,56 @@ export class Rig {
     return path;
   }
 
+  /**
+   * The agent's identity as its DaemonSet pod has it, for the agent processes the tests run: the
+   * ServiceAccount, ClusterRole and binding of `deploy/base` and its node-confinement policy are
+   * applied, a pod of that ServiceAccount runs on the node, and a token bound to that pod (so
+   * that it names the node, as a DaemonSet pod's does) goes into a kubeconfig. Made on first
+   * use; resolves with the kubeconfig's path.
+   */
+  agentKubeconfig(): Promise<string> {
+    this.#agentKubeconfig ??= this.#makeAgentKubeconfig();
+    return this.#agentKubeconfig;
+  }
+
+  #agentKubeconfig: Promise<string> | undefined;
+
+  async #makeAgentKubeconfig(): Promise<string> {
+    const base = new URL("../../deploy/base/", import.meta.url).pathname;
+    for (
+      const file of [
+        "service_account.yaml",
+        "cluster_role.yaml",
+        "cluster_role_binding.yaml",
+        "node_confinement.yaml",
+      ]
+    ) {
+      const applied = await this.kubectl(
+        "apply",
+        "-n",
+        AGENT_IDENTITY.namespace,
+        "-f",
+        base + file,
+      );
+      if (applied.code !== 0) throw new Error(`applying deploy/base/${file}: ${applied.stderr}`);
+    }
+    const token = await this.#tokenRequest(
+      AGENT_IDENTITY.serviceAccount,
+      AGENT_IDENTITY.namespace,
+    );
+    const path = `${this.dir}/kubeconfig/agent.json`;
+    await Deno.writeTextFile(
+      path,
+      kubeconfigJson(
+        "agent",
+        this.apiServerUrl,
+        Deno.readTextFileSync(this.#pki.caCert),
+        { token },
+      ),
+    );
+    return path;
+  }
+
   /** Runs the rig's kubectl with the admin kubeconfig; resolves with its exit code and output. */
   async kubectl(...args: string[]): Promise<RunResult> {
     return await run([this.#bins.kubectl, `--kubeconfig=${this.kubeconfig}`, ...args], {
@@ -1328,6 +1451,7 @@ export class Rig {
         dnsPolicy: "Default",
         enableServiceLinks: false,
         terminationGracePeriodSeconds: options.terminationGracePeriodSeconds ?? 30,
+        ...(options.serviceAccountName ? { serviceAccountName: options.serviceAccountName } : {}),
         ...(options.readinessGates
           ? { readinessGates: options.readinessGates.map((conditionType) => ({ conditionType })) }
           : {}),
@@ -1800,6 +1924,7 @@ export class Rig {
     if (d.runtime.alive) await removeSandboxes(this.cri).catch(() => undefined);
     this.cri.close();
     this.api.close();
+    this.#ipv6Relay?.close();
     await d.multus.stop();
     await d.runtime.stop();
     await d["kube-apiserver"].stop();

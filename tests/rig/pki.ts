@@ -91,8 +91,15 @@ const CLIENT_EXTENSIONS = [
   "",
 ].join("\n");
 
-/** Creates the CA, the server and client certificates and the ServiceAccount key under `dir`. */
-export async function createPki(dir: string, nodeName: string): Promise<Pki> {
+/**
+ * Creates the CA, the server and client certificates and the ServiceAccount key under `dir`.
+ * The API server's certificate also names `extraIps` (e.g. an IPv6 address it is reached at).
+ */
+export async function createPki(
+  dir: string,
+  nodeName: string,
+  extraIps: readonly string[] = [],
+): Promise<Pki> {
   await Deno.mkdir(dir, { recursive: true });
   const caKey = `${dir}/ca.key`;
   const caCert = `${dir}/ca.crt`;
@@ -126,7 +133,8 @@ export async function createPki(dir: string, nodeName: string): Promise<Pki> {
       "basicConstraints=CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
       "extendedKeyUsage=serverAuth",
-      "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes," +
+      "subjectAltName=IP:127.0.0.1,IP:10.96.0.1," + extraIps.map((ip) => `IP:${ip},`).join("") +
+      "DNS:localhost,DNS:kubernetes," +
       "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
       "",
     ].join("\n"),

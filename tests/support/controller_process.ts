@@ -12,7 +12,10 @@ import { freePort } from "../rig/ports.ts";
 
 /** Options of {@linkcode ControllerProcess.start}. */
 export interface ControllerStartOptions {
-  /** Kubeconfig the controller uses (default: the rig's admin kubeconfig). */
+  /**
+   * Kubeconfig the controller uses (default: the agent's own identity, `deploy/base`'s
+   * ServiceAccount with a token bound to a pod on the node, under its node-confinement policy).
+   */
   kubeconfig?: string;
   /** More program flags. */
   args?: string[];
@@ -50,7 +53,7 @@ export class ControllerProcess {
   static async start(rig: Rig, options: ControllerStartOptions = {}): Promise<ControllerProcess> {
     const port = freePort();
     const args = [
-      `--kubeconfig=${options.kubeconfig ?? rig.kubeconfig}`,
+      `--kubeconfig=${options.kubeconfig ?? await rig.agentKubeconfig()}`,
       `--node-name=${rig.nodeName}`,
       `--cri-socket=${rig.criSocket}`,
       `--multus-socket=${rig.multusSocket}`,

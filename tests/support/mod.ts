@@ -10,6 +10,7 @@ export * from "./cli_process.ts";
 export * from "./controller_process.ts";
 export * from "./convergence.ts";
 export * from "./deno_run.ts";
+export * from "./kubectl_plugin.ts";
 export * from "./multus_log.ts";
 export * from "./pods.ts";
 export * from "./rig_test.ts";

@@ -102,14 +102,14 @@ export function multusActivity(log: string, uid: string): MultusActivity {
 /**
  * Who released a deleted pod's attachments: `agent`, the interfaces of its `/delegate` DELs
  * that multus carried out without an error; `teardown`, those multus' CNI DEL at sandbox
- * teardown released.
+ * teardown released (each once, however many times the runtime tore the sandbox down).
  */
 export function releases(activity: MultusActivity): { agent: string[]; teardown: string[] } {
   const agent = activity.requests.filter((r) =>
     r.kind === "delegate" && r.command === "DEL" && r.ok
   )
     .map((r) => r.ifname).sort();
-  return { agent, teardown: [...activity.sandbox.deleted].sort() };
+  return { agent, teardown: [...new Set(activity.sandbox.deleted)].sort() };
 }
 
 /** The interfaces multus plugged at sandbox set-up. */
