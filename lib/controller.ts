@@ -27,6 +27,7 @@ import { healthChecks } from "./observe/health_checks.ts";
 import { type HealthServer, serveHealth } from "./observe/http.ts";
 import { podCensus } from "./core/pod_census.ts";
 import type { PodSnapshot } from "./core/pod.ts";
+import { DriftCheck } from "./reconcile/drift_check.ts";
 import { dryRunLines } from "./reconcile/dry_run.ts";
 import { errorPolicy } from "./reconcile/error_policy.ts";
 import type { ReconcilerDeps } from "./reconcile/ports.ts";
@@ -161,6 +162,7 @@ export async function runController(
         namespaceIsolation: config.namespaceIsolation,
         allowedNadNamespaces: config.allowedNadNamespaces,
         dryRun: config.dryRun,
+        driftRepair: config.driftRepair,
       },
       observer: metrics,
     },
@@ -233,6 +235,25 @@ export async function runController(
     }
     if (config.resyncPeriodSeconds > 0) {
       resync = setInterval(resyncAll, config.resyncPeriodSeconds * 1000);
+    }
+    if (config.driftCheckIntervalSeconds > 0 && !config.dryRun) {
+      const drift = new DriftCheck({
+        pods: () => pods.list(),
+        nads: nadSource(nads),
+        sandboxes: cri,
+        delegator: multus,
+        journal,
+        memory: reconciler.memory,
+        enqueue: (key) => queue.add(key),
+        log,
+        observer: metrics,
+        intervalMs: config.driftCheckIntervalSeconds * 1000,
+      });
+      runs.push(
+        drift.run(stop.signal).catch((err) => {
+          if (!stop.signal.aborted) log.error("Drift check stopped", { err });
+        }),
+      );
     }
     await stopped;
   } catch (err) {

@@ -107,6 +107,8 @@ const SAMPLES: Record<ConfigKey, Sample> = {
   criTimeoutMs: { file: 1000, env: "2000", flag: "3000", expect: [1000, 2000, 3000] },
   delegateTimeoutMs: { file: 10, env: "20", flag: "30", expect: [10, 20, 30] },
   resyncPeriodSeconds: { file: 0, env: "60", flag: "90", expect: [0, 60, 90] },
+  driftCheckIntervalSeconds: { file: 0, env: "30", flag: "600", expect: [0, 30, 600] },
+  driftRepair: { file: false, env: "true", flag: "false", expect: [false, true, false] },
   retryBaseDelayMs: { file: 1, env: "2", flag: "3", expect: [1, 2, 3] },
   retryMaxDelayMs: { file: 70000, env: "80000", flag: "90000", expect: [70000, 80000, 90000] },
   shutdownTimeoutSeconds: { file: 1, env: "2", flag: "3", expect: [1, 2, 3] },

@@ -10,9 +10,12 @@ import { COMMAND_NAMES, commandFlags, commandHelp } from "../lib/commands/comman
 import { NETWORKS_READY_CONDITION, NetworksReadyReason } from "../lib/core/networks_condition.ts";
 import { ControllerMetrics } from "../lib/observe/controller_metrics.ts";
 import {
+  DRIFTED_REASON,
   EventReason,
   INVALID_SELECTION_REASON,
   INVALID_STATUS_REASON,
+  REPAIRED_REASON,
+  RESTORED_REASON,
 } from "../lib/core/event_messages.ts";
 import { runDeno } from "./support/mod.ts";
 
@@ -64,7 +67,14 @@ Deno.test("README: the metrics table lists exactly the controller's metrics", as
 });
 
 Deno.test("README: the events table lists every reason the controller records", () => {
-  const reasons = [...Object.values(EventReason), INVALID_SELECTION_REASON, INVALID_STATUS_REASON];
+  const reasons = [
+    ...Object.values(EventReason),
+    INVALID_SELECTION_REASON,
+    INVALID_STATUS_REASON,
+    RESTORED_REASON,
+    REPAIRED_REASON,
+    DRIFTED_REASON,
+  ];
   assert.deepEqual(firstCells(section("Events")).sort(), reasons.sort());
 });
 

@@ -69,6 +69,74 @@ Deno.test("a swap removes the old attachment before adding the new one (original
   assert.deepEqual(world.events.map((e) => e.reason), ["RemovedInterface", "AddedInterface"]);
 });
 
+Deno.test("a change whose new ADD fails puts the old attachment back with the request that made it, and completes once fixed", async () => {
+  const old = { name: "a", interface: "net1", mac: "02:00:00:00:00:0a", ips: ["10.1.0.5/24"] };
+  const world = new World([old]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  await world.converge(world.reconciler());
+  const made = world.delegateRequests.at(-1)!;
+  assert.deepEqual(made.interfaceAttributes, { mac: old.mac, ips: old.ips });
+  world.delegateCalls = [];
+  world.events = [];
+
+  world.setNetworks([{ name: "b", interface: "net1" }]);
+  world.failDelegate = (req) =>
+    req.command === "ADD" && req.ifname === "net1" &&
+      new TextDecoder().decode(req.config).includes('"b"')
+      ? "plugin b: failed to set up"
+      : undefined;
+  await assert.rejects(world.reconciler().reconcile("ns1/p"), (err) => {
+    assert.match(String(err), /add ns1\/b\/net1: plugin b: failed to set up/);
+    return isRetried(err, ["delegate"]);
+  });
+  // Old out, new in (failed, undone), old back with the very request that made it.
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net1 b", "DEL net1 b", "ADD net1 a"]);
+  assert.deepEqual(world.delegateRequests.at(-1), made);
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.deepEqual(world.journal.attached("ns1/p").map((a) => a.request), [made]);
+  // The failed ADD was undone before the old one came back: nothing of it stays journaled.
+  assert.deepEqual(world.journal.pending("ns1/p"), []);
+  assert.deepEqual(world.journal.detaching("ns1/p"), []);
+  const condition = world.pod.status?.networksCondition;
+  assert.equal(condition?.status, "False");
+  assert.match(condition?.message ?? "", /net1 to network: b.*plugin b: failed to set up/);
+  assert.deepEqual(world.events.map((e) => e.reason), [
+    "RestoredInterface",
+    "FailedAddingInterface",
+  ]);
+  assert.equal(
+    world.events[0]!.message,
+    "pod [ns1/p]: put back interface net1 of network: a (the change failed; it is retried)",
+  );
+
+  world.failDelegate = undefined;
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "b" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/b" });
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+  assert.deepEqual(world.journal.attached("ns1/p").map((a) => a.id.network), ["b"]);
+});
+
+Deno.test("a change to a NAD that does not exist yet puts the old attachment back and waits for the NAD", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+  world.delegateCalls = [];
+  world.setNetworks([{ name: "late", interface: "net1" }]);
+  assert.deepEqual(
+    await world.reconciler().reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/late"),
+  );
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net1 a"]);
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  world.nads.set("ns1/late", macvlan("late"));
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), { net1: "ns1/late" });
+});
+
 Deno.test("a failed remove holds back the add that needs its interface name", async () => {
   const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
     name: "ns1/a",

@@ -84,6 +84,10 @@ export interface Config {
   delegateTimeoutMs: number;
   /** Period of the resync, in seconds (0: off). */
   resyncPeriodSeconds: number;
+  /** Each attachment is checked for drift (CNI CHECK) this often, in seconds (0: off). */
+  driftCheckIntervalSeconds: number;
+  /** Whether a drifted attachment is released and added again (else only reported). */
+  driftRepair: boolean;
   /** First retry delay, in ms. */
   retryBaseDelayMs: number;
   /** Largest retry delay, in ms. */
@@ -137,6 +141,8 @@ export const ConfigSchema: ConfigChecks = z.strictObject(
     criTimeoutMs: z.int().min(1).max(600_000),
     delegateTimeoutMs: z.int().min(1).max(3_600_000),
     resyncPeriodSeconds: z.int().min(0).max(86_400),
+    driftCheckIntervalSeconds: z.int().min(0).max(86_400),
+    driftRepair: z.boolean(),
     retryBaseDelayMs: z.int().min(1).max(3_600_000),
     retryMaxDelayMs: z.int().min(1).max(86_400_000),
     shutdownTimeoutSeconds: z.int().min(0).max(3_600),
@@ -280,6 +286,26 @@ const SPECS = {
     expected: "an integer from 0 to 86400 (seconds)",
     fix: "set a number such as 300, or 0 to turn periodic resync off",
   },
+  driftCheckIntervalSeconds: {
+    flag: "drift-check-interval-seconds",
+    kind: "integer",
+    placeholder: "<s>",
+    defaultText: "300",
+    description:
+      "Every attachment network-status lists on a running pod is checked (CNI CHECK through multus) this often, the checks spread over the interval; the first round starts with the agent. 0 turns the drift check off.",
+    expected: "an integer from 0 to 86400 (seconds)",
+    fix: "set a number such as 300, or 0 to turn the drift check off",
+  },
+  driftRepair: {
+    flag: "drift-repair",
+    kind: "boolean",
+    placeholder: "",
+    defaultText: "true",
+    description:
+      "What happens to an attachment the drift check finds missing or altered: true releases it and adds it again with the same request; false only reports it (NetworksReady False, reason Drifted, and an Event).",
+    expected: "true or false",
+    fix: "set true or false",
+  },
   retryBaseDelayMs: {
     flag: "retry-base-delay-ms",
     kind: "integer",
@@ -389,6 +415,8 @@ export const DEFAULTS: Config = {
   criTimeoutMs: 5_000,
   delegateTimeoutMs: 60_000,
   resyncPeriodSeconds: 300,
+  driftCheckIntervalSeconds: 300,
+  driftRepair: true,
   retryBaseDelayMs: 100,
   retryMaxDelayMs: 60_000,
   shutdownTimeoutSeconds: 8,

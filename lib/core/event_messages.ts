@@ -31,6 +31,18 @@ export type EventReason = typeof EventReason[keyof typeof EventReason];
 export const INVALID_SELECTION_REASON = "InvalidNetworkSelection";
 /** Reason recorded when network-status cannot be parsed (an addition to upstream's). */
 export const INVALID_STATUS_REASON = "InvalidNetworkStatus";
+/**
+ * Reason recorded when a change failed and the attachment it removed was put back (an
+ * addition to upstream's).
+ */
+export const RESTORED_REASON = "RestoredInterface";
+/**
+ * Reason recorded when a drift check found an attachment missing or altered and repair is off
+ * (an addition to upstream's).
+ */
+export const DRIFTED_REASON = "InterfaceDrifted";
+/** Reason recorded when a drifted attachment was made again (an addition to upstream's). */
+export const REPAIRED_REASON = "RepairedInterface";
 
 /** Event type, as core/v1. */
 export type EventType = "Normal" | "Warning";
@@ -304,6 +316,42 @@ export function removedInterfacesMessage(podKey: string, items: readonly Interfa
   }
   const each = items.map((i) => `${i.iface} from network: ${i.network}`);
   return `pod [${podKey}]: removed ${plural(items.length, "interface")}: ${listSome(each)}`;
+}
+
+/**
+ * The `RestoredInterface` message of a pass: the attachments put back after the change that
+ * removed them failed, `pod [<ns/name>]: put back interface <if> of network: <net> (the change
+ * failed; it is retried)`, or `… put back <n> interfaces: <if> of network: <net>, …`.
+ */
+export function restoredInterfacesMessage(podKey: string, items: readonly InterfaceItem[]): string {
+  const each = items.map((i) => `${i.iface} of network: ${i.network}`);
+  const what = items.length === 1
+    ? `interface ${each[0]}`
+    : `${plural(items.length, "interface")}: ${listSome(each)}`;
+  return `pod [${podKey}]: put back ${what} (the change failed; it is retried)`;
+}
+
+/**
+ * The `InterfaceDrifted` message (repair off): each drifted interface, its network and what the
+ * check found, then the fix.
+ */
+export function driftedInterfacesMessage(podKey: string, items: readonly InterfaceItem[]): string {
+  const each = items.map((i) => `${i.iface} of network: ${i.network}: ${i.error ?? "drifted"}`);
+  return `pod [${podKey}]: not as network-status records it (a CNI CHECK failed): ${
+    listSome(each, "; ")
+  }; repair is off (driftRepair: false): remove the element and add it back, or turn driftRepair on`;
+}
+
+/** The `RepairedInterface` message: each repaired interface, its network and what was found. */
+export function repairedInterfacesMessage(podKey: string, items: readonly InterfaceItem[]): string {
+  const each = items.map((i) =>
+    `${i.iface} of network: ${i.network} (found: ${i.error ?? "drifted"})`
+  );
+  return `pod [${podKey}]: a CNI CHECK found ${
+    items.length === 1 ? "an interface" : plural(items.length, "interface")
+  } not as network-status records it; released and added again with the same request: ${
+    listSome(each, "; ")
+  }`;
 }
 
 /**

@@ -10,6 +10,7 @@
  * @module
  */
 import {
+  DRIFTED_REASON,
   EventReason,
   failedAddingInterfacesMessage,
   failedRemovingInterfacesMessage,
@@ -42,6 +43,8 @@ export const NetworksReadyReason = {
   AttachFailed: "AttachFailed",
   /** An attachment could not be removed. */
   DetachFailed: "DetachFailed",
+  /** A drift check found an attachment missing or altered, and repair is off. */
+  Drifted: "Drifted",
 } as const;
 /** One of {@linkcode NetworksReadyReason}. */
 export type NetworksReadyReason = typeof NetworksReadyReason[keyof typeof NetworksReadyReason];
@@ -92,7 +95,7 @@ export function inProgress(condition: NetworksCondition | undefined): boolean {
 
 /**
  * The condition `findings` call for. The reason is the gravest problem found (an unreadable
- * annotation, a host-network pod, a failed removal, a failed add, a refused element, a
+ * annotation, a host-network pod, a drifted attachment, a failed removal, a failed add, a refused element, a
  * missing NAD, then waiting, then work under way); the message holds the Event message of each problem, `; `
  * apart, so that it names every interface, network and error concerned.
  */
@@ -108,6 +111,11 @@ export function networksCondition(findings: NetworksFindings): NetworksCondition
   for (const n of notices) {
     if (n.reason === EventReason.InterfaceAddRejected) {
       problems.push({ reason: NetworksReadyReason.InterfaceAddRejected, message: n.message });
+    }
+  }
+  for (const n of notices) {
+    if (n.reason === DRIFTED_REASON) {
+      problems.push({ reason: NetworksReadyReason.Drifted, message: n.message });
     }
   }
   if (findings.removeFailed?.length) {

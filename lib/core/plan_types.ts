@@ -57,7 +57,12 @@ export type RemoveReason =
   /** Its interface name now belongs to another network. */
   | "interface-reassigned"
   /** The pod has stopped; the agent releases the attachment it made, freeing its addresses. */
-  | "pod-deleted";
+  | "pod-deleted"
+  /**
+   * A drift check found it missing or altered in the pod; it is added again right after with
+   * the same request. Best effort: a failed release does not hold back the add.
+   */
+  | "drifted";
 
 /** Why an attachment is added. */
 export type AddReason =
@@ -66,12 +71,26 @@ export type AddReason =
   /** It replaces the pod's attachment on the same network with other `ips` or `mac`. */
   | "changed"
   /** It takes over an interface name that another network held. */
-  | "interface-reassigned";
+  | "interface-reassigned"
+  /**
+   * Not planned: the attachment a change removed is put back, with the request that made it,
+   * because the attachment replacing it could not be added.
+   */
+  | "restored"
+  /** A drift check found it missing or altered in the pod: it is added again as asked. */
+  | "repair";
 
 /** One step of a plan. Add elements always carry their interface name. */
 export type Operation =
   | { kind: "remove"; id: AttachmentId; entry: NetworkStatus; reason: RemoveReason }
-  | { kind: "add"; id: AttachmentId; element: NetworkSelectionElement; reason: AddReason };
+  | {
+    kind: "add";
+    id: AttachmentId;
+    element: NetworkSelectionElement;
+    reason: AddReason;
+    /** For a repair: what the drift check found. */
+    found?: string;
+  };
 
 /** Kinds of requests the planner refuses. */
 export type RefusalCode =

@@ -5,8 +5,8 @@
  * and CRI call durations, hot-plug latency, status writes).
  *
  * {@linkcode ControllerMetrics} has one typed method per thing worth counting. Its
- * `attachmentOperation`, `delegateDuration`, `statusWrite`, `unrecordedRelease` and
- * `hotplugCompleted` methods
+ * `attachmentOperation`, `delegateDuration`, `statusWrite`, `unrecordedRelease`,
+ * `hotplugCompleted`, `driftCheck` and `driftRepair` methods
  * match the reconciler's observer, and {@linkcode ControllerMetrics.queueMetrics} adapts it
  * to the work queue.
  *
@@ -17,6 +17,7 @@
 import { type Counter, type Gauge, type Histogram } from "../base/metric_families.ts";
 import { Registry } from "../base/metrics.ts";
 import type { InFlightProbe, QueueMetrics, RunResult } from "../work_queue/queue_metrics.ts";
+import type { DriftCheckResult } from "../reconcile/ports.ts";
 import {
   DELEGATE_BUCKETS,
   HOTPLUG_BUCKETS,
@@ -28,7 +29,7 @@ import {
 /** An attachment operation, as the planner names it. */
 export type AttachmentOperation = "add" | "remove";
 /** A CNI command sent through multus' `/delegate`. */
-export type DelegateCommand = "ADD" | "DEL";
+export type DelegateCommand = "ADD" | "DEL" | "CHECK";
 
 /** Settings of a {@linkcode ControllerMetrics}. */
 export interface ControllerMetricsOptions {
@@ -71,6 +72,8 @@ export class ControllerMetrics {
   readonly #watchErrors: Counter<"resource">;
 
   readonly #attachmentOps: Counter<"operation" | "result">;
+  readonly #driftChecks: Counter<"result">;
+  readonly #driftRepairs: Counter<"result">;
   readonly #delegateDuration: Histogram<"command">;
   readonly #criDuration: Histogram<"method">;
   readonly #criRequests: Counter<"method" | "code">;
@@ -177,9 +180,20 @@ export class ControllerMetrics {
       help: "Network attachments added to or removed from running pods, by result.",
       labelNames: ["operation", "result"],
     });
+    this.#driftChecks = r.counter({
+      name: "dynamic_networks_drift_checks_total",
+      help:
+        "Drift checks (CNI CHECK) of attachments by result: ok, drifted, unsupported (cannot be checked), error (multus could not be asked).",
+      labelNames: ["result"],
+    });
+    this.#driftRepairs = r.counter({
+      name: "dynamic_networks_drift_repairs_total",
+      help: "Drifted attachments released and added again, by result.",
+      labelNames: ["result"],
+    });
     this.#delegateDuration = r.histogram({
       name: "dynamic_networks_delegate_duration_seconds",
-      help: "Duration of multus /delegate calls (CNI ADD or DEL) in seconds.",
+      help: "Duration of multus /delegate calls (CNI ADD, DEL or CHECK) in seconds.",
       labelNames: ["command"],
       buckets: DELEGATE_BUCKETS,
     });
@@ -247,6 +261,10 @@ export class ControllerMetrics {
         this.#attachmentOps.inc({ operation, result }, 0);
       }
     }
+    for (const result of ["ok", "drifted", "unsupported", "error"] as const) {
+      this.#driftChecks.inc({ result }, 0);
+    }
+    for (const result of ["success", "error"] as const) this.#driftRepairs.inc({ result }, 0);
   }
 
   /**
@@ -288,6 +306,16 @@ export class ControllerMetrics {
   /** Counts one attachment operation on a pod and whether it succeeded. */
   attachmentOperation(operation: AttachmentOperation, ok: boolean): void {
     this.#attachmentOps.inc({ operation, result: ok ? "success" : "error" });
+  }
+
+  /** Records one drift check's result. */
+  driftCheck(result: DriftCheckResult): void {
+    this.#driftChecks.inc({ result });
+  }
+
+  /** Records one repair of a drifted attachment. */
+  driftRepair(ok: boolean): void {
+    this.#driftRepairs.inc({ result: ok ? "success" : "error" });
   }
 
   /** Records how long one multus `/delegate` call took. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { attachmentKey } from "../core/plan_types.ts";
 import { podKey } from "../core/pod.ts";
 import { formatNetworkStatus, type NetworkStatus } from "../core/status.ts";
 import type { Acted } from "./act.ts";
@@ -22,7 +23,7 @@ export async function commit(ctx: PassContext, acted: Acted): Promise<ReconcileO
   const succeeded = outcomes.filter((o) => o.ok);
   const change: JournalChange = {
     recorded: succeeded.flatMap((o) => o.op.kind === "add" && o.pending ? [o.pending] : []),
-    released: succeeded.flatMap((o) => o.op.kind === "remove" ? o.released ?? [] : []),
+    released: succeeded.flatMap((o) => o.released ?? []),
   };
   const finalizer = wantsFinalizer(ctx.deps.journal, pod, passNow(ctx), change);
   const condition = passCondition(pod, planned, ctx.report.problems, { outcomes });
@@ -70,7 +71,14 @@ function reportOutcomes(ctx: PassContext, { pod, outcomes }: Acted): void {
   const observer = ctx.deps.observer;
   ctx.report.about(pod.metadata);
   for (const outcome of outcomes) {
-    observer?.attachmentOperation?.(outcome.op.kind, outcome.ok);
+    const { op } = outcome;
+    observer?.attachmentOperation?.(op.kind, outcome.ok);
+    if (op.kind === "add" && op.reason === "repair") {
+      observer?.driftRepair?.(outcome.ok);
+      // Repaired, or, when the add failed, an attachment to add like any other: either way
+      // the drift is over; the next check looks again.
+      ctx.memory.driftCleared(key, attachmentKey(op.id));
+    }
     ctx.report.operationEnded(outcome);
   }
   ctx.memory.alsoWaitFor(key, outcomes.flatMap((o) => o.waitsFor ? [o.waitsFor] : []));

@@ -67,21 +67,22 @@ export function withDetaching(entries: PodEntries, add: PendingAdd): PodEntries 
   };
 }
 
-/** `entries` after `change` (see {@linkcode AttachmentJournal.settle}); the input is not changed. */
+/**
+ * `entries` after `change` (see {@linkcode AttachmentJournal.settle}); the input is not changed.
+ * Releases apply first, then records: an attachment a pass released and then made again with
+ * the same request (a change that failed and put the old attachment back) ends attached.
+ */
 export function settled(
   entries: PodEntries,
   change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] },
 ): PodEntries {
   const recorded = change.recorded ?? [];
   const released = change.released ?? [];
-  const isReleased = (a: PendingAdd) => released.some((r) => sameAdd(a, r));
-  const gone = (a: PendingAdd) => isReleased(a) || recorded.some((r) => sameAdd(a, r));
+  const gone = (a: PendingAdd) =>
+    released.some((r) => sameAdd(a, r)) || recorded.some((r) => sameAdd(a, r));
   return {
     pending: entries.pending.filter((a) => !gone(a)),
-    attached: [
-      ...entries.attached.filter((a) => !gone(a)),
-      ...recorded.filter((r) => !isReleased(r)),
-    ],
-    detaching: entries.detaching.filter((a) => !isReleased(a)),
+    attached: [...entries.attached.filter((a) => !gone(a)), ...recorded],
+    detaching: entries.detaching.filter((a) => !gone(a)),
   };
 }

@@ -74,8 +74,12 @@ export async function observe(ctx: PassContext, key: string): Promise<Observatio
 
 /** Plans `pod` into the pass's report, and remembers the NADs the plan misses. */
 export function plan(ctx: PassContext, pod: PodSnapshot): PlannedPod {
-  const planned = planWithReport(pod, ctx.deps.nads, ctx.report);
-  ctx.memory.waitFor(podKey(pod), planned.missingNads);
+  const key = podKey(pod);
+  const planned = planWithReport(pod, ctx.deps.nads, ctx.report, {
+    drifts: ctx.memory.drifts(key),
+    repair: ctx.deps.options.driftRepair !== false,
+  });
+  ctx.memory.waitFor(key, planned.missingNads);
   return planned;
 }
 

@@ -3,6 +3,12 @@
  * attachment through multus, with the journal written before either is sent and a failed ADD
  * undone. The outcome says what to record in network-status, or what failed and of which kind.
  *
+ * A change (an element's network, IPs or MAC changed: the old attachment removed, the new one
+ * added on the same interface) never leaves the pod with neither: when the new ADD fails, the
+ * old attachment is put back with the very request that made it (the journal's; for one the
+ * agent did not make, its network's config now and the MAC network-status recorded), and the
+ * pass fails, so the change is retried with backoff.
+ *
  * @module
  */
 import { errorText, type Logger } from "../base/log.ts";
@@ -46,14 +52,22 @@ export interface OperationOutcome {
   entry?: NetworkStatus;
   /** The journal record of an add that reached the delegate call. */
   pending?: PendingAdd;
-  /** The journal's entries of a removed attachment (its detaching one among them), to forget once the status says so. */
+  /**
+   * The journal's entries to forget once the status says so: those of a removed attachment
+   * (its detaching one among them), or, on an attachment put back, the failed ADD it follows
+   * (already undone with a DEL).
+   */
   released?: PendingAdd[];
+  /** On a failed add: the DEL that undoes the ADD succeeded, so nothing of it is left. */
+  cleanedUp?: true;
   /** Why it failed, naming the fix where there is one. */
   error?: string;
   /** The kind of failure. */
   kind?: OperationFailureKind;
   /** The NAD (`"<namespace>/<name>"`) that must appear or change before a retry can help. */
   waitsFor?: string;
+  /** On a removal: the change failed and a later outcome of the pass put this attachment back. */
+  undone?: true;
 }
 
 /** A failed outcome. */
@@ -171,8 +185,12 @@ async function attach(
   } catch (err) {
     // The journal keeps the ADD: multus may finish it after a timeout, so the next pass
     // releases it again before anything else.
-    await rollbackAdd(effects, request, log);
-    return failed(op, "delegate", errorText(err));
+    const cleanedUp = await rollbackAdd(effects, request, log);
+    return {
+      ...failed(op, "delegate", errorText(err)),
+      pending,
+      ...(cleanedUp ? { cleanedUp } : {}),
+    };
   }
 }
 
@@ -255,11 +273,17 @@ function delegateAttributes(
  * Some plugins (macvlan when its IPAM fails) leave the link in the pod, which would then be
  * there without a network-status entry. Best effort: a failing DEL is only logged.
  */
-async function rollbackAdd(effects: Effects, request: DelegateRequest, log: Logger) {
+async function rollbackAdd(
+  effects: Effects,
+  request: DelegateRequest,
+  log: Logger,
+): Promise<true | undefined> {
   try {
     await effects.delegate({ ...request, command: "DEL" });
+    return true;
   } catch (err) {
     log.debug("cleaning up after a failed ADD failed", { interfaceName: request.ifname, err });
+    return undefined;
   }
 }
 
@@ -284,7 +308,8 @@ export function applyOutcomes(
 
 /**
  * Runs `operations` in order (removals come first) against `sandbox`. An add of an interface
- * whose removal failed in this pass is not attempted: the name is still taken in the pod.
+ * whose removal failed in this pass is not attempted: the name is still taken in the pod. An
+ * add that fails after a change removed the interface's old attachment puts that one back.
  */
 export async function runOperations(
   ctx: OperationContext,
@@ -295,6 +320,8 @@ export async function runOperations(
   const outcomes: OperationOutcome[] = [];
   /** Interface → the failed removal that still holds it. */
   const held = new Map<string, OperationOutcome>();
+  /** Interface → the attachment a change removed from it in this pass. */
+  const replaced = new Map<string, OperationOutcome>();
   for (const op of operations) {
     const holder = op.kind === "add" ? held.get(op.id.interface) : undefined;
     if (holder) {
@@ -306,11 +333,97 @@ export async function runOperations(
       ));
       continue;
     }
-    const outcome = await runOperation(ctx, pod, sandbox, op);
-    if (op.kind === "remove" && !outcome.ok) held.set(op.id.interface, outcome);
+    const outcome = await bestEffort(ctx, op, await runOperation(ctx, pod, sandbox, op));
     outcomes.push(outcome);
+    if (op.kind === "remove") {
+      if (!outcome.ok) held.set(op.id.interface, outcome);
+      else if (op.reason === "changed" || op.reason === "interface-reassigned") {
+        replaced.set(op.id.interface, outcome);
+      }
+      continue;
+    }
+    const old = replaced.get(op.id.interface);
+    if (outcome.ok || !old) continue;
+    const restored = await restore(ctx, old, outcome);
+    if (restored.ok) old.undone = true;
+    outcomes.push(restored);
   }
   return outcomes;
+}
+
+/**
+ * The release of a drifted attachment is best effort: its link is often gone already, and the
+ * add that follows makes it again whatever the release said. A failed one is logged and counts
+ * as done, keeping the journal's entries (the add's record replaces one of the same request).
+ */
+function bestEffort(
+  ctx: OperationContext,
+  op: Operation,
+  outcome: OperationOutcome,
+): OperationOutcome {
+  if (outcome.ok || op.kind !== "remove" || op.reason !== "drifted") return outcome;
+  ctx.log.info("releasing a drifted attachment failed; adding it again anyway", {
+    interfaceName: op.id.interface,
+    network: nadKey({ namespace: op.id.namespace, name: op.id.network }),
+    err: outcome.error,
+  });
+  return { op, ok: true, released: [] };
+}
+
+/**
+ * Puts back the attachment `removal` took away, after `failedAdd` (the change's new attachment
+ * on the same interface) failed: an ADD of the request that made it, journaled first like
+ * every ADD. Its outcome is an add with reason `restored`. Only once nothing of the failed ADD
+ * is left (it was never sent, or it was undone): until then the interface may still hold it.
+ */
+async function restore(
+  ctx: OperationContext,
+  removal: OperationOutcome,
+  failedAddOutcome: OperationOutcome,
+): Promise<OperationOutcome> {
+  const made = removal.released?.[0];
+  const op = removal.op;
+  const failedAdd = failedAddOutcome.op;
+  // An ADD that was never sent (a missing NAD, a journal that cannot be written) left nothing.
+  const nothingLeft = failedAddOutcome.cleanedUp === true || !failedAddOutcome.pending;
+  if (!made || op.kind !== "remove" || !nothingLeft) {
+    return failed(
+      failedAdd,
+      failedAddOutcome.kind ?? "delegate",
+      `the previous attachment on ${failedAdd.id.interface} could not be put back: what the failed ADD left could not be undone`,
+    );
+  }
+  const request = restoringRequest(made.request, op.entry);
+  const element: NetworkSelectionElement = {
+    name: op.id.network,
+    namespace: op.id.namespace,
+    interface: op.id.interface,
+    ...(request.interfaceAttributes?.ips ? { ips: request.interfaceAttributes.ips } : {}),
+    ...(request.interfaceAttributes?.mac ? { mac: request.interfaceAttributes.mac } : {}),
+  };
+  const restoring: Operation = { kind: "add", id: op.id, element, reason: "restored" };
+  ctx.log.info("the change failed; putting the previous attachment back", {
+    interfaceName: op.id.interface,
+    network: nadKey({ namespace: op.id.namespace, name: op.id.network }),
+    failedNetwork: nadKey({ namespace: failedAdd.id.namespace, name: failedAdd.id.network }),
+  });
+  const outcome = await attach(ctx, restoring, request);
+  if (outcome.ok) {
+    const failedPending = failedAddOutcome.pending;
+    return failedPending ? { ...outcome, released: [failedPending] } : outcome;
+  }
+  return { ...outcome, error: `putting the previous attachment back failed: ${outcome.error}` };
+}
+
+/**
+ * The ADD that puts an attachment back: the request that made it, as the journal keeps it; for
+ * one the agent did not make (built from its network's config, with no attributes), also the
+ * MAC network-status recorded, so that the interface comes back as it was.
+ */
+function restoringRequest(made: DelegateRequest, entry: NetworkStatus): DelegateRequest {
+  const request: DelegateRequest = { ...made, command: "ADD" };
+  if (made.interfaceAttributes || !entry.mac) return request;
+  return { ...request, interfaceAttributes: { mac: entry.mac } };
 }
 
 /** The attributes an add Event shows, as upstream renders them; undefined when none are set. */

@@ -27,6 +27,10 @@ import {
   type InterfaceItem,
   listSome,
   removedInterfacesMessage,
+  REPAIRED_REASON,
+  repairedInterfacesMessage,
+  RESTORED_REASON,
+  restoredInterfacesMessage,
 } from "../core/event_messages.ts";
 import { objectKey } from "../core/names.ts";
 import { eventAttributes, type OperationOutcome } from "./operation.ts";
@@ -77,6 +81,8 @@ export class PassReport {
   readonly #addFailed: InterfaceItem[] = [];
   readonly #removed: InterfaceItem[] = [];
   readonly #removeFailed: InterfaceItem[] = [];
+  readonly #restored: InterfaceItem[] = [];
+  readonly #repaired: InterfaceItem[] = [];
   #problems: PlanProblems = { refusals: [], notices: [] };
 
   /** A report for pod `key` ("namespace/name"), logging through `log`. */
@@ -112,11 +118,35 @@ export class PassReport {
     this.#removeFailed.push(item);
   }
 
-  /** Files one operation's outcome under added, removed or failed. */
+  /** An attachment a failed change removed was put back. */
+  restored(item: InterfaceItem): void {
+    this.#log.info("put back interface", { interfaceName: item.iface, network: nadKey(item) });
+    this.#restored.push(item);
+  }
+
+  /** A drifted attachment was released and made again; `item.error` says what was found. */
+  repaired(item: InterfaceItem): void {
+    this.#log.info("repaired interface", {
+      interfaceName: item.iface,
+      network: nadKey(item),
+      found: item.error,
+    });
+    this.#repaired.push(item);
+  }
+
+  /**
+   * Files one operation's outcome under added, removed, put back, repaired or failed. The
+   * removal a failed change undid, and the release of a drifted attachment, are not reported:
+   * the attachment is in the pod as before, or its repair is.
+   */
   operationEnded(outcome: OperationOutcome): void {
     const { op } = outcome;
+    if (outcome.undone || (op.kind === "remove" && op.reason === "drifted" && outcome.ok)) return;
     const item = interfaceItem(outcome);
-    if (op.kind === "add") {
+    if (op.kind === "add" && op.reason === "restored" && outcome.ok) this.restored(item);
+    else if (op.kind === "add" && op.reason === "repair" && outcome.ok) {
+      this.repaired({ ...item, error: op.found });
+    } else if (op.kind === "add") {
       if (outcome.ok) this.added(item);
       else this.addFailed(item);
     } else if (outcome.ok) this.removed(item);
@@ -169,6 +199,12 @@ export class PassReport {
     }
     if (this.#added.length > 0) {
       record("Normal", EventReason.AddedInterface, addedInterfacesMessage(key, this.#added));
+    }
+    if (this.#restored.length > 0) {
+      record("Normal", RESTORED_REASON, restoredInterfacesMessage(key, this.#restored));
+    }
+    if (this.#repaired.length > 0) {
+      record("Normal", REPAIRED_REASON, repairedInterfacesMessage(key, this.#repaired));
     }
     if (this.#addFailed.length > 0 || refusals.length > 0) {
       record(

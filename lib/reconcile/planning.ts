@@ -8,7 +8,10 @@
  */
 import { errorText } from "../base/log.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
+import { type Drift, withRepairs } from "../core/drift.ts";
 import {
+  DRIFTED_REASON,
+  driftedInterfacesMessage,
   EventReason,
   interfaceAddRejectedMessage,
   INVALID_SELECTION_REASON,
@@ -54,11 +57,25 @@ export interface PlannedPod {
   missingNads: string[];
 }
 
+/** What the drift check found in the pod, and what to do about it. */
+export interface DriftFindings {
+  /** Its drifted attachments. */
+  drifts: readonly Drift[];
+  /** Release and add them again (true), or only report them (false). */
+  repair: boolean;
+}
+
 /**
  * Plans `pod` and hands what is wrong with its annotations to `report`. Only the last plan of
  * a pass counts in the report: a pass that plans again replaces what its earlier plan found.
+ * Drifted attachments (`drift`) are planned for repair, or reported as the pod's problem.
  */
-export function planWithReport(pod: PodSnapshot, nads: NadSource, report: PassReport): PlannedPod {
+export function planWithReport(
+  pod: PodSnapshot,
+  nads: NadSource,
+  report: PassReport,
+  drift: DriftFindings = { drifts: [], repair: true },
+): PlannedPod {
   const key = podKey(pod);
   report.about(pod.metadata);
   let plan: Plan;
@@ -97,6 +114,11 @@ export function planWithReport(pod: PodSnapshot, nads: NadSource, report: PassRe
       refusals.push(refusal.message);
     }
   }
+  if (drift.drifts.length > 0) {
+    const entries = parseNetworkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+    if (drift.repair) plan = withRepairs(plan, drift.drifts, entries, pod.metadata.namespace);
+    else notices.push(driftNotice(key, drift.drifts));
+  }
   report.planned({ refusals, notices });
   const missingNads = plan.operations.flatMap((op) =>
     nads.get(op.id.namespace, op.id.network)
@@ -108,6 +130,22 @@ export function planWithReport(pod: PodSnapshot, nads: NadSource, report: PassRe
     text: `refused: ${r.message}`,
   }));
   return { plan, badInput, missingNads };
+}
+
+/** The pod-level problem of attachments that drifted while repair is off. */
+function driftNotice(key: string, drifts: readonly Drift[]): PodNotice {
+  const items = drifts.map((d) => ({
+    iface: d.id.interface,
+    network: d.id.network,
+    namespace: d.id.namespace,
+    error: d.found,
+  }));
+  return {
+    reason: DRIFTED_REASON,
+    type: "Warning",
+    message: driftedInterfacesMessage(key, items),
+    summary: "an attachment is not as network-status records it; repair is off",
+  };
 }
 
 /**

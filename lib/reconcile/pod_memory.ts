@@ -3,11 +3,14 @@
  * which NADs its last pass needed and missed (their creation queues it), when its networks
  * annotation was seen to change (for the hot-plug latency metric), the network-status text the
  * agent wrote last (to tell the echo of its own write from someone else's), and the
- * network-status its journal was last settled against (to know when to look again). The
- * triggers read it through {@linkcode TriggerMemory}; the passes write it.
+ * network-status its journal was last settled against (to know when to look again), and the
+ * attachments the drift check found missing or altered. The triggers read it through
+ * {@linkcode TriggerMemory}; the passes and the drift check write it.
  *
  * @module
  */
+import type { Drift } from "../core/drift.ts";
+import { attachmentKey } from "../core/plan_types.ts";
 import { podKey, type PodSnapshot } from "../core/pod.ts";
 import { inputsChanged } from "../core/pod_inputs.ts";
 import { NadWaiters } from "./nad_waiters.ts";
@@ -38,6 +41,8 @@ export class PodMemory implements TriggerMemory {
   readonly #ownStatus = new Map<string, string>();
   /** Pod key → the network-status text its journal was last settled against. */
   readonly #settledStatus = new Map<string, string>();
+  /** Pod key → attachment key → what the drift check found. */
+  readonly #drifts = new Map<string, Map<string, Drift>>();
 
   /** A memory reading the time from `now` (for the latency metric). */
   constructor(now: () => number = Date.now) {
@@ -69,7 +74,34 @@ export class PodMemory implements TriggerMemory {
     this.#changedAt.delete(key);
     this.#ownStatus.delete(key);
     this.#settledStatus.delete(key);
+    this.#drifts.delete(key);
     this.#waitingForNad.forget(key);
+  }
+
+  /** A drift check found `drift` in pod `key`; true when that is news (a pass should run). */
+  driftFound(key: string, drift: Drift): boolean {
+    const byId = this.#drifts.get(key) ?? new Map<string, Drift>();
+    const id = attachmentKey(drift.id);
+    const news = byId.get(id)?.found !== drift.found;
+    byId.set(id, drift);
+    this.#drifts.set(key, byId);
+    return news;
+  }
+
+  /**
+   * Pod `key`'s attachment `id` (an attachment key) is not drifted (any more): a check found it
+   * as recorded, or a pass repaired it. True when it was drifted.
+   */
+  driftCleared(key: string, id: string): boolean {
+    const byId = this.#drifts.get(key);
+    if (!byId?.delete(id)) return false;
+    if (byId.size === 0) this.#drifts.delete(key);
+    return true;
+  }
+
+  /** The drifted attachments of pod `key`. */
+  drifts(key: string): Drift[] {
+    return [...(this.#drifts.get(key)?.values() ?? [])];
   }
 
   /** Pod `key` waits for the NADs `nadKeys` (its latest plan misses them), and no others. */

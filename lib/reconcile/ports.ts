@@ -149,7 +149,7 @@ export interface SandboxLocator {
 /** One delegate call: the CNI command and where and for whom to run it. */
 export interface DelegateRequest {
   /** CNI command. */
-  command: "ADD" | "DEL";
+  command: "ADD" | "DEL" | "CHECK";
   /** Pod sandbox ID (`CNI_CONTAINERID`). */
   containerId: string;
   /** Network namespace path (`CNI_NETNS`). */
@@ -177,7 +177,10 @@ export interface DelegateRequest {
 
 /** Runs delegate CNI commands (multus' `/delegate`). */
 export interface Delegator {
-  /** Runs one ADD (returns the CNI result) or DEL (returns `undefined`). */
+  /**
+   * Runs one ADD (returns the CNI result), DEL or CHECK (return `undefined`). A CHECK that
+   * finds the attachment other than its ADD's result throws, like a failed ADD or DEL.
+   */
   delegate(req: DelegateRequest, signal?: AbortSignal): Promise<CniResult | undefined>;
 }
 
@@ -222,8 +225,9 @@ export interface AttachmentJournal {
    */
   recordDetach(add: PendingAdd): Promise<void>;
   /**
-   * In one write per pod: `recorded` (network-status now records them) become attached, and
-   * `released` are forgotten, whatever their state.
+   * In one write per pod: `released` are forgotten, whatever their state, then `recorded`
+   * (network-status now records them) become attached; one in both (released, then made again
+   * with the same request) ends attached.
    */
   settle(change: { recorded?: readonly PendingAdd[]; released?: readonly PendingAdd[] }): Promise<
     void
@@ -253,14 +257,25 @@ export interface ReconcileObserver {
   /** One attachment operation ended, successfully or not. */
   attachmentOperation?(operation: "add" | "remove", ok: boolean): void;
   /** One delegate call took `seconds`. */
-  delegateDuration?(command: "ADD" | "DEL", seconds: number): void;
+  delegateDuration?(command: "ADD" | "DEL" | "CHECK", seconds: number): void;
   /** One network-status write ended, successfully or not. */
   statusWrite?(ok: boolean): void;
   /** One release of an ADD the journal held unrecorded ended, successfully or not. */
   unrecordedRelease?(ok: boolean): void;
   /** An annotation change was applied and recorded `seconds` after it was seen. */
   hotplugCompleted?(operation: "add" | "remove", seconds: number): void;
+  /** One drift check (CNI CHECK) of an attachment ended with `result`. */
+  driftCheck?(result: DriftCheckResult): void;
+  /** One repair of a drifted attachment ended, successfully or not. */
+  driftRepair?(ok: boolean): void;
 }
+
+/**
+ * What one drift check found: `ok` (as recorded), `drifted` (missing or altered),
+ * `unsupported` (its configuration cannot be checked: a `cniVersion` before 0.4.0, a plugin
+ * without CHECK, no cached result), `error` (multus could not be asked).
+ */
+export type DriftCheckResult = "ok" | "drifted" | "unsupported" | "error";
 
 /** Settings the reconciler needs from the configuration. */
 export interface ReconcileOptions {
@@ -270,6 +285,11 @@ export interface ReconcileOptions {
   allowedNadNamespaces: readonly string[];
   /** Plan and log, act on nothing. */
   dryRun: boolean;
+  /**
+   * What a pass does with an attachment a drift check found missing or altered: release it and
+   * add it again with the same request (true, the default), or only report it (false).
+   */
+  driftRepair?: boolean;
 }
 
 /** Everything a reconcile pass talks to. */

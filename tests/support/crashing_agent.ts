@@ -12,6 +12,8 @@
  *   operations in network-status (one that adds or changes an entry for `add`, one that drops
  *   an entry for `remove`); the write that announces them, which leaves network-status as it
  *   is, is not one.
+ * - `rollback` (with `before-delegate` or `after-delegate` only): around the ADD that puts an
+ *   attachment back after a change's new ADD failed, the first ADD sent after a failed one.
  *
  * @module
  */
@@ -35,7 +37,7 @@ export const CRASH_POINTS = [
 export type CrashPoint = typeof CRASH_POINTS[number];
 
 /** The kinds of operation a crash point is armed for. */
-export type CrashOperation = "add" | "remove";
+export type CrashOperation = "add" | "remove" | "rollback";
 
 /** This file: the entry point the crash tests run instead of `main.ts`. */
 export const CRASHING_AGENT = new URL(import.meta.url).pathname;
@@ -64,12 +66,19 @@ function recorded(before: OwnedStatus, after: OwnedStatus): Set<CrashOperation> 
 
 /** Wraps the multus client and the status store so that the armed instant exits the process. */
 function arm(point: CrashPoint, operation: CrashOperation): void {
-  const command = operation === "add" ? "ADD" : "DEL";
+  const command = operation === "remove" ? "DEL" : "ADD";
   const delegate = MultusClient.prototype.delegate;
+  let afterFailedAdd = false;
   MultusClient.prototype.delegate = async function (req, signal) {
-    const armed = req.command === command;
+    const armed = req.command === command && (operation !== "rollback" || afterFailedAdd);
     if (armed && point === "before-delegate") crash(point, operation);
-    const result = await delegate.call(this, req, signal);
+    let result;
+    try {
+      result = await delegate.call(this, req, signal);
+    } catch (err) {
+      if (req.command === "ADD") afterFailedAdd = true;
+      throw err;
+    }
     if (armed && point === "after-delegate") crash(point, operation);
     return result;
   };
@@ -92,11 +101,14 @@ function arm(point: CrashPoint, operation: CrashOperation): void {
 if (import.meta.main) {
   const text = Deno.env.get(CRASH_AT_ENV) ?? "";
   const [point, operation] = text.split(":") as [CrashPoint, CrashOperation];
-  if (!CRASH_POINTS.includes(point) || (operation !== "add" && operation !== "remove")) {
+  const delegatePoint = point === "before-delegate" || point === "after-delegate";
+  const known = operation === "add" || operation === "remove" ||
+    (operation === "rollback" && delegatePoint);
+  if (!CRASH_POINTS.includes(point) || !known) {
     console.error(
       `${CRASH_AT_ENV}=${JSON.stringify(text)}: give <point>:<add|remove>, the point one of ${
         CRASH_POINTS.join(", ")
-      }`,
+      }, or before-delegate:rollback or after-delegate:rollback`,
     );
     Deno.exit(2);
   }

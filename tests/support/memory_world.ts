@@ -45,6 +45,8 @@ export interface WorldOptions {
   namespaceIsolation?: boolean;
   /** A dry run. */
   dryRun?: boolean;
+  /** Whether drifted attachments are repaired (the default) or only reported. */
+  driftRepair?: boolean;
   /** The pod cache, when not the world's own pod (the wiring's tests feed a real cache). */
   cached?: (key: string) => PodSnapshot | undefined;
   /** The logger (default: warnings and errors kept in `warnings`). */
@@ -267,6 +269,7 @@ export class MemoryWorld {
         namespaceIsolation: options.namespaceIsolation ?? false,
         allowedNadNamespaces: [],
         dryRun: options.dryRun ?? false,
+        ...(options.driftRepair === undefined ? {} : { driftRepair: options.driftRepair }),
       },
       now: () => world.now,
     };
