@@ -85,6 +85,19 @@ Deno.test("drift: a pass repairs a drifted attachment with the request that made
   assert.deepEqual(world.journal.attached("ns1/p").map((a) => a.request), [made]);
 });
 
+Deno.test("drift: a drift seen in another network-status than the pod's now is not acted on", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  const reconciler = world.reconciler();
+  await world.converge(reconciler);
+  world.delegateCalls = [];
+  // Checked while a pass was changing the pod: what it saw may have been that pass.
+  reconciler.memory.driftFound("ns1/p", { id: A1, found: "Link not found", seenIn: "[]" });
+  await world.converge(reconciler);
+  assert.deepEqual(world.delegateCalls, []);
+  assert.equal(world.pod.status?.networksCondition?.status, "True");
+});
+
 Deno.test("drift: a failed release of a drifted attachment does not hold back its repair", async () => {
   const world = new World([{ name: "a", interface: "net1" }]);
   world.nads.set("ns1/a", macvlan("a"));
@@ -207,7 +220,11 @@ Deno.test("drift check: every non-default attachment is CHECKed with its network
   ]);
   assert.deepEqual(w.results, ["drifted", "ok"]);
   assert.deepEqual(w.queued, ["ns1/p"]);
-  assert.deepEqual(w.memory.drifts("ns1/p"), [{ id: A1, found: "failed to find interface net1" }]);
+  assert.deepEqual(w.memory.drifts("ns1/p"), [{
+    id: A1,
+    found: "failed to find interface net1",
+    seenIn: pod.metadata.annotations![NETWORK_STATUS_ANNOTATION],
+  }]);
   // The same finding again queues nothing more; once it checks out, the pod is queued again.
   await w.check.checkAll();
   assert.deepEqual(w.queued, ["ns1/p"]);

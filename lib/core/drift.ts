@@ -14,6 +14,12 @@ export interface Drift {
   id: AttachmentId;
   /** The check's error, as the plugin said it. */
   found: string;
+  /**
+   * The network-status text the check was made against. A pass acts on the drift only while
+   * network-status still says the same: a pass that changed the pod meanwhile may have been
+   * what the check saw.
+   */
+  seenIn?: string;
 }
 
 /**

@@ -191,7 +191,8 @@ export class DriftCheck {
         });
         return "unsupported";
       }
-      const drift: Drift = { id, found: text };
+      const seenIn = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
+      const drift: Drift = { id, found: text, ...(seenIn === undefined ? {} : { seenIn }) };
       if (deps.memory.driftFound(key, drift)) {
         deps.log.warn("attachment is not as network-status records it", {
           pod: key,

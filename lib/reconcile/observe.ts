@@ -75,8 +75,9 @@ export async function observe(ctx: PassContext, key: string): Promise<Observatio
 /** Plans `pod` into the pass's report, and remembers the NADs the plan misses. */
 export function plan(ctx: PassContext, pod: PodSnapshot): PlannedPod {
   const key = podKey(pod);
+  const status = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
   const planned = planWithReport(pod, ctx.deps.nads, ctx.report, {
-    drifts: ctx.memory.drifts(key),
+    drifts: ctx.memory.drifts(key).filter((d) => d.seenIn === undefined || d.seenIn === status),
     repair: ctx.deps.options.driftRepair !== false,
   });
   ctx.memory.waitFor(key, planned.missingNads);
