@@ -8,7 +8,7 @@ import { DEFAULT_ENTRY, MemoryWorld as World } from "./support/memory_world.ts";
 import { withRepairs } from "../lib/core/drift.ts";
 import { planPod } from "../lib/core/plan.ts";
 import { parseNetworkSelection } from "../lib/core/selection.ts";
-import { DriftCheck } from "../lib/reconcile/drift_check.ts";
+import { checkError, DriftCheck } from "../lib/reconcile/drift_check.ts";
 import { PodMemory } from "../lib/reconcile/pod_memory.ts";
 import { MemoryJournal } from "../lib/journal/memory_journal.ts";
 import { Logger } from "../lib/base/log.ts";
@@ -265,4 +265,14 @@ Deno.test("drift check: a drift whose attachment network-status no longer lists 
   assert.deepEqual(w.memory.drifts("ns1/p"), []);
   assert.deepEqual(w.queued, ["ns1/p"]);
   assert.deepEqual(w.requests, []);
+});
+
+Deno.test("drift check: what a CHECK found is the plugin's words, without multus' preamble", () => {
+  assert.equal(
+    checkError(
+      'ContainerID:"63e5" Netns:"/run/netns/x" IfName:"net1" Args:"K8S_POD_NAMESPACE=a" Path:"" ERRORED: DelegateCheck: error invoking DelegateCheck - "": error in getting result from CheckNetwork: failed to find interface net1',
+    ),
+    "error in getting result from CheckNetwork: failed to find interface net1",
+  );
+  assert.equal(checkError("plain words"), "plain words");
 });

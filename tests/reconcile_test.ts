@@ -119,6 +119,32 @@ Deno.test("a change whose new ADD fails puts the old attachment back with the re
   assert.deepEqual(world.journal.attached("ns1/p").map((a) => a.id.network), ["b"]);
 });
 
+Deno.test("a change killed right after the ADD that put the old attachment back converges once the new network works", async () => {
+  const world = new World([{ name: "a", interface: "net1" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  await world.converge(world.reconciler());
+  world.setNetworks([{ name: "b", interface: "net1" }]);
+  world.failDelegate = (req) =>
+    req.command === "ADD" && new TextDecoder().decode(req.config).includes('"b"')
+      ? "plugin b: failed to set up"
+      : undefined;
+  world.delegateCalls = [];
+  world.hangAfterAdd = true;
+  await dieDuring(world, () => world.delegateCalls.length === 4);
+  assert.deepEqual(world.delegateCalls, ["DEL net1 a", "ADD net1 b", "DEL net1 b", "ADD net1 a"]);
+  // Only the put-back ADD is unfinished: the failed one was forgotten once undone.
+  assert.deepEqual(world.journal.pending("ns1/p").map((a) => a.id.network), ["a"]);
+
+  world.failDelegate = undefined;
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.attached(), { net1: "b" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/b" });
+  assert.deepEqual(world.journal.attached("ns1/p").map((a) => a.id.network), ["b"]);
+  assert.deepEqual(world.journal.pending("ns1/p"), []);
+  assert.deepEqual(world.journal.detaching("ns1/p"), []);
+});
+
 Deno.test("a change to a NAD that does not exist yet puts the old attachment back and waits for the NAD", async () => {
   const world = new World([{ name: "a", interface: "net1" }]);
   world.nads.set("ns1/a", macvlan("a"));

@@ -167,45 +167,51 @@ export class DriftCheck {
     const key = podKey(pod);
     const request = this.#request(pod, sandbox, id);
     if (!request) return undefined;
-    const network = nadKey({ namespace: id.namespace, name: id.network });
+    const started = performance.now();
+    let failure: unknown;
     try {
       await deps.delegator.delegate(request);
     } catch (err) {
-      const answered = typeof (err as { status?: unknown }).status === "number";
-      const text = (err as { body?: string }).body || errorText(err);
-      if (!answered) {
-        deps.log.debug("drift check: multus could not be asked", {
-          pod: key,
-          interfaceName: id.interface,
-          err,
-        });
-        return "error";
-      }
-      if (UNCHECKABLE.test(text)) {
-        this.#uncheckable.add(`${pod.metadata.uid} ${attachmentKey(id)}`);
-        deps.log.info("attachment cannot be checked for drift; not checking it again", {
-          pod: key,
-          interfaceName: id.interface,
-          network,
-          detail: text,
-        });
-        return "unsupported";
-      }
-      const seenIn = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
-      const drift: Drift = { id, found: text, ...(seenIn === undefined ? {} : { seenIn }) };
-      if (deps.memory.driftFound(key, drift)) {
-        deps.log.warn("attachment is not as network-status records it", {
-          pod: key,
-          interfaceName: id.interface,
-          network,
-          found: text,
-        });
-        deps.enqueue(key);
-      }
-      return "drifted";
+      failure = err ?? new Error("CHECK failed");
     }
-    if (deps.memory.driftCleared(key, attachmentKey(id))) deps.enqueue(key);
-    return "ok";
+    deps.observer?.delegateDuration?.("CHECK", (performance.now() - started) / 1000);
+    if (failure === undefined) {
+      if (deps.memory.driftCleared(key, attachmentKey(id))) deps.enqueue(key);
+      return "ok";
+    }
+    const network = nadKey({ namespace: id.namespace, name: id.network });
+    const answered = typeof (failure as { status?: unknown }).status === "number";
+    const text = checkError((failure as { body?: string }).body || errorText(failure));
+    if (!answered) {
+      deps.log.debug("drift check: multus could not be asked", {
+        pod: key,
+        interfaceName: id.interface,
+        err: failure,
+      });
+      return "error";
+    }
+    if (UNCHECKABLE.test(text)) {
+      this.#uncheckable.add(`${pod.metadata.uid} ${attachmentKey(id)}`);
+      deps.log.info("attachment cannot be checked for drift; not checking it again", {
+        pod: key,
+        interfaceName: id.interface,
+        network,
+        detail: text,
+      });
+      return "unsupported";
+    }
+    const seenIn = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
+    const drift: Drift = { id, found: text, ...(seenIn === undefined ? {} : { seenIn }) };
+    if (deps.memory.driftFound(key, drift)) {
+      deps.log.warn("attachment is not as network-status records it", {
+        pod: key,
+        interfaceName: id.interface,
+        network,
+        found: text,
+      });
+      deps.enqueue(key);
+    }
+    return "drifted";
   }
 
   /**
@@ -244,6 +250,16 @@ export class DriftCheck {
       config,
     };
   }
+}
+
+/**
+ * What a failed CHECK found, without multus' preamble (`ContainerID:… Netns:… ERRORED:
+ * DelegateCheck: error invoking DelegateCheck - "": `): the plugin's words.
+ */
+export function checkError(body: string): string {
+  const at = body.lastIndexOf("ERRORED: ");
+  const rest = at < 0 ? body : body.slice(at + "ERRORED: ".length);
+  return rest.replace(/^DelegateCheck: error invoking DelegateCheck - "[^"]*": /, "").trim();
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -53,9 +53,8 @@ export interface OperationOutcome {
   /** The journal record of an add that reached the delegate call. */
   pending?: PendingAdd;
   /**
-   * The journal's entries to forget once the status says so: those of a removed attachment
-   * (its detaching one among them), or, on an attachment put back, the failed ADD it follows
-   * (already undone with a DEL).
+   * The journal's entries of a removed attachment (its detaching one among them), to forget
+   * once the status says so.
    */
   released?: PendingAdd[];
   /** On a failed add: the DEL that undoes the ADD succeeded, so nothing of it is left. */
@@ -407,11 +406,20 @@ async function restore(
     network: nadKey({ namespace: op.id.namespace, name: op.id.network }),
     failedNetwork: nadKey({ namespace: failedAdd.id.namespace, name: failedAdd.id.network }),
   });
-  const outcome = await attach(ctx, restoring, request);
-  if (outcome.ok) {
-    const failedPending = failedAddOutcome.pending;
-    return failedPending ? { ...outcome, released: [failedPending] } : outcome;
+  // The failed ADD is undone: forgotten before the old attachment goes back, so that the
+  // journal never holds two unfinished ADDs on one interface (a crash in between would leave
+  // recovery to undo the failed one on the interface the restored one holds).
+  const failedPending = failedAddOutcome.pending;
+  if (failedPending) {
+    const unjournaled = await journalBefore(
+      restoring,
+      "ADD",
+      () => ctx.deps.journal.settle({ released: [failedPending] }),
+    );
+    if (unjournaled) return unjournaled;
   }
+  const outcome = await attach(ctx, restoring, request);
+  if (outcome.ok) return outcome;
   return { ...outcome, error: `putting the previous attachment back failed: ${outcome.error}` };
 }
 

@@ -24,12 +24,17 @@
  * 9. Wake-ups (`--wakeups` rounds): a pod in a ten-minute backoff after a partial pass, and
  *    the time from a late NAD's creation to its interface recorded, and from a graceful
  *    deletion to the hot-plugged attachment released (see `wakeups.ts`).
+ * 10. The drift check (`drift.ts`, `--drift-repairs` samples): one CNI CHECK through multus
+ *    against an ADD and a DEL, a link deleted in a pod until repaired, and an idle window over
+ *    every pod with checks on against one with them off. `--only drift` runs this phase alone
+ *    (on `--pods` pods of its own).
  *
  * Needs root and the rig's set-up (`bash tests/rig/setup.sh`). Usage:
  *
  * ```sh
  * deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]
- *                 [--plugin-wait-ms 200] [--wakeups 5] [--out FILE]
+ *                 [--plugin-wait-ms 200] [--wakeups 5] [--drift-repairs 5] [--only drift]
+ *                 [--out FILE]
  * ```
  *
  * @module
@@ -48,6 +53,7 @@ import { wakeupPhase, type WakeupResult } from "./wakeups.ts";
 import { type PartCost, partCosts } from "./parts.ts";
 import { type LibraryCost, libraryCosts } from "./libraries.ts";
 import { type ApiFloor, floorsPhase, type FloorsResult } from "./floors.ts";
+import { driftPhase, type DriftResult, renderDrift } from "./drift.ts";
 
 const NAMESPACE = "bench";
 const NAD = "bench-macvlan";
@@ -64,6 +70,10 @@ interface BenchOptions {
   createParallel: number;
   pluginWaitMs: number;
   wakeups: number;
+  /** Deleted links timed until repaired; 0 skips the drift phase. */
+  driftRepairs: number;
+  /** A single phase to run alone (`drift`), or undefined for all. */
+  only?: "drift";
   out: string;
 }
 
@@ -78,6 +88,8 @@ function parseOptions(args: string[]): BenchOptions {
       "create-parallel": { type: "string", default: "6" },
       "plugin-wait-ms": { type: "string", default: "200" },
       wakeups: { type: "string", default: "5" },
+      "drift-repairs": { type: "string", default: "5" },
+      only: { type: "string" },
       out: { type: "string", default: ".rig/bench-report.json" },
       help: { type: "boolean", default: false },
     },
@@ -86,7 +98,8 @@ function parseOptions(args: string[]): BenchOptions {
     console.log(
       "usage: deno task bench [--pods 110] [--samples 20] [--idle-seconds 60] [--startups 3]\n" +
         "                       [--create-parallel 6] [--plugin-wait-ms 200 (0: skip)]\n" +
-        "                       [--wakeups 5 (0: skip)]\n" +
+        "                       [--wakeups 5 (0: skip)] [--drift-repairs 5 (0: skip)]\n" +
+        "                       [--only drift (that phase alone, on --pods pods)]\n" +
         "                       [--out .rig/bench-report.json]",
     );
     Deno.exit(0);
@@ -98,6 +111,15 @@ function parseOptions(args: string[]): BenchOptions {
     }
     return n;
   };
+  if (values.only !== undefined && values.only !== "drift") {
+    throw new Error(
+      `--only ${JSON.stringify(values.only)}: the only phase that runs alone is "drift"`,
+    );
+  }
+  const driftRepairs = int("drift-repairs", values["drift-repairs"], 0);
+  if (values.only === "drift" && driftRepairs === 0) {
+    throw new Error(`--drift-repairs 0 skips the drift phase, and --only drift runs nothing else`);
+  }
   return {
     pods: int("pods", values.pods, 1),
     samples: int("samples", values.samples, 1),
@@ -106,6 +128,8 @@ function parseOptions(args: string[]): BenchOptions {
     createParallel: int("create-parallel", values["create-parallel"], 1),
     pluginWaitMs: int("plugin-wait-ms", values["plugin-wait-ms"], 0),
     wakeups: int("wakeups", values.wakeups, 0),
+    driftRepairs,
+    ...(values.only === "drift" ? { only: "drift" as const } : {}),
     out: values.out,
   };
 }
@@ -892,6 +916,9 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
     ) lines.push(row([label, s.n, ms(s.median), ms(s.p90), ms(s.max)], w));
     lines.push(`host-local addresses left by the deleted pods: ${wake.leakedAddresses}`);
   }
+  const drift = report.drift as DriftResult | undefined;
+  if (drift) lines.push("", ...renderDrift(drift));
+  if (report.driftError) lines.push("", `drift phase FAILED: ${report.driftError}`);
   lines.push("");
   const tw = [30, 22, 34, 7];
   lines.push(row(["target", "goal", "measured", ""], tw));
@@ -901,15 +928,74 @@ function render(report: Record<string, unknown>, targets: Target[]): string {
 
 // ------------------------------------------------------------------------------- main
 
+/** The bench's pod names, `bench-000` on. */
+function podNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(3, "0")}`);
+}
+
+function driftOptions(options: BenchOptions) {
+  return {
+    checks: options.samples,
+    repairs: options.driftRepairs,
+    idleSeconds: options.idleSeconds,
+  };
+}
+
+async function writeReport(path: string, output: unknown): Promise<void> {
+  await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  await Deno.writeTextFile(path, JSON.stringify(output, null, 2) + "\n");
+}
+
+function header(m: ReturnType<typeof machine> & { loadavgAtStart: number[] }): string {
+  return `\ndynamic-networks-controller bench · ${m.cpus} × ${m.cpu} · ${m.memoryGiB} GiB · ` +
+    `Linux ${m.kernel} · Deno ${m.deno} · ${m.date}\n` +
+    `load average at start ${m.loadavgAtStart.join(" ")}, at end ${m.loadavg.join(" ")}\n`;
+}
+
+/** `--only drift`: the drift phase alone, on `--pods` pods of its own. */
+async function driftOnly(
+  rig: Rig,
+  watch: PodWatch,
+  options: BenchOptions,
+  loadAtStart: number[],
+): Promise<void> {
+  progress(`creating ${options.pods} pods`);
+  const createdAt = performance.now();
+  const pods = await pool(
+    podNames(options.pods),
+    options.createParallel,
+    (name) => rig.createPod({ name, namespace: NAMESPACE }),
+  );
+  const createMs = performance.now() - createdAt;
+  const drift = await driftPhase(rig, watch, pods, driftOptions(options), progress);
+  const report = {
+    machine: { ...machine(), loadavgAtStart: loadAtStart },
+    options,
+    pods: pods.length,
+    podCreateMs: createMs,
+    drift,
+  };
+  await writeReport(options.out, report);
+  console.log(header(report.machine));
+  console.log(renderDrift(drift).join("\n"));
+  console.log(`\nreport: ${options.out}`);
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
   const loadAtStart = loadavg();
   progress(`starting the rig (${options.pods} pods, ${options.samples} samples)`);
-  const rig = await Rig.start();
+  // CHECK through multus needs its daemon config at cniVersion 0.4.0 or later.
+  const rig = await Rig.start(options.only === "drift" ? { multusCniVersion: "0.4.0" } : {});
   const controllers: ControllerProcess[] = [];
   let watch: PodWatch | undefined;
   try {
     await rig.createNamespace(NAMESPACE);
+    if (options.only === "drift") {
+      watch = await PodWatch.start(rig.kubeconfig, NAMESPACE);
+      await driftOnly(rig, watch, options, loadAtStart);
+      return;
+    }
     const nadConfig = rig.macvlanConfig("10.150.0.0/16");
     await rig.createNad(NAMESPACE, NAD, nadConfig);
     if (options.pluginWaitMs > 0) await waitingPlugin(rig, options.pluginWaitMs);
@@ -925,10 +1011,7 @@ async function main(): Promise<void> {
     const idle0 = await idleRss(a, 5);
 
     progress("hot-plug latency samples");
-    const names = Array.from(
-      { length: options.pods },
-      (_, i) => `bench-${String(i).padStart(3, "0")}`,
-    );
+    const names = podNames(options.pods);
     const first = await rig.createPod({ name: names[0]!, namespace: NAMESPACE });
     await waitIdle(a);
     const samples = await latencyPhase(a, watch, rig, first, options.samples);
@@ -1006,6 +1089,13 @@ async function main(): Promise<void> {
     const libraries = await libraryCosts(5);
     const wakeups = options.wakeups > 0
       ? await wakeupPhase(rig, watch, NAMESPACE, options.wakeups, progress)
+      : undefined;
+    // The drift phase needs multus' daemon config at cniVersion 0.4.0 or later (CHECK), which
+    // this rig's multus does not say (as multus' own manifest): it runs with `--only drift`, on
+    // a rig whose multus does.
+    const drift: DriftResult | undefined = undefined;
+    const driftError: string | undefined = options.driftRepairs > 0
+      ? "run `deno task bench --only drift`: CHECK needs multus at cniVersion 0.4.0, which this rig's multus (0.3.1, as multus' own manifest) does not say"
       : undefined;
 
     const pick = (op: "add" | "remove", f: keyof LatencySample) =>
@@ -1110,6 +1200,8 @@ async function main(): Promise<void> {
         idle,
       },
       wakeups,
+      drift,
+      driftError,
     };
     const over = latency.overhead;
     const burstOk = burstMany.netnsMissing.length === 0 && burstOne.netnsMissing.length === 0;
@@ -1216,14 +1308,8 @@ async function main(): Promise<void> {
         : []),
     ];
     const output = { ...report, lowerBounds: bounds, targets };
-    await Deno.mkdir(options.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
-    await Deno.writeTextFile(options.out, JSON.stringify(output, null, 2) + "\n");
-    const m = report.machine;
-    console.log(
-      `\ndynamic-networks-controller bench · ${m.cpus} × ${m.cpu} · ${m.memoryGiB} GiB · ` +
-        `Linux ${m.kernel} · Deno ${m.deno} · ${m.date}\n` +
-        `load average at start ${m.loadavgAtStart.join(" ")}, at end ${m.loadavg.join(" ")}\n`,
-    );
+    await writeReport(options.out, output);
+    console.log(header(report.machine));
     console.log(render(output, targets));
     console.log(`\nreport: ${options.out}`);
   } finally {

@@ -213,6 +213,12 @@ export interface RigOptions {
    * default) and the network namespaces pinned where multus sees them.
    */
   runtime?: RigRuntime;
+  /**
+   * The `cniVersion` of multus' daemon config (default {@linkcode RIG_CNI_VERSION}, as multus'
+   * own manifests ship it). multus puts it into every `/delegate` request's config, so CNI
+   * CHECK, which needs 0.4.0 or later, works through `/delegate` only with 0.4.0 or later here.
+   */
+  multusCniVersion?: string;
 }
 
 /** A network request in the JSON form of the networks annotation. */
@@ -449,6 +455,8 @@ export class Rig {
     bins: RigBinaries,
     pki: Pki,
     ports: RigPorts,
+    /** The `cniVersion` of multus' daemon config ({@linkcode RigOptions.multusCniVersion}). */
+    readonly multusCniVersion: string,
   ) {
     this.#bins = bins;
     this.#pki = pki;
@@ -639,7 +647,15 @@ export class Rig {
         scheduler: freePort(),
         controllerManager: freePort(),
       };
-      rig = new Rig(id, dir, runtime, bins, pki, ports);
+      rig = new Rig(
+        id,
+        dir,
+        runtime,
+        bins,
+        pki,
+        ports,
+        options.multusCniVersion ?? RIG_CNI_VERSION,
+      );
       await rig.#boot();
       return rig;
     } catch (err) {
@@ -1002,7 +1018,8 @@ export class Rig {
     // loaded from a file without its plugins' settings, and its CNI DEL then fails (the
     // bridge plugin sees no IPAM ranges) and leaks the address.
     const cluster = {
-      cniVersion: RIG_CNI_VERSION,
+      // multus refuses a primary network of another version than its own.
+      cniVersion: this.multusCniVersion,
       name: this.clusterNetworkName,
       type: "bridge",
       bridge: this.clusterBridge,
@@ -1021,7 +1038,7 @@ export class Rig {
     // multus generates containerd's CNI config (00-multus.conf, type multus-shim) from the
     // first config in multusAutoconfigDir, and removes it when it stops, as on a real node.
     const daemon = {
-      cniVersion: RIG_CNI_VERSION,
+      cniVersion: this.multusCniVersion,
       logLevel: "verbose",
       logToStderr: true,
       multusConfigFile: "auto",
