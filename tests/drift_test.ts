@@ -234,11 +234,13 @@ Deno.test("drift check: every non-default attachment is CHECKed with its network
   assert.deepEqual(w.memory.drifts("ns1/p"), []);
 });
 
-Deno.test("drift check: an attachment that cannot be checked is said once and not checked again; multus down is no drift", async () => {
+Deno.test("drift check: a network whose attachments cannot be checked is said once and not checked again; multus down is no drift", async () => {
   const pod = runningPod("p", [DEFAULT_ENTRY, NET1, NET2]);
+  // Another pod on the same network: after the first answer, never checked at all.
+  const other = runningPod("q", [DEFAULT_ENTRY, NET1]);
   let multusDown = false;
   const w = checker(
-    [pod],
+    [pod, other],
     (req) =>
       multusDown
         ? new Error("delegate CHECK of net2: connect ENOENT")
@@ -251,6 +253,10 @@ Deno.test("drift check: an attachment that cannot be checked is said once and no
   await w.check.checkAll();
   assert.deepEqual(w.results, ["unsupported", "ok", "ok"]);
   assert.equal(w.lines.filter((l) => /cannot be checked/.test(String(l.msg))).length, 1);
+  assert.ok(
+    !w.requests.some((r) => r.podName === "q"),
+    "the other pod's attachment was not checked",
+  );
   multusDown = true;
   await w.check.checkAll();
   assert.deepEqual(w.results.at(-1), "error");

@@ -222,7 +222,7 @@ Deno.test({
       await waitForStatus(rig, pod, (s) => statusEntry(s, "net1") !== undefined);
       const said = () =>
         ctl!.records().filter((r) =>
-          r.msg === "attachment cannot be checked for drift; not checking it again"
+          r.msg === "network's attachments cannot be checked for drift; not checking them again"
         );
       await waitFor(
         "the agent to say it cannot check net1",

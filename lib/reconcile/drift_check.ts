@@ -8,9 +8,10 @@
  *
  * A drifted attachment goes into the pod's memory and the pod is queued: its pass repairs it
  * (releases it and adds it again with the same request) or, with repair off, reports it in the
- * `NetworksReady` condition and an Event (`planning.ts`). An attachment whose configuration
- * cannot be checked (a `cniVersion` before 0.4.0, a plugin without CHECK, no cached result) is
- * counted and said once, and not checked again while the agent runs.
+ * `NetworksReady` condition and an Event (`planning.ts`). A network whose attachments cannot be
+ * checked (a `cniVersion` before 0.4.0, where multus' own daemon config decides it; a plugin
+ * without CHECK; no cached result) is counted and said once, at its first attachment, and none
+ * of its attachments is checked again while the agent runs.
  *
  * @module
  */
@@ -74,7 +75,10 @@ export interface DriftTarget {
 /** The drift check; {@linkcode DriftCheck.run} until the signal aborts. */
 export class DriftCheck {
   readonly #deps: DriftCheckDeps;
-  /** `<pod uid> <attachment key>` of attachments that cannot be checked, said once. */
+  /**
+   * Networks (`<namespace>/<name>`) whose attachments cannot be checked: said once, and none of
+   * theirs checked again (the cause, a `cniVersion` or a plugin, is the network's, or multus').
+   */
   readonly #uncheckable = new Set<string>();
 
   /** A drift check over `deps`. */
@@ -127,7 +131,7 @@ export class DriftCheck {
         if (!listed.has(id) && this.#deps.memory.driftCleared(key, id)) this.#deps.enqueue(key);
       }
       const checkable = targets.filter((t) =>
-        !this.#uncheckable.has(`${pod.metadata.uid} ${attachmentKey(t.id)}`)
+        !this.#uncheckable.has(nadKey({ namespace: t.id.namespace, name: t.id.network }))
       );
       if (checkable.length > 0) rounds.push({ pod, targets: checkable });
     }
@@ -165,6 +169,9 @@ export class DriftCheck {
   ): Promise<DriftCheckResult | undefined> {
     const deps = this.#deps;
     const key = podKey(pod);
+    const network = nadKey({ namespace: id.namespace, name: id.network });
+    // Found uncheckable since this round began.
+    if (this.#uncheckable.has(network)) return undefined;
     const request = this.#request(pod, sandbox, id);
     if (!request) return undefined;
     const started = performance.now();
@@ -179,7 +186,6 @@ export class DriftCheck {
       if (deps.memory.driftCleared(key, attachmentKey(id))) deps.enqueue(key);
       return "ok";
     }
-    const network = nadKey({ namespace: id.namespace, name: id.network });
     const answered = typeof (failure as { status?: unknown }).status === "number";
     const text = checkError((failure as { body?: string }).body || errorText(failure));
     if (!answered) {
@@ -191,8 +197,8 @@ export class DriftCheck {
       return "error";
     }
     if (UNCHECKABLE.test(text)) {
-      this.#uncheckable.add(`${pod.metadata.uid} ${attachmentKey(id)}`);
-      deps.log.info("attachment cannot be checked for drift; not checking it again", {
+      this.#uncheckable.add(network);
+      deps.log.info("network's attachments cannot be checked for drift; not checking them again", {
         pod: key,
         interfaceName: id.interface,
         network,
