@@ -4,6 +4,7 @@
  *
  *     deno task soak                      # 10 minutes
  *     deno task soak --minutes 5 --pods 12 --json soak.json
+ *     deno task soak --chaos [--minutes N] [--runtime containerd|crio] [--seed S]   # chaos.ts
  *
  * Each round picks pods and, in parallel: creates one (with a random cold-plugged attachment or
  * none) or deletes one (the kubelet's order), and rewrites the networks annotation of others
@@ -30,6 +31,7 @@ import {
   setNetworks,
 } from "../support/mod.ts";
 import { Rig, type RigPod } from "../rig/mod.ts";
+import { parseChaosArgs, runChaos } from "./chaos.ts";
 
 interface Options {
   minutes: number;
@@ -341,4 +343,8 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  Deno.exit(
+    Deno.args.includes("--chaos") ? await runChaos(parseChaosArgs(Deno.args)) : await main(),
+  );
+}
