@@ -174,6 +174,14 @@ Deno.test("invariants: an element whose NAD is missing may wait, and the conditi
     }),
     [],
   );
+  // The attachment a change to the missing network would replace stays meanwhile.
+  assert.deepEqual(
+    podViolations([ELEMENTS[0]!, ELEMENTS[1]!, { name: "late", interface: "net3" }], "ns", noLate, {
+      ...VIEW,
+      condition: { status: "False", reason: "NetworkNotFound" },
+    }),
+    [],
+  );
   assert.match(
     podViolations(elements, "ns", noLate, VIEW).join("\n"),
     /an element waits for its NAD, yet NetworksReady is True/,

@@ -120,6 +120,7 @@ export function planWithReport(
     else notices.push(driftNotice(key, drift.drifts));
   }
   report.planned({ refusals, notices });
+  plan = keepingReplacedWhileNadMissing(plan, nads);
   const missingNads = plan.operations.flatMap((op) =>
     nads.get(op.id.namespace, op.id.network)
       ? []
@@ -174,4 +175,28 @@ export function refuseHostNetworkSandbox(
     text:
       `the container runtime reports sandbox ${sandboxId} of pod uid ${podUid} in the node's network namespace (namespace mode NODE); nothing is plugged into the node: give the pod its own network (no hostNetwork)`,
   }]);
+}
+
+/**
+ * A change whose new attachment needs a NAD that does not exist yet leaves the attachment it
+ * would replace in place: the ADD cannot be sent, so taking the old one out would only lead to
+ * putting it back, each pass, costing the pod its link meanwhile and, with host-local, a new
+ * address every time. The change goes through once the NAD exists.
+ */
+function keepingReplacedWhileNadMissing(plan: Plan, nads: NadSource): Plan {
+  const replaces = (reason: string) => reason === "changed" || reason === "interface-reassigned";
+  const blocked = new Set(
+    plan.operations.flatMap((op) =>
+      op.kind === "add" && replaces(op.reason) && !nads.get(op.id.namespace, op.id.network)
+        ? [op.id.interface]
+        : []
+    ),
+  );
+  if (blocked.size === 0) return plan;
+  return {
+    ...plan,
+    operations: plan.operations.filter((op) =>
+      !(op.kind === "remove" && replaces(op.reason) && blocked.has(op.id.interface))
+    ),
+  };
 }

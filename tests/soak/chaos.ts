@@ -2,7 +2,7 @@
  * The chaos soak: random faults under churn, with the invariants checked after every round.
  *
  *     deno task soak --chaos [--minutes N (10)] [--runtime containerd|crio] [--seed S]
- *                            [--pods N (20)] [--faults-per-round N (4)] [--json FILE]
+ *                            [--pods N (20)] [--faults-per-round N (6)] [--json FILE]
  *
  * Each round, a seeded planner ({@linkcode ChaosPlanner}) deals workload steps (pods created,
  * some with containers slow to exit, and deleted, gracefully or forced; networks annotations
@@ -78,7 +78,7 @@ export function parseChaosArgs(args: readonly string[]): ChaosOptions {
     runtime: (Deno.env.get("DNC_RIG_RUNTIME") as RigRuntime | undefined) ?? "containerd",
     seed: Math.floor(Math.random() * 2 ** 31),
     pods: 20,
-    faultsPerRound: 4,
+    faultsPerRound: 6,
     quietTimeoutMs: 240_000,
   };
   for (let i = 0; i < args.length; i++) {
@@ -95,7 +95,7 @@ export function parseChaosArgs(args: readonly string[]): ChaosOptions {
     else if (flag === "--help" || flag === "-h") {
       console.log(
         "usage: deno task soak --chaos [--minutes N (10)] [--runtime containerd|crio] [--seed S]\n" +
-          "                            [--pods N (20)] [--faults-per-round N (4)] [--quiet-timeout-s N (240)] [--json FILE]",
+          "                            [--pods N (20)] [--faults-per-round N (6)] [--quiet-timeout-s N (240)] [--json FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${args[i]}; see --help`);
@@ -136,7 +136,7 @@ const SLOW_EXIT_COMMAND = [
 ];
 
 /** A violation: what differs, and where. */
-interface Violation {
+export interface Violation {
   round: number;
   text: string;
 }
@@ -191,8 +191,40 @@ interface PodListItem {
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
-/** Runs the chaos soak; resolves with the exit code (0: no violation). */
-export async function runChaos(options: ChaosOptions): Promise<number> {
+/** What a chaos run found (also printed, and written to `--json`). */
+export interface ChaosReport {
+  seed: number;
+  runtime: RigRuntime;
+  minutes: number;
+  rounds: number;
+  faultsPerRound: number;
+  /** Faults injected, by kind (and `plugin-fault:slow|fail`). */
+  faults: Record<string, number>;
+  faultsTotal: number;
+  /** Workload steps, by kind (`edit:<how>` for edits). */
+  steps: Record<string, number>;
+  edits: number;
+  podsCreated: number;
+  podsDeleted: number;
+  agentStarts: number;
+  /** From each fault's injection to all invariants holding again, by kind. */
+  recoverySeconds: Record<string, { n: number; median: number; p90: number }>;
+  roundSeconds: { median: number; p90: number; max: number };
+  rssMiB: {
+    first: number;
+    median: number;
+    max: number;
+    last: number;
+    overTime: { s: number; rssMiB: number }[];
+  };
+  errorLines: { explained: number; total: number };
+  violations: number;
+  violationDetails: Violation[];
+  drain: string | string[];
+}
+
+/** Runs the chaos soak on a rig of its own; resolves with what it found. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
   const deadline = started + options.minutes * 60_000;
   console.log(
@@ -341,6 +373,17 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
     };
 
     // ---------------------------------------------------------------- the invariants
+    /** Each live pod's links at the last quiet instant. */
+    let quietLinks = new Map<string, { uid: string; links: string[] }>();
+    /** Lifecycle violations: seen once, they stand (the container may exit a moment later). */
+    const lifecycleViolations: string[] = [];
+    const sandboxPod = (name: string, uid: string, sandboxId: string): RigPod => ({
+      name,
+      namespace: NS,
+      uid,
+      sandboxId,
+      hostNetwork: false,
+    });
     const check = async (): Promise<string[]> => {
       const problems: string[] = [];
       const list = await rig.api.request("GET", `/api/v1/namespaces/${NS}/pods`) as {
@@ -365,6 +408,8 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
         const status = text ? nonDefaultStatus(JSON.parse(text) as StatusEntry[]) : [];
         terminatingGreen += status.filter((s) => s.name === `${NS}/green`).length;
       }
+      await probeLifecycle(list.items, sandboxes);
+      const linksNow = new Map<string, { uid: string; links: string[] }>();
       for (const model of planner.pods.values()) {
         const object = byName.get(model.name);
         const rigPod = rigPods.get(model.name);
@@ -401,13 +446,14 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
         liveGreen += status.filter((s) => s.name === `${NS}/green`).length;
         let links;
         try {
-          links = (await rig.netnsInterfaces({ ...rigPod, sandboxId: sandbox.id }))
+          links = (await rig.netnsInterfaces(sandboxPod(model.name, rigPod.uid, sandbox.id)))
             .filter((l) => l.name !== "lo" && l.name !== "eth0")
             .map((l) => ({ name: l.name, mac: l.mac, ipv4: l.ipv4.map((a) => a.split("/")[0]!) }));
         } catch (err) {
           problems.push(`pod ${model.name}: cannot read its netns: ${err}`);
           continue;
         }
+        linksNow.set(model.name, { uid: rigPod.uid, links: links.map((l) => l.name) });
         const condition = object.status?.conditions?.find((c) =>
           c.type === NETWORKS_READY_CONDITION
         );
@@ -481,6 +527,8 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
       const present = new Map(
         list.items.map((p) => [p.metadata.uid, { finalizers: p.metadata.finalizers ?? [] }]),
       );
+      if (problems.length === 0) quietLinks = linksNow;
+      problems.push(...lifecycleViolations);
       problems.push(
         ...terminatingViolations(
           deleted,
@@ -491,6 +539,46 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
         ),
       );
       return problems;
+    };
+
+    /**
+     * The lifecycle contract, probed during rounds and at every check: no interface leaves a
+     * deleted pod while its container runs.
+     */
+    const probeLifecycle = async (
+      items: PodListItem[],
+      sandboxes: Awaited<ReturnType<typeof rig.cri.listPodSandbox>>,
+    ): Promise<void> => {
+      for (const p of items) {
+        const known = quietLinks.get(p.metadata.name);
+        if (!p.metadata.deletionTimestamp || !known || known.uid !== p.metadata.uid) continue;
+        const sandbox = sandboxes.find((s) =>
+          s.labels["io.kubernetes.pod.uid"] === p.metadata.uid && s.state === "SANDBOX_READY"
+        );
+        if (!sandbox) continue;
+        let names: string[];
+        try {
+          names =
+            (await rig.netnsInterfaces(sandboxPod(p.metadata.name, p.metadata.uid, sandbox.id)))
+              .map((l) => l.name);
+        } catch {
+          continue; // the sandbox went meanwhile
+        }
+        const gone = known.links.filter((l) => !names.includes(l));
+        if (gone.length === 0) continue;
+        // Read after the links: a container running now was running when they were read.
+        const running = await rig.cri.listContainers({
+          "io.kubernetes.pod.uid": p.metadata.uid,
+          "io.kubernetes.container.name": "app",
+        });
+        if (running.some((c) => c.state === "CONTAINER_RUNNING")) {
+          lifecycleViolations.push(
+            `pod ${p.metadata.name}: ${
+              JSON.stringify(gone)
+            } taken out while its container still runs`,
+          );
+        }
+      }
     };
 
     /** Polls the invariants until they hold; resolves with the instant, or the last problems. */
@@ -505,7 +593,7 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
           problems = [`the check itself failed: ${err}`];
         }
         if (problems.length === 0) return { at: Date.now(), problems };
-        if (Date.now() > until) return { problems };
+        if (Date.now() > until || lifecycleViolations.length > 0) return { problems };
         if (Date.now() > nextNote) {
           nextNote = Date.now() + 30_000;
           console.log(`  not quiet yet: ${problems.slice(0, 3).join(" | ")}`);
@@ -537,6 +625,20 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
       const roundStart = Date.now();
       const injected: { fault: Timed<PlannedFault>; at: number }[] = [];
       const ctx = { rig, agent: theAgent, plugin, pod: (name: string) => rigPods.get(name) };
+      let roundOver = false;
+      const prober = (async () => {
+        while (!roundOver) {
+          try {
+            const list = await rig.api.request("GET", `/api/v1/namespaces/${NS}/pods`) as {
+              items: PodListItem[];
+            };
+            await probeLifecycle(list.items, await rig.cri.listPodSandbox({}));
+          } catch {
+            // a part is restarting: the next probe
+          }
+          await sleep(500);
+        }
+      })();
       const results = await Promise.allSettled([
         ...plan.steps.map(async (step) => {
           await sleep(step.atMs - (Date.now() - roundStart));
@@ -550,6 +652,8 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
           await injectFault(fault, ctx);
         }),
       ]);
+      roundOver = true;
+      await prober;
       const failed = results.flatMap((r) => r.status === "rejected" ? [String(r.reason)] : []);
       const outcome = failed.length > 0
         ? { problems: failed.map((f) => `the round could not do what it planned: ${f}`) }
@@ -631,7 +735,7 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
       0,
     );
     const rssValues = rss.map((s) => s.rssMiB);
-    const report = {
+    const report: ChaosReport = {
       seed: options.seed,
       runtime: options.runtime,
       minutes: Math.round((Date.now() - started) / 600) / 100,
@@ -684,11 +788,13 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
         `${violations.length} violations`,
     );
     console.log(violations.length === 0 ? "CHAOS SOAK PASSED" : "CHAOS SOAK FAILED");
-    return violations.length === 0 ? 0 : 1;
+    return report;
   } finally {
     await agent?.stop().catch(() => undefined);
     await rig.stop();
   }
 }
 
-if (import.meta.main) Deno.exit(await runChaos(parseChaosArgs(Deno.args)));
+if (import.meta.main) {
+  Deno.exit((await runChaos(parseChaosArgs(Deno.args))).violations === 0 ? 0 : 1);
+}

@@ -47,7 +47,8 @@ const same = (a: readonly string[], b: readonly string[]) =>
 
 /**
  * Violations of one live pod: network-status must hold exactly the annotation's elements
- * (all of those whose NAD exists; one whose NAD is missing may be attached from before),
+ * (all of those whose NAD exists; one whose NAD is missing may be attached from before, and
+ * the attachment it is to replace on its interface stays until the NAD exists),
  * with the `ips` and `mac` asked for; the netns must hold exactly the links network-status
  * names, with its addresses and MACs; the condition must be `True` when every element is
  * attached and `False`/`NetworkNotFound` when only elements of missing NADs are not.
@@ -102,7 +103,12 @@ export function podViolations(
       problems.push(`${describe(element)}: network-status says mac ${entry.mac}`);
     }
   }
+  // A change to a network whose NAD is missing keeps the attachment it would replace.
+  const waitingInterfaces = new Set(
+    elements.flatMap((e) => e.interface && !nads.has(e.name) ? [e.interface] : []),
+  );
   for (const entry of unmatched) {
+    if (waitingInterfaces.has(entry.interface ?? "")) continue;
     problems.push(
       `network-status holds ${entry.interface} on ${entry.name}, which the annotation does not ask for`,
     );

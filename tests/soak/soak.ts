@@ -345,6 +345,8 @@ async function main(): Promise<number> {
 
 if (import.meta.main) {
   Deno.exit(
-    Deno.args.includes("--chaos") ? await runChaos(parseChaosArgs(Deno.args)) : await main(),
+    Deno.args.includes("--chaos")
+      ? ((await runChaos(parseChaosArgs(Deno.args))).violations === 0 ? 0 : 1)
+      : await main(),
   );
 }
