@@ -8,6 +8,7 @@ import { ChaosPlanner, FAULT_KINDS, type RoundPlan } from "./soak/chaos_plan.ts"
 import {
   allocationViolations,
   journalViolations,
+  platformLeak,
   type PodView,
   podViolations,
   terminatingViolations,
@@ -235,4 +236,33 @@ Deno.test("invariants: addresses, terminating pods, journal files and error line
     unexplainedErrors([{ at: 1_500, text: "x" }, { at: 9_000, text: "y" }], spans, 1_000),
     [{ at: 9_000, text: "y" }],
   );
+});
+
+Deno.test("invariants: only an address the agent never made and whose teardown DEL never succeeded is the platform's", () => {
+  const eth0 = { network: "rig-cluster", ip: "10.240.0.9", owner: "s1", ifname: "eth0" };
+  const net1 = { ...eth0, network: "chaos-blue", ifname: "net1" };
+  const del = (ok: boolean | undefined) => ({
+    command: "DEL" as const,
+    kind: "CNI" as const,
+    sandboxId: "s1",
+    ifname: "eth0",
+    ...(ok === undefined ? {} : { ok }),
+  });
+  const hotPlug = {
+    command: "ADD" as const,
+    kind: "delegate" as const,
+    sandboxId: "s1",
+    ifname: "net1",
+    ok: true,
+  };
+  // multus went away in the middle of the runtime's DEL, which was never sent again.
+  assert.equal(platformLeak(eth0, [del(undefined)]), true);
+  assert.equal(platformLeak(net1, [del(false)]), true);
+  // Sent again and done: whatever is left is not explained.
+  assert.equal(platformLeak(eth0, [del(undefined), del(true)]), false);
+  // No teardown at all, or another sandbox's: not explained.
+  assert.equal(platformLeak(eth0, []), false);
+  assert.equal(platformLeak({ ...eth0, owner: "s2" }, [del(false)]), false);
+  // The agent made it: releasing it was the agent's job, whatever the runtime did.
+  assert.equal(platformLeak(net1, [hotPlug, del(false)]), false);
 });

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Element, NetworkName } from "./chaos_plan.ts";
+import type { MultusRequest } from "../support/mod.ts";
 
 /** One non-default entry of a pod's network-status. */
 export interface StatusEntryView {
@@ -281,4 +282,24 @@ export function unexplainedErrors(
   return errors.filter((e) =>
     !spans.some((s) => e.at >= s.start - slackMs && e.at <= s.end + slackMs)
   );
+}
+
+/**
+ * Whether an address left behind is the platform's leak, not the agent's: the agent never made
+ * it (no `/delegate` ADD of its sandbox and interface succeeded), and its one release, the
+ * runtime's CNI DEL at the sandbox's teardown, never succeeded (multus was down when it came,
+ * and the runtime, having marked the sandbox stopped, does not send it again).
+ */
+export function platformLeak(
+  allocation: AllocationView,
+  requests: readonly MultusRequest[],
+): boolean {
+  const own = requests.filter((r) => r.sandboxId === allocation.owner);
+  const agentMade = own.some((r) =>
+    r.kind === "delegate" && r.command === "ADD" && r.ok === true &&
+    r.ifname === allocation.ifname
+  );
+  if (agentMade) return false;
+  const teardowns = own.filter((r) => r.kind === "CNI" && r.command === "DEL");
+  return teardowns.length > 0 && !teardowns.some((r) => r.ok === true);
 }

@@ -116,3 +116,31 @@ export function releases(activity: MultusActivity): { agent: string[]; teardown:
 export function coldPlugged(activity: MultusActivity): string[] {
   return [...activity.sandbox.added].sort();
 }
+
+/** One request of {@linkcode multusRequests}: a {@linkcode MultusRequest} and the pod it was for. */
+export interface PodMultusRequest extends MultusRequest {
+  podUid: string;
+}
+
+/** Every request `log` shows, for any pod, each with whether it finished without an error. */
+export function multusRequests(log: string): PodMultusRequest[] {
+  const requests: PodMultusRequest[] = [];
+  for (const m of log.matchAll(MESSAGE)) {
+    if (!m[1]) continue;
+    const podUid = /(?:^|;)K8S_POD_UID=([^;]*)/.exec(m[6]!)?.[1] ?? "";
+    const command = m[1] as "ADD" | "DEL";
+    const kind = m[3]!.toLowerCase() === "delegate" ? "delegate" : "CNI";
+    const sandboxId = m[4]!;
+    const ifname = m[5]!;
+    if (m[2] === "starting") {
+      requests.push({ command, kind, sandboxId, ifname, podUid });
+      continue;
+    }
+    const started = requests.find((q) =>
+      q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname &&
+      q.sandboxId === sandboxId
+    );
+    if (started) started.ok = m[7] !== undefined;
+  }
+  return requests;
+}
