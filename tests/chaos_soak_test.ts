@@ -241,20 +241,28 @@ Deno.test("invariants: addresses, terminating pods, journal files and error line
 Deno.test("invariants: only an address the agent never made and whose teardown DEL never succeeded is the platform's", () => {
   const eth0 = { network: "rig-cluster", ip: "10.240.0.9", owner: "s1", ifname: "eth0" };
   const net1 = { ...eth0, network: "chaos-blue", ifname: "net1" };
-  const del = (ok: boolean | undefined) => ({
-    command: "DEL" as const,
-    kind: "CNI" as const,
-    sandboxId: "s1",
-    ifname: "eth0",
-    ...(ok === undefined ? {} : { ok }),
-  });
-  const hotPlug = {
-    command: "ADD" as const,
-    kind: "delegate" as const,
-    sandboxId: "s1",
-    ifname: "net1",
-    ok: true,
+  let at = 0;
+  const request = (
+    command: "ADD" | "DEL",
+    kind: "CNI" | "delegate",
+    ifname: string,
+    ok: boolean | undefined,
+    finished = true,
+  ) => {
+    const startedAt = at++;
+    return {
+      command,
+      kind,
+      sandboxId: "s1",
+      ifname,
+      podUid: "u1",
+      startedAt,
+      ...(ok === undefined ? {} : { ok }),
+      ...(finished && ok !== undefined ? { finishedAt: at++ } : {}),
+    };
   };
+  const del = (ok: boolean | undefined) => request("DEL", "CNI", "eth0", ok);
+  const hotPlug = request("ADD", "delegate", "net1", true);
   // multus went away in the middle of the runtime's DEL, which was never sent again.
   assert.equal(platformLeak(eth0, [del(undefined)]), true);
   assert.equal(platformLeak(net1, [del(false)]), true);
@@ -265,4 +273,12 @@ Deno.test("invariants: only an address the agent never made and whose teardown D
   assert.equal(platformLeak({ ...eth0, owner: "s2" }, [del(false)]), false);
   // The agent made it: releasing it was the agent's job, whatever the runtime did.
   assert.equal(platformLeak(net1, [hotPlug, del(false)]), false);
+  // The runtime's DEL ran while the sandbox's ADD went on: multus added after the release.
+  const add = request("ADD", "CNI", "eth0", true, false);
+  const racing = del(true);
+  const addDone = { ...add, finishedAt: at++ };
+  assert.equal(platformLeak(net1, [addDone, racing]), true);
+  // The ADD had finished before the DEL started: nothing explains the address.
+  const before = request("ADD", "CNI", "eth0", true);
+  assert.equal(platformLeak(net1, [before, del(true)]), false);
 });

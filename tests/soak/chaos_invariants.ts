@@ -8,7 +8,7 @@
  * @module
  */
 import type { Element, NetworkName } from "./chaos_plan.ts";
-import type { MultusRequest } from "../support/mod.ts";
+import type { PodMultusRequest } from "../support/mod.ts";
 
 /** One non-default entry of a pod's network-status. */
 export interface StatusEntryView {
@@ -286,13 +286,15 @@ export function unexplainedErrors(
 
 /**
  * Whether an address left behind is the platform's leak, not the agent's: the agent never made
- * it (no `/delegate` ADD of its sandbox and interface succeeded), and its one release, the
- * runtime's CNI DEL at the sandbox's teardown, never succeeded (multus was down when it came,
- * and the runtime, having marked the sandbox stopped, does not send it again).
+ * it (no `/delegate` ADD of its sandbox and interface succeeded), and the runtime's release of
+ * the sandbox's networks did not happen. Either its CNI DEL never succeeded (multus was down
+ * when it came, and the runtime, having marked the sandbox stopped, does not send it again),
+ * or it ran while the sandbox's own CNI ADD was still going on (the runtime gave up on the ADD
+ * and cleaned up at once; multus went on adding after the DEL was done).
  */
 export function platformLeak(
   allocation: AllocationView,
-  requests: readonly MultusRequest[],
+  requests: readonly PodMultusRequest[],
 ): boolean {
   const own = requests.filter((r) => r.sandboxId === allocation.owner);
   const agentMade = own.some((r) =>
@@ -301,5 +303,11 @@ export function platformLeak(
   );
   if (agentMade) return false;
   const teardowns = own.filter((r) => r.kind === "CNI" && r.command === "DEL");
-  return teardowns.length > 0 && !teardowns.some((r) => r.ok === true);
+  const done = teardowns.filter((r) => r.ok === true);
+  if (teardowns.length > 0 && done.length === 0) return true;
+  const lastDone = done.at(-1);
+  return lastDone !== undefined && own.some((r) =>
+    r.kind === "CNI" && r.command === "ADD" &&
+    (r.finishedAt === undefined || r.finishedAt > lastDone.startedAt)
+  );
 }

@@ -117,9 +117,15 @@ export function coldPlugged(activity: MultusActivity): string[] {
   return [...activity.sandbox.added].sort();
 }
 
-/** One request of {@linkcode multusRequests}: a {@linkcode MultusRequest} and the pod it was for. */
+/**
+ * One request of {@linkcode multusRequests}: a {@linkcode MultusRequest}, the pod it was for,
+ * and where in the log it started and finished (character offsets, so that requests can be
+ * ordered).
+ */
 export interface PodMultusRequest extends MultusRequest {
   podUid: string;
+  startedAt: number;
+  finishedAt?: number;
 }
 
 /** Every request `log` shows, for any pod, each with whether it finished without an error. */
@@ -133,14 +139,17 @@ export function multusRequests(log: string): PodMultusRequest[] {
     const sandboxId = m[4]!;
     const ifname = m[5]!;
     if (m[2] === "starting") {
-      requests.push({ command, kind, sandboxId, ifname, podUid });
+      requests.push({ command, kind, sandboxId, ifname, podUid, startedAt: m.index });
       continue;
     }
     const started = requests.find((q) =>
       q.ok === undefined && q.command === command && q.kind === kind && q.ifname === ifname &&
       q.sandboxId === sandboxId
     );
-    if (started) started.ok = m[7] !== undefined;
+    if (started) {
+      started.ok = m[7] !== undefined;
+      started.finishedAt = m.index;
+    }
   }
   return requests;
 }
