@@ -170,8 +170,10 @@ function checker(
   const results: DriftCheckResult[] = [];
   const requests: DelegateRequest[] = [];
   const lines: Record<string, unknown>[] = [];
+  // While a round runs, the pods it lists; the next listing (the next round's) ends the run.
+  let listing: (() => readonly PodSnapshot[]) | undefined;
   const check = new DriftCheck({
-    pods: () => pods,
+    pods: () => listing?.() ?? [],
     nads: {
       get: (namespace, name) => {
         const config = nads[`${namespace}/${name}`];
@@ -199,9 +201,31 @@ function checker(
     enqueue: (key) => queued.push(key),
     log: new Logger({ level: "debug", sink: (l) => lines.push(JSON.parse(l)) }),
     observer: { driftCheck: (r) => results.push(r) },
-    intervalMs: 1000,
+    // Short, so that a round's pauses between checks take no time worth waiting for.
+    intervalMs: 4,
   });
-  return { check, memory, queued, results, requests, lines };
+  /**
+   * One round of {@linkcode DriftCheck.run}, as the agent runs it: every attachment of every
+   * pod checked once; the run stops when it lists the pods for the next round.
+   */
+  async function round(): Promise<void> {
+    const stop = new AbortController();
+    let listed = false;
+    listing = () => {
+      if (!listed) {
+        listed = true;
+        return pods;
+      }
+      stop.abort();
+      return [];
+    };
+    try {
+      await check.run(stop.signal);
+    } finally {
+      listing = undefined;
+    }
+  }
+  return { round, memory, queued, results, requests, lines };
 }
 
 Deno.test("drift check: every non-default attachment is CHECKed with its network's config; a drift is remembered and queues the pod once", async () => {
@@ -213,7 +237,7 @@ Deno.test("drift check: every non-default attachment is CHECKed with its network
       req.ifname === "net1" && broken ? answered("failed to find interface net1") : undefined,
     { "ns1/a": macvlan("a"), "ns1/b": macvlan("b") },
   );
-  await w.check.checkAll();
+  await w.round();
   assert.deepEqual(w.requests.map((r) => `${r.command} ${r.ifname} ${r.containerId}`), [
     "CHECK net1 sb-uid-p",
     "CHECK net2 sb-uid-p",
@@ -226,10 +250,10 @@ Deno.test("drift check: every non-default attachment is CHECKed with its network
     seenIn: pod.metadata.annotations![NETWORK_STATUS_ANNOTATION],
   }]);
   // The same finding again queues nothing more; once it checks out, the pod is queued again.
-  await w.check.checkAll();
+  await w.round();
   assert.deepEqual(w.queued, ["ns1/p"]);
   broken = false;
-  await w.check.checkAll();
+  await w.round();
   assert.deepEqual(w.queued, ["ns1/p", "ns1/p"]);
   assert.deepEqual(w.memory.drifts("ns1/p"), []);
 });
@@ -249,8 +273,8 @@ Deno.test("drift check: a network whose attachments cannot be checked is said on
         : undefined,
     { "ns1/a": macvlan("a", "0.3.1"), "ns1/b": macvlan("b") },
   );
-  await w.check.checkAll();
-  await w.check.checkAll();
+  await w.round();
+  await w.round();
   assert.deepEqual(w.results, ["unsupported", "ok", "ok"]);
   assert.equal(w.lines.filter((l) => /cannot be checked/.test(String(l.msg))).length, 1);
   assert.ok(
@@ -258,7 +282,7 @@ Deno.test("drift check: a network whose attachments cannot be checked is said on
     "the other pod's attachment was not checked",
   );
   multusDown = true;
-  await w.check.checkAll();
+  await w.round();
   assert.deepEqual(w.results.at(-1), "error");
   assert.deepEqual(w.memory.drifts("ns1/p"), []);
   assert.deepEqual(w.queued, []);
@@ -267,7 +291,7 @@ Deno.test("drift check: a network whose attachments cannot be checked is said on
 Deno.test("drift check: a drift whose attachment network-status no longer lists is over", async () => {
   const w = checker([runningPod("p", [DEFAULT_ENTRY])], () => undefined, {});
   w.memory.driftFound("ns1/p", { id: A1, found: "Link not found" });
-  await w.check.checkAll();
+  await w.round();
   assert.deepEqual(w.memory.drifts("ns1/p"), []);
   assert.deepEqual(w.queued, ["ns1/p"]);
   assert.deepEqual(w.requests, []);

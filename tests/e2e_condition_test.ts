@@ -13,43 +13,29 @@ import {
   FLAPPING_READINESS,
   getPod,
   hasInterfaces,
+  networksReadyCondition,
   networkStatus,
+  type PodCondition,
+  podConditions,
   rigTest,
   setNetworks,
 } from "./support/mod.ts";
 
 const NS = "condition";
 
-interface Condition {
-  type: string;
-  status: string;
-  reason?: string;
-  message?: string;
-  lastTransitionTime?: string;
-}
-
-async function conditions(rig: Rig, pod: RigPod): Promise<Condition[]> {
-  const obj = await getPod(rig, pod) as { status?: { conditions?: Condition[] } };
-  return obj.status?.conditions ?? [];
-}
-
-async function networksReady(rig: Rig, pod: RigPod): Promise<Condition | undefined> {
-  return (await conditions(rig, pod)).find((c) => c.type === NETWORKS_READY_CONDITION);
-}
-
-async function ready(rig: Rig, pod: RigPod): Promise<Condition | undefined> {
-  return (await conditions(rig, pod)).find((c) => c.type === "Ready");
+async function ready(rig: Rig, pod: RigPod): Promise<PodCondition | undefined> {
+  return (await podConditions(rig, pod)).find((c) => c.type === "Ready");
 }
 
 async function waitCondition(
   rig: Rig,
   pod: RigPod,
   what: string,
-  test: (c: Condition) => boolean,
+  test: (c: PodCondition) => boolean,
   timeoutMs = 30_000,
-): Promise<Condition> {
+): Promise<PodCondition> {
   return await waitFor(what, async () => {
-    const c = await networksReady(rig, pod);
+    const c = await networksReadyCondition(rig, pod);
     return c !== undefined && test(c) ? c : undefined;
   }, timeoutMs);
 }
@@ -68,7 +54,7 @@ Deno.test({
       await t.step("a pod that never asks for networks gets no condition", async () => {
         const plain = await rig.createPod({ name: "plain", namespace: NS });
         await sleep(3_000); // a resync included
-        assert.equal(await networksReady(rig, plain), undefined);
+        assert.equal(await networksReadyCondition(rig, plain), undefined);
         await rig.deletePod(plain);
       });
 
@@ -104,7 +90,7 @@ Deno.test({
           const res = await waiting;
           assert.equal(res.code, 0, `kubectl wait: ${res.stdout} ${res.stderr}`);
           assert.match(res.stdout, /condition met/);
-          const ok = await networksReady(rig, pod);
+          const ok = await networksReadyCondition(rig, pod);
           assert.equal(ok?.status, "True");
           assert.equal(ok?.reason, "Attached");
           assert.ok(hasInterfaces(await networkStatus(rig, pod), ["net1"]));
@@ -170,7 +156,7 @@ Deno.test({
         let lastReady: string | undefined;
         const deadline = Date.now() + 8_000;
         while (Date.now() < deadline) {
-          const all = await conditions(rig, pod);
+          const all = await podConditions(rig, pod);
           const mine = all.find((c) => c.type === NETWORKS_READY_CONDITION);
           assert.deepEqual(mine, first, "the condition is as the agent wrote it");
           const r = all.find((c) => c.type === "Ready")?.status;
@@ -183,7 +169,11 @@ Deno.test({
         ctl = undefined;
         await rig.restartKubelet();
         await sleep(3_000);
-        assert.deepEqual(await networksReady(rig, pod), first, "kept across a kubelet restart");
+        assert.deepEqual(
+          await networksReadyCondition(rig, pod),
+          first,
+          "kept across a kubelet restart",
+        );
         console.log(
           `the condition outlived ${flips} Ready flips written by the kubelet and its restart`,
         );

@@ -16,11 +16,10 @@
  * says: the first two tests run a node whose multus says 0.4.0, the first version with CHECK.
  */
 import assert from "node:assert/strict";
-import { NETWORKS_READY_CONDITION } from "../lib/core/networks_condition.ts";
 import {
   ControllerProcess,
-  getPod,
   interfacesByName,
+  networksReadyCondition,
   networkStatus,
   rigTest,
   setNetworks,
@@ -56,13 +55,6 @@ async function deleteLink(rig: Rig, pod: RigPod, ifname: string): Promise<void> 
 async function link(rig: Rig, pod: RigPod, ifname: string) {
   const l = (await interfacesByName(rig, pod)).get(ifname);
   return l ? { mac: l.mac, ipv4: l.ipv4 } : undefined;
-}
-
-async function condition(rig: Rig, pod: RigPod) {
-  const object = await getPod(rig, pod) as {
-    status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
-  };
-  return object.status?.conditions?.find((c) => c.type === NETWORKS_READY_CONDITION);
 }
 
 async function setup(rig: Rig): Promise<void> {
@@ -146,7 +138,7 @@ Deno.test({
       assert.match(metrics, /dynamic_networks_drift_checks_total\{result="drifted"\} [1-9]/);
       assert.match(metrics, /dynamic_networks_drift_repairs_total\{result="success"\} [2-9]/);
       assert.deepEqual(ctl.records().filter((r) => r.level === "error"), []);
-      assert.equal((await condition(rig, pod))?.status, "True");
+      assert.equal((await networksReadyCondition(rig, pod))?.status, "True");
       console.log(
         `net1 deleted in the pod, back with MAC ${before!.mac} and ${before!.ipv4.join(", ")} ` +
           `after ${backMs} ms (check interval ${INTERVAL_S} s)`,
@@ -178,11 +170,11 @@ Deno.test({
       await deleteLink(rig, pod, "net1");
       await waitFor(
         "NetworksReady Drifted",
-        async () => (await condition(rig, pod))?.reason === "Drifted",
+        async () => (await networksReadyCondition(rig, pod))?.reason === "Drifted",
         6 * INTERVAL_S * 1000,
         100,
       );
-      const drifted = await condition(rig, pod);
+      const drifted = await networksReadyCondition(rig, pod);
       assert.equal(drifted?.status, "False");
       assert.match(drifted?.message ?? "", /net1 of network: blue: .*repair is off/);
       await waitForEvent(rig, pod, {
@@ -193,7 +185,7 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 2 * INTERVAL_S * 1000));
       assert.equal(await link(rig, pod, "net1"), undefined);
       assert.equal(JSON.stringify(await networkStatus(rig, pod)), status);
-      assert.equal((await condition(rig, pod))?.reason, "Drifted");
+      assert.equal((await networksReadyCondition(rig, pod))?.reason, "Drifted");
       assert.deepEqual(ctl.records().filter((r) => r.level === "error"), []);
       console.log(`reported: ${drifted?.message}`);
       await rig.deletePod(pod);

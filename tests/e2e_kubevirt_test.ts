@@ -30,8 +30,11 @@ import {
   hasInterfaces,
   interfacesByName,
   ipamAllocations,
+  networksReadyCondition,
   networkStatus,
   networkStatusText,
+  type PodCondition,
+  podConditions,
   rigTest,
   type StatusEntry,
   statusEntry,
@@ -133,24 +136,12 @@ function networksAnnotation(networks: readonly VmNetwork[]): string {
   return networks.length === 0 ? "" : JSON.stringify(networks.map(kubevirtElement));
 }
 
-interface Condition {
-  type: string;
-  status: string;
-  reason?: string;
-  message?: string;
-}
-
-async function conditions(rig: Rig, pod: RigPod): Promise<Condition[]> {
-  const obj = await getPod(rig, pod) as { status?: { conditions?: Condition[] } };
-  return obj.status?.conditions ?? [];
-}
-
 /** The agent's condition, once it is True. */
-async function waitNetworksReady(rig: Rig, pod: RigPod): Promise<Condition> {
-  let last: Condition | undefined;
+async function waitNetworksReady(rig: Rig, pod: RigPod): Promise<PodCondition> {
+  let last: PodCondition | undefined;
   try {
     return await waitFor(`${NETWORKS_READY_CONDITION} True`, async () => {
-      last = (await conditions(rig, pod)).find((c) => c.type === NETWORKS_READY_CONDITION);
+      last = await networksReadyCondition(rig, pod);
       return last?.status === "True" ? last : undefined;
     }, 30_000);
   } catch (err) {
@@ -242,7 +233,7 @@ Deno.test({
       assert.equal((await getPod(rig, pod)).metadata.annotations?.[NETWORKS_ANNOTATION], undefined);
       // virt-controller patches the pod's networks only once the pod is Ready.
       await waitFor("the virt-launcher pod to be Ready", async () => {
-        const ready = (await conditions(rig, pod)).find((c) => c.type === "Ready");
+        const ready = (await podConditions(rig, pod)).find((c) => c.type === "Ready");
         return ready?.status === "True";
       }, 30_000);
 

@@ -32,6 +32,7 @@ import {
   multusActivity,
   multusMark,
   multusSince,
+  podConditions,
   releases,
   rigTest,
   setNetworks,
@@ -507,15 +508,10 @@ Deno.test({
       namespace: NS,
       readinessGates: [NETWORKS_READY_CONDITION],
     });
-    const conditions = async () => {
-      const object = await getPod(rig, pod) as {
-        status?: { conditions?: { type: string; status: string; reason?: string }[] };
-      };
-      return object.status?.conditions ?? [];
-    };
     await waitFor(
       "the gated pod to be Ready",
-      async () => (await conditions()).some((c) => c.type === "Ready" && c.status === "True"),
+      async () =>
+        (await podConditions(rig, pod)).some((c) => c.type === "Ready" && c.status === "True"),
       WAIT_MS,
     );
     const netns = await rig.podNetns(pod);
@@ -525,7 +521,7 @@ Deno.test({
     let readyAgain: ReadinessSample | undefined;
     while (!readyAgain && Date.now() - started < WAIT_MS) {
       const at = Date.now();
-      const all = await conditions();
+      const all = await podConditions(rig, pod);
       const ours = all.find((c) => c.type === NETWORKS_READY_CONDITION);
       const hasNet1 = (await rig.netnsInterfaces(netns)).some((l) => l.name === "net1");
       const sample = {

@@ -8,14 +8,13 @@
  * new attachment is in place, and no address of the old one is left allocated.
  */
 import assert from "node:assert/strict";
-import { NETWORKS_READY_CONDITION } from "../lib/core/networks_condition.ts";
 import {
   ControllerProcess,
   type DesiredAttachment,
-  getPod,
   interfacesByName,
   ipamAllocations,
   mismatch,
+  networksReadyCondition,
   rigTest,
   setNetworks,
   waitConverged,
@@ -72,14 +71,6 @@ async function setNadConfig(rig: Rig, name: string, config: Record<string, unkno
   await rig.api.request("PUT", path, nad);
 }
 
-/** The pod's `NetworksReady` condition. */
-async function condition(rig: Rig, pod: RigPod) {
-  const object = await getPod(rig, pod) as {
-    status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
-  };
-  return object.status?.conditions?.find((c) => c.type === NETWORKS_READY_CONDITION);
-}
-
 /** net1 as the pod has it: MAC and IPv4 addresses. */
 async function net1(rig: Rig, pod: RigPod) {
   const link = (await interfacesByName(rig, pod)).get("net1");
@@ -133,7 +124,7 @@ Deno.test({
         30_000,
         100,
       );
-      const held = await condition(rig, pod);
+      const held = await networksReadyCondition(rig, pod);
       assert.equal(held?.status, "False", JSON.stringify(held));
       assert.match(held?.message ?? "", /net1 to network: red/);
       assert.ok(held?.message?.includes(REFUSAL), String(held?.message));
@@ -144,7 +135,7 @@ Deno.test({
       await waitConverged(rig, pod, redOnNet1("red"), IPAM_NETWORKS, 90_000);
       await waitFor(
         "NetworksReady True",
-        async () => (await condition(rig, pod))?.status === "True",
+        async () => (await networksReadyCondition(rig, pod))?.status === "True",
         30_000,
       );
       assert.deepEqual(ctl.records().filter((r) => r.level === "error"), []);

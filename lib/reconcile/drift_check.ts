@@ -103,11 +103,6 @@ export class DriftCheck {
     }
   }
 
-  /** Checks every attachment of every pod once, now, one after the other. */
-  async checkAll(): Promise<void> {
-    for (const { pod, targets } of this.#round()) await this.checkPod(pod, targets);
-  }
-
   /** The running pods of the node and the attachments network-status lists for each. */
   #round(): { pod: PodSnapshot; targets: DriftTarget[] }[] {
     const rounds: { pod: PodSnapshot; targets: DriftTarget[] }[] = [];

@@ -41,19 +41,29 @@
  */
 import { parseArgs } from "node:util";
 import { ControllerProcess } from "../support/mod.ts";
-import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
+import { NETWORKS_ANNOTATION, Rig, type RigPod } from "../rig/mod.ts";
 import { FileJournal } from "../../lib/journal/file_journal.ts";
 import { Logger } from "../../lib/base/log.ts";
 import { NetnsMonitor } from "./netns_monitor.ts";
 import { PodWatch, type WatchedPod } from "./pod_watch.ts";
 import { procMemory, RssSampler } from "./proc.ts";
-import { deltaBy, Scrape } from "./prom.ts";
+import { deltaBy } from "./prom.ts";
 import { round, summarize, type Summary } from "./stats.ts";
 import { wakeupPhase, type WakeupResult } from "./wakeups.ts";
 import { type PartCost, partCosts } from "./parts.ts";
 import { type LibraryCost, libraryCosts } from "./libraries.ts";
 import { type ApiFloor, floorsPhase, type FloorsResult } from "./floors.ts";
 import { driftPhase, type DriftResult, renderDrift } from "./drift.ts";
+import {
+  machineCpu,
+  ms,
+  pool,
+  row,
+  scrape,
+  sleep,
+  statusInterfaces,
+  waitIdle,
+} from "./bench_support.ts";
 
 const NAMESPACE = "bench";
 const NAD = "bench-macvlan";
@@ -136,8 +146,6 @@ function parseOptions(args: string[]): BenchOptions {
 
 // ------------------------------------------------------------------------------- helpers
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Waits for `work` at most `ms`, ignoring its failure. */
 async function within(ms: number, work: Promise<unknown> | undefined): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -154,18 +162,6 @@ function progress(message: string): void {
   console.error(`[bench ${s}s] ${message}`);
 }
 
-/** Interface names recorded in a pod's network-status (default network excluded). */
-function statusInterfaces(pod: WatchedPod): string[] {
-  const text = pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
-  if (!text) return [];
-  try {
-    const entries = JSON.parse(text) as { interface?: string; default?: boolean }[];
-    return entries.filter((e) => !e.default && e.interface).map((e) => e.interface!);
-  } catch {
-    return [];
-  }
-}
-
 function hasAll(pod: WatchedPod, names: readonly string[]): boolean {
   const have = new Set(statusInterfaces(pod));
   return names.every((n) => have.has(n));
@@ -176,41 +172,6 @@ function networks(ifnames: readonly string[]): string {
   return JSON.stringify(
     ifnames.map((i) => ({ name: i.startsWith("w") ? WAITING_NAD : NAD, interface: i })),
   );
-}
-
-async function scrape(ctl: ControllerProcess): Promise<Scrape> {
-  const { status, body } = await ctl.get("/metrics");
-  if (status !== 200) throw new Error(`/metrics answered ${status}`);
-  return new Scrape(body);
-}
-
-/** Waits until the controller's queue is empty and no worker is busy, twice in a row. */
-async function waitIdle(ctl: ControllerProcess, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let calm = 0;
-  while (Date.now() < deadline) {
-    const m = await scrape(ctl);
-    const busy = m.sum("workqueue_depth") + m.sum("controller_runtime_active_workers");
-    calm = busy === 0 ? calm + 1 : 0;
-    if (calm >= 2) return;
-    await sleep(100);
-  }
-  throw new Error("the controller did not become idle");
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>) {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }
 
 function startController(rig: Rig, args: string[] = []): Promise<ControllerProcess> {
@@ -587,15 +548,6 @@ function othersCpuFloorMs(b: BurstResult): number {
   return (busyCoreMs - 1000 * b.controllerCpuSeconds) / cores;
 }
 
-/** Busy and total CPU time of the whole machine, in clock ticks (/proc/stat). */
-function machineCpu(): { busy: number; total: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1)
-    .map(Number) as number[];
-  const busy = user! + nice! + system! + irq! + softirq! + steal!;
-  return { busy, total: busy + idle! + iowait! };
-}
-
 /** Idle RSS readings over a few seconds. */
 async function idleRss(ctl: ControllerProcess, seconds: number): Promise<Summary> {
   const values: number[] = [];
@@ -673,17 +625,6 @@ function machine() {
 /** The 1, 5 and 15 minute load averages (/proc/loadavg). */
 function loadavg(): number[] {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
-}
-
-function ms(v: number): string {
-  return Number.isFinite(v) ? v.toFixed(v < 1 ? 2 : 1) : "-";
-}
-
-function row(cells: (string | number)[], widths: number[]): string {
-  return cells.map((c, i) => {
-    const s = String(c);
-    return i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!);
-  }).join("  ");
 }
 
 function verdict(ok: boolean): string {

@@ -20,19 +20,24 @@
  * @module
  */
 import { ControllerProcess } from "../support/mod.ts";
-import {
-  NETWORK_STATUS_ANNOTATION,
-  NETWORKS_ANNOTATION,
-  type Rig,
-  type RigPod,
-} from "../rig/mod.ts";
+import { NETWORKS_ANNOTATION, type Rig, type RigPod } from "../rig/mod.ts";
 import { run } from "../rig/exec.ts";
 import { MultusClient } from "../../lib/multus/client.ts";
 import { delegateConfig } from "../../lib/core/nad.ts";
 import type { DelegateRequest } from "../../lib/reconcile/ports.ts";
 import type { PodWatch, WatchedPod } from "./pod_watch.ts";
-import { deltaBy, Scrape } from "./prom.ts";
+import { deltaBy } from "./prom.ts";
 import { summarize, type Summary } from "./stats.ts";
+import {
+  machineCpu,
+  ms,
+  pool,
+  row,
+  scrape,
+  sleep,
+  statusInterfaces,
+  waitIdle,
+} from "./bench_support.ts";
 
 /** The drift phase's NAD (macvlan, host-local, `cniVersion` 0.4.0). */
 export const DRIFT_NAD = "bench-drift";
@@ -48,6 +53,8 @@ export const REPAIR_INTERVAL_S = 2;
 export const IDLE_INTERVAL_S = 60;
 /** How often the pod's netns is polled for the repaired link, in ms. */
 export const POLL_MS = 20;
+/** How long the agent may take to become idle, in ms. */
+const IDLE_TIMEOUT_MS = 180_000;
 
 /** What the drift phase is given. */
 export interface DriftOptions {
@@ -133,38 +140,6 @@ export interface DriftResult {
   multusLog: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function scrape(ctl: ControllerProcess): Promise<Scrape> {
-  const { status, body } = await ctl.get("/metrics");
-  if (status !== 200) throw new Error(`/metrics of pid ${ctl.pid} answered ${status}`);
-  return new Scrape(body);
-}
-
-/** Waits until the agent's queue is empty and no worker is busy, twice in a row. */
-async function waitIdle(ctl: ControllerProcess, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let calm = 0;
-  while (Date.now() < deadline) {
-    const m = await scrape(ctl);
-    const busy = m.sum("workqueue_depth") + m.sum("controller_runtime_active_workers");
-    calm = busy === 0 ? calm + 1 : 0;
-    if (calm >= 2) return;
-    await sleep(100);
-  }
-  throw new Error(`the agent (pid ${ctl.pid}) did not become idle within ${timeoutMs} ms`);
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function pool<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<unknown>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
-
 /** CPU time of process `pid` (utime + stime from `/proc/<pid>/stat`), in seconds. */
 export function procCpuSeconds(pid: number): number {
   const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -177,28 +152,6 @@ export function procCpuSeconds(pid: number): number {
     throw new Error(`/proc/${pid}/stat has no utime and stime: ${JSON.stringify(text)}`);
   }
   return (utime + stime) / 100;
-}
-
-/** Busy and total CPU time of the whole machine, in clock ticks (/proc/stat). */
-function machineCpu(): { busy: number; total: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1)
-    .map(Number) as number[];
-  const busy = user! + nice! + system! + irq! + softirq! + steal!;
-  return { busy, total: busy + idle! + iowait! };
-}
-
-/** Interface names recorded in a pod's network-status (default network excluded). */
-function statusInterfaces(pod: WatchedPod): string[] {
-  try {
-    const entries = JSON.parse(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? "[]") as {
-      interface?: string;
-      default?: boolean;
-    }[];
-    return entries.filter((e) => !e.default && e.interface).map((e) => e.interface!);
-  } catch {
-    return [];
-  }
 }
 
 /**
@@ -329,7 +282,7 @@ async function repairs(
     }
     times.push(ms);
     progress(`drift repair ${i + 1}/${samples}: ${ms.toFixed(0)} ms`);
-    await waitIdle(ctl);
+    await waitIdle(ctl, IDLE_TIMEOUT_MS);
   }
   const after = await scrape(ctl);
   return {
@@ -381,7 +334,7 @@ async function idleWindow(
 ): Promise<DriftIdleWindow> {
   const ctl = await startAgent(rig, intervalSeconds);
   try {
-    await waitIdle(ctl);
+    await waitIdle(ctl, IDLE_TIMEOUT_MS);
     await sleep(3000);
     const before = await scrape(ctl);
     const cpuBefore = procCpuSeconds(ctl.pid);
@@ -472,7 +425,7 @@ export async function driftPhase(
       watch,
       new Map(pods.map((p, i) => [p, i === 0 ? [element(DRIFT_MAC)] : []])),
     );
-    await waitIdle(ctl);
+    await waitIdle(ctl, IDLE_TIMEOUT_MS);
     netns = await rig.podNetns(first);
     const mac = await linkMac(netns, DRIFT_IFNAME);
     if (mac !== DRIFT_MAC) {
@@ -509,7 +462,7 @@ export async function driftPhase(
   ctl = await startAgent(rig, REPAIR_INTERVAL_S);
   let repair: DriftRepairs;
   try {
-    await waitIdle(ctl);
+    await waitIdle(ctl, IDLE_TIMEOUT_MS);
     // CHECK must work through this node's multus, or there is nothing to time.
     const seen = await firstChecks(ctl);
     if (cost.checkMs.n === 0 || !((seen.checks.ok ?? 0) > 0)) {
@@ -533,7 +486,7 @@ export async function driftPhase(
   ctl = await startAgent(rig, 0);
   try {
     await settle(watch, new Map(pods.slice(1).map((p) => [p, [element()]])));
-    await waitIdle(ctl);
+    await waitIdle(ctl, IDLE_TIMEOUT_MS);
   } finally {
     agentProblems.push(...problems(ctl));
     await ctl.stop();
@@ -553,17 +506,6 @@ export async function driftPhase(
     agentProblems: agentProblems.slice(0, 20),
     multusLog: rig.logFile("multus"),
   };
-}
-
-function ms(v: number): string {
-  return Number.isFinite(v) ? v.toFixed(v < 1 ? 2 : 1) : "-";
-}
-
-function row(cells: (string | number)[], widths: number[]): string {
-  return cells.map((c, i) => {
-    const s = String(c);
-    return i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!);
-  }).join("  ");
 }
 
 /** The drift phase's lines of the bench's report. */

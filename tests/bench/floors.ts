@@ -26,6 +26,7 @@ import { ROOT, runProbe } from "./parts.ts";
 import type { PodWatch } from "./pod_watch.ts";
 import { Scrape } from "./prom.ts";
 import { summarize, type Summary } from "./stats.ts";
+import { sleep } from "./bench_support.ts";
 
 /** One way of reaching the API server, timed on both ends. */
 export interface ApiFloor {
@@ -66,8 +67,6 @@ export interface FloorsResult {
 const FLOOR_IFNAME = "fl1";
 /** An annotation of the bench's own, so that no controller acts on the writes. */
 const PROBE_ANNOTATION = "bench.dynamic-networks-controller.io/probe";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Pod = { metadata: { resourceVersion: string; annotations?: Record<string, string> } };
 

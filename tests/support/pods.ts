@@ -18,6 +18,7 @@ import {
   type Rig,
   type RigPod,
 } from "../rig/mod.ts";
+import { NETWORKS_READY_CONDITION } from "../../lib/core/networks_condition.ts";
 import type { ControllerProcess } from "./controller_process.ts";
 
 /** How long a convergence wait lasts before failing. */
@@ -36,6 +37,15 @@ export interface StatusEntry {
   [key: string]: unknown;
 }
 
+/** One of a pod's `status.conditions`, as far as the tests read it. */
+export interface PodCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
 /** The parts of a Pod object the tests read and write. */
 export interface PodObject {
   metadata: {
@@ -45,7 +55,7 @@ export interface PodObject {
     resourceVersion?: string;
     annotations?: Record<string, string>;
   };
-  status?: { phase?: string };
+  status?: { phase?: string; conditions?: PodCondition[] };
   [key: string]: unknown;
 }
 
@@ -99,6 +109,22 @@ export async function poll<T>(
 /** The Pod object as the API server has it now. */
 export async function getPod(rig: Rig, pod: RigPod): Promise<PodObject> {
   return await rig.api.request<PodObject>("GET", podPath(pod));
+}
+
+/** The pod's conditions as the API server has them now (empty when it has none). */
+export async function podConditions(rig: Rig, pod: RigPod): Promise<PodCondition[]> {
+  return (await getPod(rig, pod)).status?.conditions ?? [];
+}
+
+/**
+ * The agent's condition ({@linkcode NETWORKS_READY_CONDITION}) of the pod as the API server has
+ * it now, or `undefined` when the pod has none.
+ */
+export async function networksReadyCondition(
+  rig: Rig,
+  pod: RigPod,
+): Promise<PodCondition | undefined> {
+  return (await podConditions(rig, pod)).find((c) => c.type === NETWORKS_READY_CONDITION);
 }
 
 /** The Pod object, or `undefined` once the API server no longer has it. */
