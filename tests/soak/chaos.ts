@@ -581,7 +581,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     /**
      * The lifecycle contract, probed during rounds and at every check: no interface leaves a
-     * deleted pod while its container runs.
+     * deleted pod while its container runs, until its grace period ends.
      */
     const probeLifecycle = async (
       items: PodListItem[],
@@ -594,6 +594,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           s.labels["io.kubernetes.pod.uid"] === p.metadata.uid && s.state === "SANDBOX_READY"
         );
         if (!sandbox) continue;
+        // The contract holds until the grace period ends (a forced deletion has none).
+        const graceEnds = Date.parse(p.metadata.deletionTimestamp);
+        if (!(Date.now() < graceEnds)) continue;
         let names: string[];
         try {
           names =
@@ -602,6 +605,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         } catch {
           continue; // the sandbox went meanwhile
         }
+        // Read within the grace period, or it says nothing about the contract.
+        if (!(Date.now() < graceEnds)) continue;
         const gone = known.links.filter((l) => !names.includes(l));
         if (gone.length === 0) continue;
         // Read after the links: a container running now was running when they were read.
