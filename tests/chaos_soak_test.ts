@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { SeededRandom, ShuffleBag } from "./soak/seeded_random.ts";
-import { ChaosPlanner, FAULT_KINDS, type RoundPlan } from "./soak/chaos_plan.ts";
+import { ChaosPlanner, FAULT_KINDS, multusNameable, type RoundPlan } from "./soak/chaos_plan.ts";
 import {
   allocationViolations,
   journalViolations,
@@ -88,6 +88,12 @@ Deno.test("chaos planner: what each round asks for can be done and checked", () 
         named.length,
         `${pod.name}: ${JSON.stringify(pod.elements)}`,
       );
+      // multus can plug the list into a new sandbox: no name an unnamed element gets from it.
+      pod.elements.forEach((e, i) => {
+        if (e.interface === undefined) {
+          assert.ok(!named.includes(`net${i + 1}`), `${pod.name}: ${JSON.stringify(pod.elements)}`);
+        }
+      });
       for (const e of pod.elements.filter((e) => e.name === "red")) {
         assert.equal(e.ips?.length, 1, `a red element asks for its address: ${JSON.stringify(e)}`);
       }
@@ -281,4 +287,16 @@ Deno.test("invariants: only an address the agent never made and whose teardown D
   // The ADD had finished before the DEL started: nothing explains the address.
   const before = request("ADD", "CNI", "eth0", true);
   assert.equal(platformLeak(net1, [before, del(true)]), false);
+});
+
+Deno.test("chaos planner: a named element in the way of multus' name for an unnamed one moves", () => {
+  assert.deepEqual(
+    multusNameable([{ name: "blue", interface: "net2" }, { name: "amber" }, {
+      name: "green",
+      interface: "net4",
+    }]),
+    [{ name: "blue", interface: "net1" }, { name: "amber" }, { name: "green", interface: "net4" }],
+  );
+  const fine = [{ name: "blue" as const }, { name: "red" as const, interface: "net3" }];
+  assert.deepEqual(multusNameable(fine), fine);
 });

@@ -250,6 +250,10 @@ export class ChaosPlanner {
   }
 
   #edited(current: readonly Element[], edit: EditKind): Element[] {
+    return multusNameable(this.#change(current, edit));
+  }
+
+  #change(current: readonly Element[], edit: EditKind): Element[] {
     const r = this.#random;
     switch (edit) {
       case "clear":
@@ -288,4 +292,28 @@ export class ChaosPlanner {
       }
     }
   }
+}
+
+/**
+ * `elements` as multus can plug them into a new sandbox (after the kubelet replaces a dead
+ * one): multus names an element without an interface name `net<position>` (1-based), and
+ * fails the whole sandbox when another element names that interface. A named element in the
+ * way moves to the first free `netN`, so that the run never writes an annotation no sandbox
+ * of the pod could be made with.
+ */
+export function multusNameable(elements: readonly Element[]): Element[] {
+  const out = elements.map((e) => ({ ...e }));
+  const positional = new Set(
+    out.flatMap((e, i) => e.interface === undefined ? [`net${i + 1}`] : []),
+  );
+  const used = new Set(out.flatMap((e) => e.interface ? [e.interface] : []));
+  for (const element of out) {
+    if (element.interface === undefined || !positional.has(element.interface)) continue;
+    let n = 1;
+    while (used.has(`net${n}`) || positional.has(`net${n}`)) n++;
+    used.delete(element.interface);
+    element.interface = `net${n}`;
+    used.add(element.interface);
+  }
+  return out;
 }
