@@ -177,6 +177,29 @@ Deno.test("a change to a NAD that does not exist yet keeps the old attachment in
   assert.deepEqual(world.recorded(), { net1: "ns1/late" });
 });
 
+Deno.test("an attachment that moves off an interface a missing NAD's element names moves, and is not put back", async () => {
+  const red = { name: "a", ips: ["10.1.0.5/24"], mac: "02:00:00:00:00:0a" };
+  const world = new World([{ ...red, interface: "net3" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  await world.converge(world.reconciler());
+  world.delegateCalls = [];
+  // net3 now belongs to a network whose NAD does not exist yet; a's element has no name.
+  world.setNetworks([red, { name: "late", interface: "net3" }]);
+  assert.deepEqual(
+    await world.reconciler().reconcile("ns1/p"),
+    waitFor("NetworkAttachmentDefinition ns1/late"),
+  );
+  // a moves to a free name; it is not kept on net3 as well, nor put back there (the same
+  // address and MAC on two interfaces).
+  assert.deepEqual(world.delegateCalls, ["DEL net3 a", "ADD net1 a"]);
+  assert.deepEqual(world.attached(), { net1: "a" });
+  assert.deepEqual(world.recorded(), { net1: "ns1/a" });
+  assert.equal(world.pod.status?.networksCondition?.reason, "NetworkNotFound");
+  world.nads.set("ns1/late", macvlan("late"));
+  await world.converge(world.reconciler());
+  assert.deepEqual(world.recorded(), { net1: "ns1/a", net3: "ns1/late" });
+});
+
 Deno.test("a failed remove holds back the add that needs its interface name", async () => {
   const world = new World([{ name: "a", interface: "net1" }], [DEFAULT_ENTRY, {
     name: "ns1/a",

@@ -342,7 +342,9 @@ export async function runOperations(
       continue;
     }
     const old = replaced.get(op.id.interface);
-    if (outcome.ok || !old) continue;
+    // A missing NAD's add only follows a removal when that attachment moved elsewhere
+    // (`planning.ts` keeps one it would merely replace): it is not put back.
+    if (outcome.ok || !old || outcome.kind === "missing-nad") continue;
     const restored = await restore(ctx, old, outcome);
     if (restored.ok) old.undone = true;
     outcomes.push(restored);

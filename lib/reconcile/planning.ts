@@ -19,7 +19,7 @@ import {
   invalidAnnotationMessage,
 } from "../core/event_messages.ts";
 import { nadKey } from "../core/nad.ts";
-import { type Plan } from "../core/plan_types.ts";
+import type { Operation, Plan } from "../core/plan_types.ts";
 import { planPod } from "../core/plan.ts";
 import { isFinished, podKey, type PodSnapshot } from "../core/pod.ts";
 import { parseNetworkSelection } from "../core/selection.ts";
@@ -181,7 +181,9 @@ export function refuseHostNetworkSandbox(
  * A change whose new attachment needs a NAD that does not exist yet leaves the attachment it
  * would replace in place: the ADD cannot be sent, so taking the old one out would only lead to
  * putting it back, each pass, costing the pod its link meanwhile and, with host-local, a new
- * address every time. The change goes through once the NAD exists.
+ * address every time. The change goes through once the NAD exists. An attachment that moves
+ * (its network is added on another interface in the same plan: an element without an interface
+ * name leaving a name another element now claims) still moves: kept, it would be there twice.
  */
 function keepingReplacedWhileNadMissing(plan: Plan, nads: NadSource): Plan {
   const replaces = (reason: string) => reason === "changed" || reason === "interface-reassigned";
@@ -193,10 +195,15 @@ function keepingReplacedWhileNadMissing(plan: Plan, nads: NadSource): Plan {
     ),
   );
   if (blocked.size === 0) return plan;
+  const moves = (remove: Operation) =>
+    plan.operations.some((op) =>
+      op.kind === "add" && op.id.namespace === remove.id.namespace &&
+      op.id.network === remove.id.network && op.id.interface !== remove.id.interface
+    );
   return {
     ...plan,
     operations: plan.operations.filter((op) =>
-      !(op.kind === "remove" && replaces(op.reason) && blocked.has(op.id.interface))
+      !(op.kind === "remove" && replaces(op.reason) && blocked.has(op.id.interface) && !moves(op))
     ),
   };
 }
