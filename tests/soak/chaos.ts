@@ -231,6 +231,8 @@ export interface ChaosReport {
    * the runtime's teardown DEL met a restarting multus and was not sent again.
    */
   platformLeaks: { count: number; examples: string[] };
+  /** Pods that waited without a sandbox because their annotation named a missing NAD. */
+  podsWaitingForNadWithoutSandbox: number;
   violations: number;
   violationDetails: Violation[];
   drain: string | string[];
@@ -386,6 +388,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
 
     // ---------------------------------------------------------------- the invariants
+    /** Pods that waited without a sandbox for a missing NAD at some check (multus refuses one). */
+    const sandboxWaits = new Set<string>();
     /** Addresses the platform lost (see `platformLeak`), by `network/ip`. */
     const platformLeaks = new Map<string, AllocationView>();
     /** Each live pod's links at the last quiet instant. */
@@ -415,6 +419,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         list.items.filter((p) => p.metadata.deletionTimestamp).map((p) => p.metadata.uid),
       );
       const expected = new Map<string, { pod: string; addresses: AllocationView[] }>();
+      /** Pods multus makes no sandbox for while a NAD their annotation names is missing. */
+      const waitingForNad = new Set<string>();
       let liveGreen = 0;
       let terminatingGreen = 0;
       for (const p of list.items) {
@@ -447,7 +453,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           s.labels["io.kubernetes.pod.uid"] === rigPod.uid && s.state === "SANDBOX_READY"
         );
         if (!sandbox) {
-          problems.push(`pod ${model.name}: no ready sandbox`);
+          // multus makes no sandbox for a pod whose annotation names a missing NAD: until the
+          // NAD is back, the pod waits, and its dead sandbox keeps what it held (released once
+          // a new one runs, or the pod is deleted).
+          if (model.elements.some((e) => !nads.has(e.name))) {
+            waitingForNad.add(rigPod.uid);
+            sandboxWaits.add(model.name);
+          } else {
+            problems.push(`pod ${model.name}: no ready sandbox`);
+          }
           continue;
         }
         const text = object.metadata.annotations?.[NETWORK_STATUS_ANNOTATION];
@@ -487,8 +501,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
       // Addresses: the secondary networks' exactly; the cluster network's only by owner.
       const lingering = new Set(
-        sandboxes.filter((s) => terminatingUids.has(s.labels["io.kubernetes.pod.uid"] ?? ""))
-          .map((s) => s.id),
+        sandboxes.filter((s) => {
+          const uid = s.labels["io.kubernetes.pod.uid"] ?? "";
+          return terminatingUids.has(uid) || waitingForNad.has(uid);
+        }).map((s) => s.id),
       );
       const secondary: AllocationView[] = [];
       const cluster: AllocationView[] = [];
@@ -815,6 +831,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           .map((s) => ({ s: s.s, rssMiB: Number(s.rssMiB.toFixed(1)) })),
       },
       errorLines: { explained: explainedErrors, total: errorsSeen },
+      podsWaitingForNadWithoutSandbox: sandboxWaits.size,
       platformLeaks: {
         count: platformLeaks.size,
         examples: [...platformLeaks.values()].slice(0, 5).map((a) =>
