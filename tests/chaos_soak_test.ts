@@ -191,7 +191,7 @@ Deno.test("invariants: an element whose NAD is missing may wait, and the conditi
   );
   assert.match(
     podViolations(elements, "ns", noLate, VIEW).join("\n"),
-    /an element waits for its NAD, yet NetworksReady is True/,
+    /an element waits for a NAD, yet NetworksReady is True/,
   );
   assert.match(
     podViolations(elements, "ns", ALL, {
@@ -299,4 +299,24 @@ Deno.test("chaos planner: a named element in the way of multus' name for an unna
   );
   const fine = [{ name: "blue" as const }, { name: "red" as const, interface: "net3" }];
   assert.deepEqual(multusNameable(fine), fine);
+});
+
+Deno.test("invariants: an attachment whose NAD is gone stays and holds its interface; the condition says DetachFailed", () => {
+  const noLate = new Set(["blue", "green", "red", "amber"] as const);
+  const view: PodView = {
+    status: [{ name: "ns/late", interface: "net3", ips: ["10.85.0.7"] }],
+    links: [{ name: "net3", mac: "0a:00:00:00:00:03", ipv4: ["10.85.0.7"] }],
+    condition: { status: "False", reason: "DetachFailed" },
+  };
+  assert.deepEqual(podViolations([{ name: "green", interface: "net3" }], "ns", noLate, view), []);
+  assert.deepEqual(podViolations([], "ns", noLate, view), []);
+  assert.match(
+    podViolations([], "ns", noLate, { ...view, condition: { status: "True" } }).join(),
+    /stays for want of its NAD, yet NetworksReady is True/,
+  );
+  // With its NAD back, it must go, and the element must come.
+  assert.match(
+    podViolations([{ name: "green", interface: "net3" }], "ns", ALL, view).join("\n"),
+    /holds net3 on ns\/late, which the annotation does not ask for[^]*net3 on green is asked for/,
+  );
 });

@@ -49,7 +49,9 @@ const same = (a: readonly string[], b: readonly string[]) =>
 /**
  * Violations of one live pod: network-status must hold exactly the annotation's elements
  * (all of those whose NAD exists; one whose NAD is missing may be attached from before, and
- * the attachment it is to replace on its interface stays until the NAD exists),
+ * the attachment it is to replace on its interface stays until the NAD exists; an attachment
+ * whose own NAD is missing stays too, holding its interface, as multus needs the NAD to
+ * release what it plugged),
  * with the `ips` and `mac` asked for; the netns must hold exactly the links network-status
  * names, with its addresses and MACs; the condition must be `True` when every element is
  * attached and `False`/`NetworkNotFound` when only elements of missing NADs are not.
@@ -79,6 +81,8 @@ export function podViolations(
   };
   const namedInterfaces = new Set(elements.flatMap((e) => e.interface ? [e.interface] : []));
   let allAttached = true;
+  /** Elements whose NAD exists that network-status lacks. */
+  const missing: Element[] = [];
   const ordered = [
     ...elements.filter((e) => e.interface !== undefined),
     ...elements.filter((e) => e.interface === undefined),
@@ -92,9 +96,7 @@ export function podViolations(
       );
     if (!entry) {
       allAttached = false;
-      if (nads.has(element.name)) {
-        problems.push(`${describe(element)} is asked for, its NAD exists, network-status lacks it`);
-      }
+      if (nads.has(element.name)) missing.push(element);
       continue;
     }
     if (element.ips && !same(ipv4Of(entry.ips), ipv4Of(element.ips))) {
@@ -108,11 +110,22 @@ export function podViolations(
   const waitingInterfaces = new Set(
     elements.flatMap((e) => e.interface && !nads.has(e.name) ? [e.interface] : []),
   );
+  // An attachment the agent did not make (multus plugged it into a new sandbox) is released
+  // with its NAD's config: while that NAD is missing it stays, and holds its interface.
+  const stuck = new Set<string>();
   for (const entry of unmatched) {
     if (waitingInterfaces.has(entry.interface ?? "")) continue;
+    if (!nads.has(entry.name.slice(namespace.length + 1) as NetworkName)) {
+      stuck.add(entry.interface ?? "");
+      continue;
+    }
     problems.push(
       `network-status holds ${entry.interface} on ${entry.name}, which the annotation does not ask for`,
     );
+  }
+  for (const element of missing) {
+    if (element.interface !== undefined && stuck.has(element.interface)) continue;
+    problems.push(`${describe(element)} is asked for, its NAD exists, network-status lacks it`);
   }
 
   const linkNames = view.links.map((l) => l.name);
@@ -139,24 +152,35 @@ export function podViolations(
   }
 
   const c = view.condition;
-  if (elements.length === 0) {
+  if (elements.length === 0 && stuck.size === 0) {
     if (c && c.status !== "True") {
       problems.push(
         `nothing is asked for, yet NetworksReady is ${c.status} (${c.reason}: ${c.message})`,
       );
     }
   } else if (problems.length === 0) {
-    if (allAttached && c?.status !== "True") {
+    if (allAttached && stuck.size === 0) {
+      if (c?.status !== "True") {
+        problems.push(
+          `every element is attached, yet NetworksReady is ${
+            c ? `${c.status} (${c.reason}: ${c.message})` : "missing"
+          }`,
+        );
+      }
+    } else if (!allAttached) {
+      const reasons = stuck.size > 0 ? ["NetworkNotFound", "DetachFailed"] : ["NetworkNotFound"];
+      if (c?.status !== "False" || !reasons.includes(c.reason ?? "")) {
+        problems.push(
+          `an element waits for a NAD, yet NetworksReady is ${
+            c ? `${c.status} (${c.reason}: ${c.message})` : "missing"
+          }, not False (${reasons.join(" or ")})`,
+        );
+      }
+    } else if (stuck.size > 0 && (c?.status !== "False" || c.reason !== "DetachFailed")) {
       problems.push(
-        `every element is attached, yet NetworksReady is ${
+        `an attachment the annotation dropped stays for want of its NAD, yet NetworksReady is ${
           c ? `${c.status} (${c.reason}: ${c.message})` : "missing"
-        }`,
-      );
-    } else if (!allAttached && (c?.status !== "False" || c.reason !== "NetworkNotFound")) {
-      problems.push(
-        `an element waits for its NAD, yet NetworksReady is ${
-          c ? `${c.status} (${c.reason}: ${c.message})` : "missing"
-        }, not False (NetworkNotFound)`,
+        }, not False (DetachFailed)`,
       );
     }
   }
