@@ -132,6 +132,8 @@ const HOST_LOCAL: Partial<Record<NetworkName, string>> = {
   amber: "chaos-amber",
   late: "chaos-late",
 };
+/** How old an allocation file without its owner must be to count as abandoned. */
+const UNWRITTEN_RESERVATION_MS = 10_000;
 /** An error line this close to a fault's span counts as explained by it. */
 const ERROR_SLACK_MS = 5_000;
 /** What a deleted pod may take beyond its grace period and the agent's give-up time. */
@@ -227,8 +229,10 @@ export interface ChaosReport {
   };
   errorLines: { explained: number; total: number };
   /**
-   * Addresses the platform lost: made by multus at a sandbox's creation, never released because
-   * the runtime's teardown DEL met a restarting multus and was not sent again.
+   * Addresses the platform lost (not the agent): made by multus at a sandbox's creation and
+   * never released because the runtime's teardown DEL met a restarting multus or raced the
+   * sandbox's own ADD, or reserved by a host-local that a multus restart killed before it wrote
+   * the owner.
    */
   platformLeaks: { count: number; examples: string[] };
   /** Pods that waited without a sandbox because their annotation named a missing NAD. */
@@ -519,6 +523,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             continue; // released meanwhile
           }
           const [owner = "", ifname = ""] = text.split(/\r?\n/).map((s) => s.trim());
+          if (owner === "") {
+            // host-local reserves an address by creating its file, then writes the owner: a
+            // plugin killed in between (a multus restart stops the plugins it runs) leaves a
+            // file nothing can release. One a moment old is a reservation under way.
+            const path = `${rig.ipamDataDir}/${dir.name}/${ip}`;
+            const age = Date.now() - ((await Deno.stat(path).catch(() => undefined))?.mtime
+              ?.getTime() ?? Date.now());
+            if (age > UNWRITTEN_RESERVATION_MS) {
+              platformLeaks.set(`${dir.name}/${ip}`, { network: dir.name, ip, owner, ifname });
+            } else {
+              problems.push(`host-local is reserving ${dir.name}/${ip}`);
+            }
+            continue;
+          }
           (secondaryDirs.has(dir.name) ? secondary : cluster).push({
             network: dir.name,
             ip,
@@ -835,7 +853,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       platformLeaks: {
         count: platformLeaks.size,
         examples: [...platformLeaks.values()].slice(0, 5).map((a) =>
-          `${a.network}/${a.ip} (${a.ifname}) of sandbox ${a.owner.slice(0, 13)}`
+          a.owner === ""
+            ? `${a.network}/${a.ip}, reserved and never written (its plugin was killed)`
+            : `${a.network}/${a.ip} (${a.ifname}) of sandbox ${a.owner.slice(0, 13)}`
         ),
       },
       violations: violations.length,
