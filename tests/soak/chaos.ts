@@ -132,6 +132,8 @@ const HOST_LOCAL: Partial<Record<NetworkName, string>> = {
   amber: "chaos-amber",
   late: "chaos-late",
 };
+/** How long an address no teardown released must stay to count as the platform's loss. */
+const TEARDOWN_GRACE_MS = 15_000;
 /** How old an allocation file without its owner must be to count as abandoned. */
 const UNWRITTEN_RESERVATION_MS = 10_000;
 /** An error line this close to a fault's span counts as explained by it. */
@@ -394,6 +396,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // ---------------------------------------------------------------- the invariants
     /** Pods that waited without a sandbox for a missing NAD at some check (multus refuses one). */
     const sandboxWaits = new Set<string>();
+    /** When each address `platformLeak` explains was first seen (`network/ip@owner`). */
+    const suspectSince = new Map<string, number>();
     /** Addresses the platform lost (see `platformLeak`), by `network/ip`. */
     const platformLeaks = new Map<string, AllocationView>();
     /** Each live pod's links at the last quiet instant. */
@@ -558,11 +562,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const lost = new Set<AllocationView>();
       if (suspects.length > 0) {
         const requests = multusRequests(await Deno.readTextFile(rig.logFile("multus")));
+        const now = Date.now();
         for (const a of suspects) {
-          if (platformLeak(a, requests)) {
-            lost.add(a);
-            platformLeaks.set(`${a.network}/${a.ip}`, a);
-          }
+          if (!platformLeak(a, requests)) continue;
+          const key = `${a.network}/${a.ip}@${a.owner}`;
+          const since = suspectSince.get(key) ?? now;
+          suspectSince.set(key, since);
+          // A teardown may be on its way: only one that does not come counts.
+          if (now - since < TEARDOWN_GRACE_MS) continue;
+          lost.add(a);
+          platformLeaks.set(`${a.network}/${a.ip}`, a);
         }
       }
       const kept = (list: AllocationView[]) => list.filter((a) => !lost.has(a));

@@ -310,11 +310,13 @@ export function unexplainedErrors(
 
 /**
  * Whether an address left behind is the platform's leak, not the agent's: the agent never made
- * it (no `/delegate` ADD of its sandbox and interface succeeded), and the runtime's release of
- * the sandbox's networks did not happen. Either its CNI DEL never succeeded (multus was down
- * when it came, and the runtime, having marked the sandbox stopped, does not send it again),
- * or it ran while the sandbox's own CNI ADD was still going on (the runtime gave up on the ADD
- * and cleaned up at once; multus went on adding after the DEL was done).
+ * it (no `/delegate` ADD of its sandbox and interface succeeded), and no release of the sandbox
+ * by the runtime did its job: no CNI DEL of it reached multus (the shim found no multus: it
+ * was restarting, and the runtime marked the sandbox stopped all the same), none succeeded, or
+ * the last one that did ran while the sandbox's own CNI ADD was still going on (the runtime
+ * gave up on the ADD and cleaned up at once; multus went on adding after the DEL). The caller
+ * counts an address only once it has stayed a while, so a teardown under way is not taken for
+ * one that never comes.
  */
 export function platformLeak(
   allocation: AllocationView,
@@ -326,11 +328,10 @@ export function platformLeak(
     r.ifname === allocation.ifname
   );
   if (agentMade) return false;
-  const teardowns = own.filter((r) => r.kind === "CNI" && r.command === "DEL");
-  const done = teardowns.filter((r) => r.ok === true);
-  if (teardowns.length > 0 && done.length === 0) return true;
-  const lastDone = done.at(-1);
-  return lastDone !== undefined && own.some((r) =>
+  const lastDone = own.filter((r) => r.kind === "CNI" && r.command === "DEL" && r.ok === true)
+    .at(-1);
+  if (lastDone === undefined) return true;
+  return own.some((r) =>
     r.kind === "CNI" && r.command === "ADD" &&
     (r.finishedAt === undefined || r.finishedAt > lastDone.startedAt)
   );
