@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { SeededRandom, ShuffleBag } from "./soak/seeded_random.ts";
-import { ChaosPlanner, FAULT_KINDS, multusNameable, type RoundPlan } from "./soak/chaos_plan.ts";
+import {
+  ChaosPlanner,
+  type Element,
+  FAULT_KINDS,
+  multusNameable,
+  NETWORKS,
+  type RoundPlan,
+} from "./soak/chaos_plan.ts";
+import { sandboxNameClashes } from "../lib/core/multus_names.ts";
 import {
   allocationViolations,
   journalViolations,
@@ -299,6 +307,16 @@ Deno.test("chaos planner: a named element in the way of multus' name for an unna
   );
   const fine = [{ name: "blue" as const }, { name: "red" as const, interface: "net3" }];
   assert.deepEqual(multusNameable(fine), fine);
+  // Whatever it is given, the agent finds no clash in what it returns.
+  const random = new SeededRandom(7);
+  for (let i = 0; i < 500; i++) {
+    const list: Element[] = Array.from({ length: random.int(6) }, () => ({
+      name: random.pick(NETWORKS),
+      ...(random.chance(0.5) ? { interface: `net${1 + random.int(6)}` } : {}),
+    }));
+    const named = multusNameable(list).map((e) => ({ ...e, namespace: "ns" }));
+    assert.deepEqual(sandboxNameClashes(named), [], JSON.stringify(list));
+  }
 });
 
 Deno.test("invariants: an attachment whose NAD is gone stays and holds its interface; the condition says DetachFailed", () => {

@@ -3,7 +3,9 @@
  * with their own permission list and a kubeconfig of the rig's, against the agent on the real
  * kubelet: attach and detach with `--wait` succeed and fail as they should, two concurrent
  * attaches to one pod both land, the annotation keeps its form, and the errors (a missing pod,
- * a pod on no node, a taken interface name, a missing NAD, a 403) say what is wrong.
+ * a pod on no node, a taken interface name, a missing NAD, a 403) say what is wrong. An
+ * annotation multus could not plug into a new sandbox draws a warning from the command and the
+ * agent, and the step after shows the runtime failing the pod's next sandbox over it.
  */
 import assert from "node:assert/strict";
 import { NETWORKS_ANNOTATION } from "../lib/core/annotations.ts";
@@ -19,9 +21,11 @@ import {
   getPod,
   hasInterfaces,
   networkStatus,
+  type PodEvent,
   rigTest,
   runCli,
   setNetworks,
+  waitForEvent,
 } from "./support/mod.ts";
 
 const NS = "commands";
@@ -125,6 +129,80 @@ Deno.test({
         assert.equal(await annotation(rig, pod), "blue@net1");
         assert.deepEqual(await links(rig, pod), ["eth0", "lo", "net1"]);
       });
+
+      await t.step(
+        "attach warns of an annotation multus could not plug into a new sandbox, and so does the agent",
+        async () => {
+          expectExit(await cli("attach", "short", "green@net3", "-n", NS, "--wait"), 0);
+          // red is third and names no interface: multus would call it net3 in a new sandbox.
+          const r = await cli("attach", "short", "red", "-n", NS, "--wait");
+          expectExit(r, 0);
+          assert.match(r.stdout, /attach commands\/red as net2 written/);
+          assert.match(
+            r.stderr,
+            /attach: warning: .*multus would fail a new one .*: networks\[2\] \(red\) names no interface, so multus calls it net3 in a new sandbox, the name networks\[1\] \(green\) asks for/,
+          );
+          assert.deepEqual(await links(rig, pod), ["eth0", "lo", "net1", "net2", "net3"]);
+          const event = await waitForEvent(rig, pod, {
+            reason: "SandboxInterfaceClash",
+            type: "Warning",
+            includes: ["networks[2] (red) names no interface", "net3"],
+          });
+          console.log(`${event.reason}: ${event.message}`);
+          await setNetworks(rig, pod, "blue@net1");
+          await waitFor(
+            "net2 and net3 to go",
+            async () => (await links(rig, pod)).join(",") === "eth0,lo,net1",
+            30_000,
+          );
+        },
+      );
+
+      await t.step(
+        "what the warning is about: multus fails the new sandbox until the annotation names the interface",
+        async () => {
+          const fragile = await rig.createPod({
+            name: "fragile",
+            namespace: NS,
+            networks: "blue@net1,green@net3",
+          });
+          expectExit(await cli("attach", "fragile", "red", "-n", NS, "--wait"), 0);
+          const killedAt = Date.now();
+          const dead = await rig.killPause(fragile);
+          const failure = await waitFor("the kubelet to fail the pod's new sandbox", async () => {
+            const list = await rig.api.request<{ items: PodEvent[] }>(
+              "GET",
+              `/api/v1/namespaces/${NS}/events`,
+              undefined,
+              { query: { fieldSelector: `involvedObject.uid=${fragile.uid}` } },
+            );
+            return list.items.find((e) => e.reason === "FailedCreatePodSandBox");
+          }, 60_000);
+          // multus names red net3, which green holds already.
+          assert.match(failure.message ?? "", /"red".*interface name to "net3".*already exists/);
+          console.log(`after the sandbox died: ${failure.reason}: ${failure.message}`);
+          await setNetworks(rig, fragile, "blue@net1,green@net3,red@net2");
+          const restarted = await waitFor(
+            "a new sandbox once red names its interface",
+            async () => {
+              const now = await rig.refreshPod(fragile).catch(() => undefined);
+              return now && now.sandboxId !== dead ? now : undefined;
+            },
+            120_000,
+          );
+          await waitFor(
+            "the new sandbox to hold every network",
+            async () => (await links(rig, restarted)).join(",") === "eth0,lo,net1,net2,net3",
+            60_000,
+          );
+          timings.push(
+            `clashing annotation: sandbox killed, FailedCreatePodSandBox seen, fixed, running again ${
+              ((Date.now() - killedAt) / 1000).toFixed(1)
+            } s after the kill`,
+          );
+          await rig.deletePod(restarted);
+        },
+      );
 
       await t.step(
         "attach --wait fails with the reason for a NAD that does not exist",

@@ -14,6 +14,7 @@ import {
   EventReason,
   INVALID_SELECTION_REASON,
   INVALID_STATUS_REASON,
+  NAME_CLASH_REASON,
   REPAIRED_REASON,
   RESTORED_REASON,
 } from "../lib/core/event_messages.ts";
@@ -74,6 +75,7 @@ Deno.test("README: the events table lists every reason the controller records", 
     RESTORED_REASON,
     REPAIRED_REASON,
     DRIFTED_REASON,
+    NAME_CLASH_REASON,
   ];
   assert.deepEqual(firstCells(section("Events")).sort(), reasons.sort());
 });

@@ -1309,3 +1309,33 @@ Deno.test("error policy: a pass that failed only on conflicts is retried quietly
     action: "backoff",
   });
 });
+
+Deno.test("a change that leaves two networks with one multus name in a new sandbox plugs, and warns once", async () => {
+  // networks[1] names no interface: multus would call it net2 in a new sandbox, the name
+  // networks[0] asks for, and fail that sandbox. The running one takes both.
+  const world = new World([{ name: "a", interface: "net2" }, { name: "b" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  const reconciler = world.reconciler();
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.recorded(), { net1: "ns1/b", net2: "ns1/a" });
+  const clashes = world.events.filter((e) => e.reason === "SandboxInterfaceClash");
+  assert.equal(clashes.length, 1, JSON.stringify(world.events));
+  assert.equal(clashes[0]!.type, "Warning");
+  assert.equal(
+    clashes[0]!.message,
+    'pod [ns1/p]: the networks annotation works in the running sandbox, but multus would fail the next one (made when the kubelet replaces a dead sandbox) and the pod could not start again: networks[1] (b) names no interface, so multus calls it net2 in a new sandbox, the name networks[0] (a) asks for: give networks[1] an "interface", or rename networks[0]\'s',
+  );
+  // A pass with nothing to change says nothing more.
+  assert.deepEqual(await reconciler.reconcile("ns1/p"), DONE);
+  assert.equal(world.events.filter((e) => e.reason === "SandboxInterfaceClash").length, 1);
+});
+
+Deno.test("an unnamed element whose multus name nobody else asks for draws no clash warning", async () => {
+  const world = new World([{ name: "b" }, { name: "a", interface: "net2" }]);
+  world.nads.set("ns1/a", macvlan("a"));
+  world.nads.set("ns1/b", macvlan("b"));
+  assert.deepEqual(await world.reconciler().reconcile("ns1/p"), DONE);
+  assert.deepEqual(world.recorded(), { net1: "ns1/b", net2: "ns1/a" });
+  assert.deepEqual(world.events.map((e) => e.reason), ["AddedInterface"]);
+});

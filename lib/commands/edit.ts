@@ -10,6 +10,7 @@ import { sleep } from "../base/backoff.ts";
 import { NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION } from "../core/annotations.ts";
 import { changeVerdict, type WaitedChange } from "./change_verdict.ts";
 import { findNetworksCondition, NETWORKS_READY_CONDITION } from "../core/networks_condition.ts";
+import { describeSandboxNameClash, sandboxNameClashes } from "../core/multus_names.ts";
 import { objectKey } from "../core/names.ts";
 import { parseNetworkSelection } from "../core/selection.ts";
 import {
@@ -58,6 +59,21 @@ function checkPod(pod: PodObject, key: string): void {
   }
 }
 
+/**
+ * Warns when the annotation written (`text`) is one multus could not plug into a new sandbox of
+ * the pod (`multus_names.ts`).
+ */
+function warnOfSandboxClash(ctx: CommandContext, verb: string, text: string | undefined): void {
+  const elements = parseNetworkSelection(text, ctx.namespace);
+  const clashes = sandboxNameClashes(elements).map((c) => describeSandboxNameClash(c, elements));
+  if (clashes.length === 0) return;
+  ctx.io.err(
+    `${ctx.program} ${verb}: warning: the agent plugs this into the running sandbox, but multus would fail a new one (made when the kubelet replaces a dead sandbox) and the pod could not start again: ${
+      clashes.join("; ")
+    }\n`,
+  );
+}
+
 function describeWrite(key: string, what: string, conflicts: number, note = ""): string {
   const retried = conflicts > 0
     ? ` after ${conflicts} conflicting write${conflicts === 1 ? "" : "s"}`
@@ -99,6 +115,7 @@ export async function attach(ctx: CommandContext): Promise<number> {
   }
   let iface = element.interface;
   let converted = false;
+  let written: string | undefined;
   const result = await editNetworksAnnotation(client, namespace, name, (pod) => {
     checkPod(pod, key);
     const current = pod.metadata?.annotations?.[NETWORKS_ANNOTATION];
@@ -112,12 +129,14 @@ export async function attach(ctx: CommandContext): Promise<number> {
       );
     }
     converted = edited.converted;
+    written = edited.text;
     return { text: edited.text };
   });
   const note = converted
     ? " (the short list became a JSON one: the short form cannot hold --ips or --mac)"
     : "";
   io.out(describeWrite(key, `attach ${nadKey} as ${iface}`, result.conflicts, note));
+  warnOfSandboxClash(ctx, "attach", written);
   if (line.waitMs === undefined) return 0;
   return await waitFor(ctx, {
     kind: "attach",
@@ -134,6 +153,7 @@ export async function detach(ctx: CommandContext): Promise<number> {
   const key = objectKey(namespace, name);
   let removed = "";
   let network = "";
+  let written: string | undefined;
   const result = await editNetworksAnnotation(client, namespace, name, (pod) => {
     checkPod(pod, key);
     const current = pod.metadata?.annotations?.[NETWORKS_ANNOTATION];
@@ -141,9 +161,11 @@ export async function detach(ctx: CommandContext): Promise<number> {
     removed = edited.removed;
     const [element] = parseNetworkSelection(removed.replace(/@.*$/, ""), namespace);
     network = element ? objectKey(element.namespace, element.name) : "";
+    written = edited.text;
     return { text: edited.text };
   });
   io.out(describeWrite(key, `detach ${iface} (${removed})`, result.conflicts));
+  warnOfSandboxClash(ctx, "detach", written);
   if (line.waitMs === undefined) return 0;
   return await waitFor(ctx, {
     kind: "detach",

@@ -43,6 +43,11 @@ export const RESTORED_REASON = "RestoredInterface";
 export const DRIFTED_REASON = "InterfaceDrifted";
 /** Reason recorded when a drifted attachment was made again (an addition to upstream's). */
 export const REPAIRED_REASON = "RepairedInterface";
+/**
+ * Reason recorded when a change leaves the networks annotation naming one interface twice for
+ * multus in a new pod sandbox (an addition to upstream's; see `multus_names.ts`).
+ */
+export const NAME_CLASH_REASON = "SandboxInterfaceClash";
 
 /** Event type, as core/v1. */
 export type EventType = "Normal" | "Warning";
@@ -351,6 +356,17 @@ export function repairedInterfacesMessage(podKey: string, items: readonly Interf
     items.length === 1 ? "an interface" : plural(items.length, "interface")
   } not as network-status records it; released and added again with the same request: ${
     listSome(each, "; ")
+  }`;
+}
+
+/**
+ * The `SandboxInterfaceClash` message: `pod [<ns/name>]: the networks annotation works in the
+ * running sandbox, but multus would fail the next one (…): <each clash>`, the clashes `; `
+ * apart, at most {@linkcode LISTED_ITEMS}.
+ */
+export function sandboxClashMessage(podKey: string, clashes: readonly string[]): string {
+  return `pod [${podKey}]: the networks annotation works in the running sandbox, but multus would fail the next one (made when the kubelet replaces a dead sandbox) and the pod could not start again: ${
+    listSome(clashes, "; ")
   }`;
 }
 

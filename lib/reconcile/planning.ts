@@ -17,7 +17,10 @@ import {
   INVALID_SELECTION_REASON,
   INVALID_STATUS_REASON,
   invalidAnnotationMessage,
+  NAME_CLASH_REASON,
+  sandboxClashMessage,
 } from "../core/event_messages.ts";
+import { describeSandboxNameClash, sandboxNameClashes } from "../core/multus_names.ts";
 import { nadKey } from "../core/nad.ts";
 import type { Operation, Plan } from "../core/plan_types.ts";
 import { planPod } from "../core/plan.ts";
@@ -119,6 +122,9 @@ export function planWithReport(
     if (drift.repair) plan = withRepairs(plan, drift.drifts, entries, pod.metadata.namespace);
     else notices.push(driftNotice(key, drift.drifts));
   }
+  // Said only by a pass that changes the pod: the change is what the warning is about, and a
+  // settled pod is not told again at every resync.
+  if (plan.operations.length > 0) notices.push(...sandboxClashNotice(pod));
   report.planned({ refusals, notices });
   plan = keepingReplacedWhileNadMissing(plan, nads);
   const missingNads = plan.operations.flatMap((op) =>
@@ -147,6 +153,28 @@ function driftNotice(key: string, drifts: readonly Drift[]): PodNotice {
     message: driftedInterfacesMessage(key, items),
     summary: "an attachment is not as network-status records it; repair is off",
   };
+}
+
+/**
+ * The warning for an annotation that multus could not plug into a new sandbox of the pod
+ * (`multus_names.ts`); none when it could. The annotation is known to parse.
+ */
+function sandboxClashNotice(pod: PodSnapshot): PodNotice[] {
+  const elements = parseNetworkSelection(
+    pod.metadata.annotations?.[NETWORKS_ANNOTATION],
+    pod.metadata.namespace,
+  );
+  const clashes = sandboxNameClashes(elements);
+  if (clashes.length === 0) return [];
+  return [{
+    reason: NAME_CLASH_REASON,
+    type: "Warning",
+    message: sandboxClashMessage(
+      podKey(pod),
+      clashes.map((clash) => describeSandboxNameClash(clash, elements)),
+    ),
+    summary: "multus would fail a new sandbox of the pod: two networks would get one name",
+  }];
 }
 
 /**
