@@ -1,8 +1,9 @@
 /**
  * Planning one pod within a pass: its annotations parsed, the pure planner run, and what is
  * wrong with the annotations handed to the pass's report (an invalid annotation, elements
- * refused, a host-network pod). The result also names the NADs the plan needs and misses, so
- * that their creation wakes the pod.
+ * refused, a host-network pod, and, in a pass that changes the pod, an interface name multus
+ * would give twice in a new sandbox). The result also names the NADs the plan needs and misses,
+ * so that their creation wakes the pod.
  *
  * @module
  */
