@@ -284,6 +284,12 @@ Deno.test("invariants: only an address the agent never made and that no teardown
   assert.equal(platformLeak(eth0, [del(undefined), del(true)]), false);
   // No teardown ever reached multus (the shim found no daemon): the platform's.
   assert.equal(platformLeak(eth0, []), true);
+  // The teardown's plugin was killed (a multus restart); the runtime's next DEL found multus'
+  // cache gone and released nothing, though it answered without an error: the platform's.
+  const noCache = { ...del(true), withoutCache: true };
+  assert.equal(platformLeak(eth0, [del(false), noCache]), true);
+  // After a DEL that released, one that finds no cache is the normal second teardown.
+  assert.equal(platformLeak(eth0, [del(true), { ...del(true), withoutCache: true }]), false);
   assert.equal(platformLeak({ ...eth0, owner: "s2" }, [del(false)]), true);
   // The agent made it: releasing it was the agent's job, whatever the runtime did.
   assert.equal(platformLeak(net1, [hotPlug, del(false)]), false);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { multusActivity, releases } from "./support/multus_log.ts";
+import { multusActivity, multusRequests, releases } from "./support/multus_log.ts";
 
 const UID = "2ff742c8-b588-4408-a049-6bc21ff1d3d4";
 const OTHER = "7d1c0e55-0b7e-4c41-9d0c-8f1f2b2a9e10";
@@ -65,4 +65,23 @@ Deno.test("multus log: a sandbox torn down twice counts each released interface 
     agent: [],
     teardown: ["eth0", "net0", "net1"],
   });
+});
+
+Deno.test("multus log: a runtime DEL that finds no cache of its sandbox is marked, the others not", () => {
+  const id = "bedeb457666742f2ce94e6887d7df553294bcec8e84f4e694c441f4c7666c47c";
+  const line = (phase: string, end = "") =>
+    `${T} [verbose] DEL ${phase} CNI request ContainerID:"${id}" Netns:"" IfName:"eth0" ` +
+    `Args:"IgnoreUnknown=1;K8S_POD_UID=${UID}" Path:""${end}`;
+  const log = [
+    line("starting"),
+    `${T} [verbose] ${plugin("Del", "eth0", UID)}`,
+    line("finished", ', result: "", err: DelegateDel: "bridge": signal: terminated'),
+    line("starting"),
+    `${T} [error] Multus: failed to get the cached delegates file: open /var/lib/cni/multus/${id}: no such file or directory, cannot properly delete`,
+    line("finished", ', result: "", err: <nil>'),
+  ].join("\n") + "\n";
+  assert.deepEqual(
+    multusRequests(log).map((r) => [r.ok, r.withoutCache ?? false]),
+    [[false, false], [true, true]],
+  );
 });

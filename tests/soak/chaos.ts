@@ -229,7 +229,12 @@ export interface ChaosReport {
     last: number;
     overTime: { s: number; rssMiB: number }[];
   };
-  errorLines: { explained: number; total: number };
+  errorLines: {
+    explained: number;
+    total: number;
+    /** The first explained lines, with the fault kinds under way when each was written. */
+    examples: { during: string[]; text: string }[];
+  };
   /**
    * Addresses the platform lost (not the agent): made by multus at a sandbox's creation and
    * never released because the runtime's teardown DEL met a restarting multus or raced the
@@ -272,6 +277,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const deleted: DeletedPod[] = [];
   let errorsSeen = 0;
   let explainedErrors = 0;
+  /** The first explained error lines, with the fault kinds whose spans hold them. */
+  const explainedExamples: { during: string[]; text: string }[] = [];
   let rounds = 0;
   const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
 
@@ -757,6 +764,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       errorsSeen = errors.length;
       const unexplained = unexplainedErrors(fresh, spans, ERROR_SLACK_MS);
       explainedErrors += fresh.length - unexplained.length;
+      for (const e of fresh) {
+        if (unexplained.includes(e) || explainedExamples.length >= 5) continue;
+        const during = spans.filter((s) =>
+          e.at >= s.start - ERROR_SLACK_MS && e.at <= s.end + ERROR_SLACK_MS
+        ).map((s) => s.kind);
+        explainedExamples.push({ during: [...new Set(during)], text: e.text.slice(0, 600) });
+      }
       for (const e of unexplained) {
         violations.push({
           round: plan.index,
@@ -857,7 +871,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         overTime: rss.filter((_, i) => i % Math.max(1, Math.floor(rss.length / 12)) === 0)
           .map((s) => ({ s: s.s, rssMiB: Number(s.rssMiB.toFixed(1)) })),
       },
-      errorLines: { explained: explainedErrors, total: errorsSeen },
+      errorLines: { explained: explainedErrors, total: errorsSeen, examples: explainedExamples },
       podsWaitingForNadWithoutSandbox: sandboxWaits.size,
       platformLeaks: {
         count: platformLeaks.size,

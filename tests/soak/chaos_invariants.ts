@@ -312,9 +312,11 @@ export function unexplainedErrors(
  * Whether an address left behind is the platform's leak, not the agent's: the agent never made
  * it (no `/delegate` ADD of its sandbox and interface succeeded), and no release of the sandbox
  * by the runtime did its job: no CNI DEL of it reached multus (the shim found no multus: it
- * was restarting, and the runtime marked the sandbox stopped all the same), none succeeded, or
- * the last one that did ran while the sandbox's own CNI ADD was still going on (the runtime
- * gave up on the ADD and cleaned up at once; multus went on adding after the DEL). The caller
+ * was restarting, and the runtime marked the sandbox stopped all the same), none succeeded
+ * (after one whose plugin a multus restart killed, the runtime's next DEL finds multus' cache
+ * gone and releases nothing, without an error), or the last one that did ran while the
+ * sandbox's own CNI ADD was still going on (the runtime gave up on the ADD and cleaned up at
+ * once; multus went on adding after the DEL). The caller
  * counts an address only once it has stayed a while, so a teardown under way is not taken for
  * one that never comes.
  */
@@ -328,8 +330,9 @@ export function platformLeak(
     r.ifname === allocation.ifname
   );
   if (agentMade) return false;
-  const lastDone = own.filter((r) => r.kind === "CNI" && r.command === "DEL" && r.ok === true)
-    .at(-1);
+  const lastDone = own.filter((r) =>
+    r.kind === "CNI" && r.command === "DEL" && r.ok === true && !r.withoutCache
+  ).at(-1);
   if (lastDone === undefined) return true;
   return own.some((r) =>
     r.kind === "CNI" && r.command === "ADD" &&

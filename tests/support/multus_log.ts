@@ -126,7 +126,16 @@ export interface PodMultusRequest extends MultusRequest {
   podUid: string;
   startedAt: number;
   finishedAt?: number;
+  /**
+   * A CNI DEL that found no cached delegates of its sandbox: multus answers it without an error
+   * and releases nothing (`cannot properly delete`).
+   */
+  withoutCache?: boolean;
 }
+
+/** multus' complaint when a DEL finds no cache of its sandbox, with the sandbox's ID. */
+const NO_CACHE =
+  /failed to get the cached delegates file: open \S*?\/([0-9a-f]{64}): [^\n]*cannot properly delete/g;
 
 /** Every request `log` shows, for any pod, each with whether it finished without an error. */
 export function multusRequests(log: string): PodMultusRequest[] {
@@ -150,6 +159,13 @@ export function multusRequests(log: string): PodMultusRequest[] {
       started.ok = m[7] !== undefined;
       started.finishedAt = m.index;
     }
+  }
+  for (const m of log.matchAll(NO_CACHE)) {
+    const del = requests.find((q) =>
+      q.command === "DEL" && q.kind === "CNI" && q.sandboxId === m[1] && q.startedAt < m.index &&
+      (q.finishedAt === undefined || q.finishedAt > m.index)
+    );
+    if (del) del.withoutCache = true;
   }
   return requests;
 }
