@@ -15,6 +15,7 @@ import {
 import { sandboxNameClashes } from "../lib/core/multus_names.ts";
 import {
   allocationViolations,
+  faultsUnderway,
   journalViolations,
   platformLeak,
   type PodView,
@@ -250,6 +251,11 @@ Deno.test("invariants: addresses, terminating pods, journal files and error line
     unexplainedErrors([{ at: 1_500, text: "x" }, { at: 9_000, text: "y" }], spans, 1_000),
     [{ at: 9_000, text: "y" }],
   );
+  const both = [...spans, { kind: "agent-kill", start: 2_500, end: 3_000 }, spans[0]!];
+  assert.deepEqual(faultsUnderway({ at: 2_800, text: "z" }, both, 1_000), [
+    "apiserver-restart",
+    "agent-kill",
+  ]);
 });
 
 Deno.test("invariants: only an address the agent never made and that no teardown DEL released is the platform's", () => {

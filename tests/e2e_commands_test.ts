@@ -21,7 +21,7 @@ import {
   getPod,
   hasInterfaces,
   networkStatus,
-  type PodEvent,
+  podEvents,
   rigTest,
   runCli,
   setNetworks,
@@ -169,15 +169,14 @@ Deno.test({
           expectExit(await cli("attach", "fragile", "red", "-n", NS, "--wait"), 0);
           const killedAt = Date.now();
           const dead = await rig.killPause(fragile);
-          const failure = await waitFor("the kubelet to fail the pod's new sandbox", async () => {
-            const list = await rig.api.request<{ items: PodEvent[] }>(
-              "GET",
-              `/api/v1/namespaces/${NS}/events`,
-              undefined,
-              { query: { fieldSelector: `involvedObject.uid=${fragile.uid}` } },
-            );
-            return list.items.find((e) => e.reason === "FailedCreatePodSandBox");
-          }, 60_000);
+          const failure = await waitFor(
+            "the kubelet to fail the pod's new sandbox",
+            async () =>
+              (await podEvents(rig, NS, fragile.name)).find((e) =>
+                e.reason === "FailedCreatePodSandBox"
+              ),
+            60_000,
+          );
           // multus names red net3, which green holds already.
           assert.match(failure.message ?? "", /"red".*interface name to "net3".*already exists/);
           console.log(`after the sandbox died: ${failure.reason}: ${failure.message}`);

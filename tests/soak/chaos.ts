@@ -59,6 +59,7 @@ import {
   type DeletedPod,
   type ErrorLine,
   type FaultSpan,
+  faultsUnderway,
   journalViolations,
   platformLeak,
   podViolations,
@@ -766,10 +767,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       explainedErrors += fresh.length - unexplained.length;
       for (const e of fresh) {
         if (unexplained.includes(e) || explainedExamples.length >= 5) continue;
-        const during = spans.filter((s) =>
-          e.at >= s.start - ERROR_SLACK_MS && e.at <= s.end + ERROR_SLACK_MS
-        ).map((s) => s.kind);
-        explainedExamples.push({ during: [...new Set(during)], text: e.text.slice(0, 600) });
+        const during = faultsUnderway(e, spans, ERROR_SLACK_MS);
+        explainedExamples.push({ during, text: e.text.slice(0, 600) });
       }
       for (const e of unexplained) {
         violations.push({

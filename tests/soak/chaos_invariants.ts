@@ -303,9 +303,18 @@ export function unexplainedErrors(
   spans: readonly FaultSpan[],
   slackMs: number,
 ): ErrorLine[] {
-  return errors.filter((e) =>
-    !spans.some((s) => e.at >= s.start - slackMs && e.at <= s.end + slackMs)
-  );
+  return errors.filter((e) => faultsUnderway(e, spans, slackMs).length === 0);
+}
+
+/** The kinds of the faults whose spans (widened by `slackMs`) hold `error`, each once. */
+export function faultsUnderway(
+  error: ErrorLine,
+  spans: readonly FaultSpan[],
+  slackMs: number,
+): string[] {
+  const kinds = spans.filter((s) => error.at >= s.start - slackMs && error.at <= s.end + slackMs)
+    .map((s) => s.kind);
+  return [...new Set(kinds)];
 }
 
 /**
